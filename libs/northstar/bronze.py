@@ -1,0 +1,144 @@
+"""Bronze job: ingest a table's new landing files into its bronze Delta table, exactly once.
+
+Each run takes the landing files no earlier run ingested, parses them, conforms them to the schema
+contract (rescuing values that do not fit), appends them with lineage columns and sends unparseable
+records to quarantine. The write replaces any rows of the same files (`replaceWhere`), so a run that
+crashed after writing bronze but before logging its files is repaired, not duplicated, by the next run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from northstar import delta, landing, ledger, quarantine
+from northstar.config import EnvConfig, SourceSpec, TableSpec
+from northstar.ledger import LedgerEntry
+from northstar.storage import LandingFile
+from northstar.transforms import bronze as tx
+from northstar.transforms.schema import ColumnPlan, conform, plan_columns
+
+# Bronze rows are found by lineage (which file, which run), so those are the columns Delta keeps stats on.
+STATS_COLUMNS = ",".join([tx.LANDING_FILE, "_run_id", "_ingest_time", tx.RECORD_HASH, "_rescued_data"])
+
+
+def existing_data_schema(spark: SparkSession, path: str) -> T.StructType | None:
+    """The bronze table's data columns (lineage left out), or None before its first write."""
+    if not delta.table_exists(spark, path):
+        return None
+    schema = spark.read.format("delta").load(path).schema
+    return T.StructType([f for f in schema.fields if f.name not in tx.LINEAGE_COLUMNS])
+
+
+def read_batch(
+    spark: SparkSession, spec: TableSpec, files: list[LandingFile], existing: T.StructType | None
+) -> tuple[DataFrame, list[ColumnPlan]]:
+    """Read the files into one frame of parsed records (+ raw text of rejects, landing file, record hash),
+    and plan each column against the contract. Raises SchemaDriftError under drift policy `fail`."""
+    paths = [f.path for f in files]
+    landing_file = F.col("_metadata.file_path").alias(tx.LANDING_FILE)
+    if spec.format == "jsonl":
+        delivered = spark.read.options(prefersDecimal=True, dropFieldIfAllNull=True).json(paths).schema
+        delivered = T.StructType([f for f in delivered.fields if f.name != tx.CORRUPT])
+        lines = tx.non_blank_lines(spark.read.text(paths).select(F.col("value").alias(tx.RAW), landing_file))
+        records = tx.hash_raw_record(tx.parse_json_lines(lines, delivered))
+        # keep the raw text only where it is needed (rejects), so the cached batch stays small
+        records = records.withColumn(tx.RAW, F.when(F.col(tx.CORRUPT).isNotNull(), F.col(tx.RAW)))
+    elif spec.format == "csv":
+        options = spec.csv.model_dump() if spec.csv else {}
+        header = spark.read.options(**options).csv(paths).schema
+        delivered = T.StructType([T.StructField(f.name, T.StringType(), True) for f in header.fields])
+        read_schema = T.StructType([*delivered.fields, T.StructField(tx.CORRUPT, T.StringType(), True)])
+        records = (
+            spark.read.options(**options, mode="PERMISSIVE", columnNameOfCorruptRecord=tx.CORRUPT)
+            .schema(read_schema).csv(paths).select("*", landing_file)
+        )
+        records = tx.hash_columns(records, delivered.fieldNames())
+    else:
+        records = spark.read.option("mergeSchema", "true").parquet(paths).select("*", landing_file)
+        delivered = T.StructType([f for f in records.schema.fields if f.name != tx.LANDING_FILE])
+        records = tx.hash_columns(records, delivered.fieldNames())
+    return records, plan_columns(spec, delivered, existing)
+
+
+def run_bronze(
+    spark: SparkSession,
+    env: EnvConfig,
+    source: SourceSpec,
+    table: str,
+    *,
+    run_id: str | None = None,
+    max_files: int | None = None,
+) -> LedgerEntry:
+    """Ingest the table's pending landing files; returns the ledger entry it recorded."""
+    spec = source.tables[table]
+    bronze_path = env.bronze_path(source.name, table)
+    quarantine_path = env.quarantine_path(source.name, table)
+    entry = LedgerEntry(
+        run_id=run_id or ledger.new_run_id("bronze"), job="bronze", env=env.name,
+        source=source.name, table_name=table, layer="bronze",
+    )
+    with ledger.recorded(spark, env, entry):
+        files = landing.pending_files(spark, env, source.name, table, spec)[:max_files]
+        if not files:
+            entry.status = ledger.NOOP
+            return entry
+        entry.details["files"] = len(files)
+        entry.window_start = datetime.fromtimestamp(min(f.modified_ms for f in files) / 1000, UTC)
+        entry.window_end = datetime.fromtimestamp(max(f.modified_ms for f in files) / 1000, UTC)
+        now = datetime.now(UTC)
+
+        records, plans = read_batch(spark, spec, files, existing_data_schema(spark, bronze_path))
+        records = records.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            corrupt = tx.is_corrupt(records)
+            counts = records.agg(F.count(F.lit(1)).alias("read"), F.count_if(corrupt).alias("rejected")).first()
+            entry.records_read = counts["read"]
+            entry.details["rescued"] = 0
+            file_predicate = landing.sql_in_list([f.uri for f in files])
+
+            if counts["read"] > counts["rejected"]:
+                accepted = conform(records.where(~corrupt), plans, keep=[tx.LANDING_FILE, tx.RECORD_HASH])
+                accepted = tx.add_lineage(accepted, source=source.name, run_id=entry.run_id, ingest_time=now)
+                data_columns = [p.name for p in plans if p.target is not None]
+                accepted = accepted.select(*[F.col(f"`{c}`") for c in data_columns], *tx.LINEAGE_COLUMNS)
+                (
+                    accepted.write.format("delta").mode("overwrite")
+                    .option("replaceWhere", f"{tx.LANDING_FILE} IN ({file_predicate})")
+                    .option("mergeSchema", "true")
+                    .option("delta.enableChangeDataFeed", "true")
+                    .option("delta.dataSkippingStatsColumns", STATS_COLUMNS)
+                    .partitionBy("_ingest_date")
+                    .save(bronze_path)
+                )
+                version = delta.latest_version(spark, bronze_path)
+                entry.delta_versions[f"bronze.{source.name}_{table}"] = version
+                entry.records_written = delta.commit_metrics(spark, bronze_path, version).get("numOutputRows", 0)
+                entry.details["rescued"] = (
+                    spark.read.format("delta").option("versionAsOf", version).load(bronze_path)
+                    .where(F.col("_run_id") == entry.run_id).where(F.col("_rescued_data").isNotNull()).count()
+                )
+
+            if counts["rejected"]:
+                rejected = tx.corrupt_to_quarantine(
+                    records.where(corrupt), run_id=entry.run_id, source=source.name, table=table,
+                    file_format=spec.format, quarantined_at=now,
+                )
+                (
+                    rejected.write.format("delta").mode("overwrite")
+                    .option("replaceWhere", f"layer = 'bronze' AND landing_file IN ({file_predicate})")
+                    .save(quarantine_path)
+                )
+                version = delta.latest_version(spark, quarantine_path)
+                entry.delta_versions[f"quarantine.{source.name}_{table}"] = version
+                entry.records_quarantined = delta.commit_metrics(spark, quarantine_path, version)["numOutputRows"]
+                entry.details[f"quarantined.{quarantine.MALFORMED}"] = entry.records_quarantined
+        finally:
+            records.unpersist()
+        landing.record_ingested(spark, env, source.name, table, files, entry.run_id)
+    return entry
+

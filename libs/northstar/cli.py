@@ -1,0 +1,177 @@
+"""The `northstar` command: run jobs, the demo, the benchmark, and check configuration.
+
+The spark-submit entry points in jobs/ call `job_main`, so a job behaves the same whether it is started
+as `northstar run ...` or `spark-submit jobs/<job>.py ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from northstar.config import ConfigError, list_sources, load_env, load_source
+from northstar.transforms.schema import SchemaDriftError
+
+EXIT_FAILED, EXIT_CONFIG, EXIT_DRIFT = 1, 2, 3
+
+
+def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="source name: conf/sources/<source>.yaml")
+    parser.add_argument("--table", action="append", help="only this table (repeatable); default: all tables")
+    parser.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")
+    parser.add_argument("--conf-dir", type=Path, help="configuration folder (default: $NORTHSTAR_CONF_DIR or ./conf)")
+    parser.add_argument("--full-refresh", action="store_true", help="silver: rebuild from all of bronze (replay)")
+    parser.add_argument("--max-files", type=int, help="bronze: take at most this many landing files per table")
+
+
+def _run_layers(args: argparse.Namespace, layers: tuple[str, ...]) -> int:
+    from northstar.pipeline import run_source
+    from northstar.report import run_report
+    from northstar.spark import get_spark
+
+    env = load_env(args.env, args.conf_dir)
+    source = load_source(args.source, args.conf_dir)
+    spark = get_spark(env, app_name=f"northstar-{'-'.join(layers)}-{source.name}")
+    entries = run_source(
+        spark, env, source, tables=args.table, layers=layers,
+        full_refresh=args.full_refresh, max_files=args.max_files,
+    )
+    print(run_report(entries))
+    return 0
+
+
+def _guarded(action, args: argparse.Namespace) -> int:
+    """Turn the errors a user can fix into a clear message and an exit code, not a stack trace."""
+    try:
+        return action(args)
+    except ConfigError as err:
+        print(f"configuration error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SchemaDriftError as err:
+        print(f"stopped: {err}", file=sys.stderr)
+        return EXIT_DRIFT
+
+
+def job_main(layers: tuple[str, ...], argv: list[str] | None = None, description: str | None = None) -> int:
+    """Entry point of the spark-submit jobs in jobs/."""
+    parser = argparse.ArgumentParser(description=description)
+    _add_job_arguments(parser)
+    args = parser.parse_args(argv)
+    return _guarded(lambda a: _run_layers(a, layers), args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    layers = ("bronze", "silver") if args.layer == "all" else (args.layer,)
+    return _run_layers(args, layers)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from northstar.demo import run_demo
+
+    print(run_demo(args.data_dir, orders=args.orders, files=args.files, seed=args.seed, conf_dir=args.conf_dir))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from northstar.bench import run_bench
+
+    print(run_bench(args.out, records=args.records, files=args.files))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    problems = []
+    for name in list_sources(args.conf_dir):
+        try:
+            source = load_source(name, args.conf_dir)
+            print(f"ok  source {name}: tables {', '.join(source.tables)}")
+        except ConfigError as err:
+            problems.append(str(err))
+    for env_name in args.env or ["local"]:
+        try:
+            load_env(env_name, args.conf_dir)
+            print(f"ok  env {env_name}")
+        except ConfigError as err:
+            problems.append(str(err))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return EXIT_CONFIG if problems else 0
+
+
+def _cmd_ledger(args: argparse.Namespace) -> int:
+    from pyspark.sql import functions as F
+
+    from northstar import ledger
+    from northstar.spark import get_spark
+
+    env = load_env(args.env, args.conf_dir)
+    spark = get_spark(env, app_name="northstar-ledger")
+    rows = ledger.read(spark, env)
+    if args.source:
+        rows = rows.where(F.col("source") == args.source)
+    rows.orderBy(F.col("started_at").desc()).select(
+        "started_at", "layer", "source", "table_name", "status", "records_read", "records_written",
+        "records_duplicate", "records_quarantined", "run_id",
+    ).show(args.limit, truncate=False)
+    return 0
+
+
+def _cmd_tables(args: argparse.Namespace) -> int:
+    from northstar.catalog import table_paths
+
+    env = load_env(args.env, args.conf_dir)
+    for name, path in table_paths(env, args.conf_dir).items():
+        print(f"{name:<40}{path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="northstar", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run bronze and/or silver for a source")
+    _add_job_arguments(run)
+    run.add_argument("--layer", choices=["bronze", "silver", "all"], default="all")
+    run.set_defaults(action=_cmd_run)
+
+    demo = commands.add_parser("demo", help="generate a marketplace feed and run it end to end locally")
+    demo.add_argument("--data-dir", type=Path, default=Path("data/demo"), help="reset and used by the demo")
+    demo.add_argument("--orders", type=int, default=2000)
+    demo.add_argument("--files", type=int, default=6)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--conf-dir", type=Path)
+    demo.set_defaults(action=_cmd_demo)
+
+    bench = commands.add_parser("bench", help="bronze and silver throughput against a plain-Spark baseline")
+    bench.add_argument("--records", type=int, default=200_000, help="orders to generate (default 200000)")
+    bench.add_argument("--files", type=int, default=8)
+    bench.add_argument("--out", type=Path, default=Path("bench-data"), help="working folder (reset)")
+    bench.set_defaults(action=_cmd_bench)
+
+    validate = commands.add_parser("validate-conf", help="check every source file and the given env files")
+    validate.add_argument("--conf-dir", type=Path)
+    validate.add_argument("--env", action="append", help="env to check (repeatable; default: local)")
+    validate.set_defaults(action=_cmd_validate)
+
+    show = commands.add_parser("ledger", help="show recent runs from the run ledger")
+    show.add_argument("--env", default="local")
+    show.add_argument("--conf-dir", type=Path)
+    show.add_argument("--source")
+    show.add_argument("--limit", type=int, default=20)
+    show.set_defaults(action=_cmd_ledger)
+
+    tables = commands.add_parser("tables", help="list table names and their locations")
+    tables.add_argument("--env", default="local")
+    tables.add_argument("--conf-dir", type=Path)
+    tables.set_defaults(action=_cmd_tables)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return _guarded(args.action, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Silver job: MERGE a table's new bronze rows into silver, latest version per key wins.
+
+A run reads the bronze versions no successful silver run has consumed (Delta change data feed), rejects
+records with null keys, null ordering values or missing required values to quarantine, counts exact
+duplicates and superseded versions, and MERGEs the latest version of each key into silver. The MERGE only
+replaces a silver row with a newer one, so an older update arriving late never overwrites a newer one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from delta.tables import DeltaTable
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from northstar import delta, ledger
+from northstar.config import EnvConfig, SourceSpec
+from northstar.ledger import LedgerEntry
+from northstar.transforms import silver as tx
+
+CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
+
+
+def read_bronze_changes(spark: SparkSession, bronze_path: str, start: int, end: int) -> DataFrame:
+    """Rows added to bronze in versions start..end (inclusive)."""
+    return (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", start)
+        .option("endingVersion", end)
+        .load(bronze_path)
+        .where(F.col("_change_type") == "insert")
+        .drop(*CDF_COLUMNS)
+    )
+
+
+def run_silver(
+    spark: SparkSession,
+    env: EnvConfig,
+    source: SourceSpec,
+    table: str,
+    *,
+    run_id: str | None = None,
+    full_refresh: bool = False,
+) -> LedgerEntry:
+    """Bring silver up to date with bronze. `full_refresh` rebuilds silver from all of bronze (replay)."""
+    spec = source.tables[table]
+    bronze_path = env.bronze_path(source.name, table)
+    silver_path = env.silver_path(source.name, table)
+    quarantine_path = env.quarantine_path(source.name, table)
+    entry = LedgerEntry(
+        run_id=run_id or ledger.new_run_id("silver"), job="silver", env=env.name,
+        source=source.name, table_name=table, layer="silver",
+    )
+    with ledger.recorded(spark, env, entry):
+        end = delta.latest_version(spark, bronze_path)
+        done = None if full_refresh else ledger.last_input_version(spark, env, "silver", source.name, table)
+        start = 0 if done is None else done + 1
+        if end is None or start > end:
+            entry.status = ledger.NOOP
+            entry.input_version_start = entry.input_version_end = done
+            return entry
+        entry.input_version_start, entry.input_version_end = start, end
+        entry.details["full_refresh"] = int(full_refresh)
+        now = datetime.now(UTC)
+
+        if full_refresh:
+            batch = spark.read.format("delta").option("versionAsOf", end).load(bronze_path)
+        else:
+            batch = read_bronze_changes(spark, bronze_path, start, end)
+        tagged = tx.classify(batch, spec).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            counts = {
+                (r[tx.DISPOSITION], r[tx.REASON]): r["n"]
+                for r in tagged.groupBy(tx.DISPOSITION, tx.REASON).agg(F.count(F.lit(1)).alias("n")).collect()
+            }
+            window = tagged.agg(F.min("_ingest_time"), F.max("_ingest_time")).first()
+            entry.window_start, entry.window_end = window[0], window[1]
+            entry.records_read = sum(counts.values())
+            by_disposition = {d: sum(n for (dd, _), n in counts.items() if dd == d) for d, _ in counts}
+            for (disposition, reason), n in counts.items():
+                if disposition == tx.QUARANTINED:
+                    entry.details[f"quarantined.{reason}"] = n
+            entry.details["exact_duplicates"] = by_disposition.get(tx.EXACT_DUPLICATE, 0)
+            entry.details["superseded_in_batch"] = by_disposition.get(tx.SUPERSEDED, 0)
+
+            if by_disposition.get(tx.QUARANTINED) or full_refresh:
+                entry.records_quarantined = _write_quarantine(
+                    spark, tagged, quarantine_path, entry, source.name, table, now, end, full_refresh
+                )
+
+            offered = by_disposition.get(tx.CANDIDATE, 0)
+            applied = _merge(spark, tx.candidates(tagged), silver_path, spec, entry, full_refresh) if offered else {}
+            inserted = applied.get("numTargetRowsInserted", 0)
+            updated = applied.get("numTargetRowsUpdated", 0)
+            entry.details.update(inserted=inserted, updated=updated, older_than_silver=offered - inserted - updated)
+            entry.records_written = inserted + updated
+            entry.records_duplicate = (
+                entry.details["exact_duplicates"] + entry.details["superseded_in_batch"]
+                + entry.details["older_than_silver"]
+            )
+        finally:
+            tagged.unpersist()
+    return entry
+
+
+def _write_quarantine(spark, tagged, path, entry, source, table, now, bronze_version, full_refresh) -> int:
+    """Append this window's rejects once: the write is keyed to the bronze version it covers, so a retry
+    of the same window is skipped by Delta (idempotent writes with txnAppId/txnVersion)."""
+    rejected = tx.rejected_to_quarantine(tagged, run_id=entry.run_id, source=source, table=table, quarantined_at=now)
+    writer = rejected.write.format("delta")
+    if full_refresh:
+        writer = writer.mode("overwrite").option("replaceWhere", "layer = 'silver'")
+    else:
+        writer = (writer.mode("append").option("txnAppId", f"silver-quarantine:{source}.{table}")
+                  .option("txnVersion", bronze_version))
+    before = delta.latest_version(spark, path)
+    writer.save(path)
+    version = delta.latest_version(spark, path)
+    if version == before:
+        return 0  # already written by an earlier attempt at this window
+    entry.delta_versions[f"quarantine.{source}_{table}"] = version
+    return delta.commit_metrics(spark, path, version).get("numOutputRows", 0)
+
+
+def _merge(spark, latest: DataFrame, path: str, spec, entry: LedgerEntry, full_refresh: bool) -> dict[str, int]:
+    """MERGE the latest version of each key into silver; create (or, on full refresh, replace) the table."""
+    name = f"silver.{entry.source}_{entry.table_name}"
+    if full_refresh or not delta.table_exists(spark, path):
+        (
+            latest.write.format("delta").mode("overwrite")
+            .option("overwriteSchema", "true")
+            .option("delta.enableChangeDataFeed", "true")
+            .partitionBy(*spec.partition_by)
+            .save(path)
+        )
+        version = delta.latest_version(spark, path)
+        entry.delta_versions[name] = version
+        return {"numTargetRowsInserted": delta.commit_metrics(spark, path, version).get("numOutputRows", 0)}
+    (
+        DeltaTable.forPath(spark, path).alias("t")
+        .merge(latest.alias("s"), tx.key_condition(spec.primary_key))
+        .whenMatchedUpdateAll(condition=tx.newer_condition(spec.ordering))
+        .whenNotMatchedInsertAll()
+        .withSchemaEvolution()
+        .execute()
+    )
+    version = delta.latest_version(spark, path)
+    entry.delta_versions[name] = version
+    return delta.commit_metrics(spark, path, version)

@@ -1,0 +1,117 @@
+"""Silver transforms: reject records with null keys or ordering values, find exact duplicates, keep the latest.
+
+"Latest" is decided by the table's ordering columns, compared in order, then by the record hash, so the
+same records always give the same winner whatever order their files arrived in.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from northstar import quarantine
+from northstar.config import TableSpec
+from northstar.transforms.bronze import LANDING_FILE, RECORD_HASH
+
+DISPOSITION = "_disposition"
+REASON = "_reason"
+REASON_DETAIL = "_reason_detail"
+
+CANDIDATE = "candidate"  # the latest version of its key in this batch: offered to the MERGE
+EXACT_DUPLICATE = "exact_duplicate"  # same key and same record hash as another record of the batch
+SUPERSEDED = "superseded"  # an older version of a key whose newer version is in the same batch
+QUARANTINED = "quarantined"
+
+HELPER_COLUMNS = [DISPOSITION, REASON, REASON_DETAIL]
+
+
+def _first_problem(checks: list[tuple[Column, str, str]]) -> tuple[Column, Column]:
+    """(reason, detail) of the first failing check, null when all pass."""
+    reason = F.lit(None).cast("string")
+    detail = F.lit(None).cast("string")
+    for failed, code, message in reversed(checks):
+        reason = F.when(failed, F.lit(code)).otherwise(reason)
+        detail = F.when(failed, F.lit(message)).otherwise(detail)
+    return reason, detail
+
+
+def validate(batch: DataFrame, spec: TableSpec) -> DataFrame:
+    """Add `_reason`/`_reason_detail`: why the record cannot enter silver (null when it can)."""
+    checks = [
+        (F.col(f"`{c}`").isNull(), quarantine.NULL_KEY, f"primary key column {c} is null")
+        for c in spec.primary_key
+    ]
+    checks += [
+        (F.col(f"`{c}`").isNull(), quarantine.NULL_ORDERING,
+         f"ordering column {c} is null, so this version cannot be placed in order")
+        for c in spec.ordering
+    ]
+    checks += [
+        (F.col(f"`{c}`").isNull(), quarantine.MISSING_REQUIRED, f"required column {c} is null or missing")
+        for c in spec.required_columns
+        if c in batch.columns
+    ]
+    reason, detail = _first_problem(checks)
+    return batch.withColumn(REASON, reason).withColumn(REASON_DETAIL, detail)
+
+
+def classify(batch: DataFrame, spec: TableSpec) -> DataFrame:
+    """Validate, then tag every record with `_disposition`: candidate, exact_duplicate, superseded or quarantined.
+
+    Within each key, records are ranked newest first (ordering columns, then record hash); identical
+    records (same hash) sit next to each other in that order, so one window finds both duplicates
+    and superseded versions.
+    """
+    validated = validate(batch, spec)
+    is_valid = F.col(REASON).isNull()
+    newest_first = [F.col(f"`{c}`").desc() for c in spec.ordering] + [F.col(RECORD_HASH).desc()]
+    by_key = Window.partitionBy(is_valid, *[F.col(f"`{c}`") for c in spec.primary_key]).orderBy(*newest_first)
+    disposition = (
+        F.when(~is_valid, F.lit(QUARANTINED))
+        .when(F.lag(RECORD_HASH).over(by_key) == F.col(RECORD_HASH), F.lit(EXACT_DUPLICATE))
+        .when(F.row_number().over(by_key) == 1, F.lit(CANDIDATE))
+        .otherwise(F.lit(SUPERSEDED))
+    )
+    return validated.withColumn(DISPOSITION, disposition)
+
+
+def newer_condition(ordering: list[str], source: str = "s", target: str = "t") -> str:
+    """SQL: the source row sorts after the target row on (ordering..., _record_hash)."""
+    keys = [f"`{c}`" for c in ordering] + [RECORD_HASH]
+
+    def after(i: int) -> str:
+        here = f"{source}.{keys[i]} > {target}.{keys[i]}"
+        if i == len(keys) - 1:
+            return here
+        return f"({here} OR ({source}.{keys[i]} = {target}.{keys[i]} AND {after(i + 1)}))"
+
+    return after(0)
+
+
+def key_condition(primary_key: list[str], source: str = "s", target: str = "t") -> str:
+    return " AND ".join(f"{target}.`{c}` = {source}.`{c}`" for c in primary_key)
+
+
+def candidates(tagged: DataFrame) -> DataFrame:
+    """The records to MERGE into silver: one per key, helper columns removed."""
+    return tagged.where(F.col(DISPOSITION) == CANDIDATE).drop(*HELPER_COLUMNS)
+
+
+def rejected_to_quarantine(tagged: DataFrame, *, run_id: str, source: str, table: str, quarantined_at) -> DataFrame:
+    """Quarantine rows for records that failed validation, with the record as JSON."""
+    rejected = tagged.where(F.col(DISPOSITION) == QUARANTINED)
+    data = [c for c in tagged.columns if c not in HELPER_COLUMNS]
+    return quarantine.quarantine_rows(
+        rejected,
+        run_id=run_id,
+        layer="silver",
+        source=source,
+        table=table,
+        reason=F.col(REASON),
+        reason_detail=F.col(REASON_DETAIL),
+        raw_record=F.to_json(F.struct(*[F.col(f"`{c}`") for c in data])),
+        landing_file=F.col(LANDING_FILE),
+        record_hash=F.col(RECORD_HASH),
+        quarantined_at=F.lit(quarantined_at).cast("timestamp"),
+    )
+
