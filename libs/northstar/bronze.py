@@ -42,7 +42,8 @@ def read_batch(
     paths = [f.path for f in files]
     landing_file = F.col("_metadata.file_path").alias(tx.LANDING_FILE)
     if spec.format == "jsonl":
-        delivered = spark.read.options(prefersDecimal=True, dropFieldIfAllNull=True).json(paths).schema
+        # plain inference: strings stay strings (no "12345" -> decimal), numbers are long or double
+        delivered = spark.read.options(dropFieldIfAllNull=True).json(paths).schema
         delivered = T.StructType([f for f in delivered.fields if f.name != tx.CORRUPT])
         lines = tx.non_blank_lines(spark.read.text(paths).select(F.col("value").alias(tx.RAW), landing_file))
         records = tx.hash_raw_record(tx.parse_json_lines(lines, delivered))

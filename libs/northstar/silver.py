@@ -19,6 +19,7 @@ from northstar import delta, ledger
 from northstar.config import EnvConfig, SourceSpec
 from northstar.ledger import LedgerEntry
 from northstar.transforms import silver as tx
+from northstar.transforms.schema import align_to, merge_types
 
 CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
 
@@ -86,10 +87,18 @@ def run_silver(
             entry.details["exact_duplicates"] = by_disposition.get(tx.EXACT_DUPLICATE, 0)
             entry.details["superseded_in_batch"] = by_disposition.get(tx.SUPERSEDED, 0)
 
-            if by_disposition.get(tx.QUARANTINED) or full_refresh:
-                entry.records_quarantined = _write_quarantine(
+            entry.records_quarantined = by_disposition.get(tx.QUARANTINED, 0)
+            if entry.records_quarantined or full_refresh:
+                written = _write_quarantine(
                     spark, tagged, quarantine_path, entry, source.name, table, now, end, full_refresh
                 )
+                if written is None:
+                    entry.details["quarantine_written_by_earlier_attempt"] = 1
+                elif written != entry.records_quarantined:
+                    raise ledger.AccountingError(
+                        f"silver run {entry.run_id}: {entry.records_quarantined} records classified as quarantined "
+                        f"but the quarantine commit wrote {written}"
+                    )
 
             offered = by_disposition.get(tx.CANDIDATE, 0)
             applied = _merge(spark, tx.candidates(tagged), silver_path, spec, entry, full_refresh) if offered else {}
@@ -106,9 +115,10 @@ def run_silver(
     return entry
 
 
-def _write_quarantine(spark, tagged, path, entry, source, table, now, bronze_version, full_refresh) -> int:
+def _write_quarantine(spark, tagged, path, entry, source, table, now, bronze_version, full_refresh) -> int | None:
     """Append this window's rejects once: the write is keyed to the bronze version it covers, so a retry
-    of the same window is skipped by Delta (idempotent writes with txnAppId/txnVersion)."""
+    of the same window is skipped by Delta (idempotent writes with txnAppId/txnVersion).
+    Returns the rows this attempt wrote, or None when an earlier attempt already wrote them."""
     rejected = tx.rejected_to_quarantine(tagged, run_id=entry.run_id, source=source, table=table, quarantined_at=now)
     writer = rejected.write.format("delta")
     if full_refresh:
@@ -120,7 +130,7 @@ def _write_quarantine(spark, tagged, path, entry, source, table, now, bronze_ver
     writer.save(path)
     version = delta.latest_version(spark, path)
     if version == before:
-        return 0  # already written by an earlier attempt at this window
+        return None  # already written by an earlier attempt at this window
     entry.delta_versions[f"quarantine.{source}_{table}"] = version
     return delta.commit_metrics(spark, path, version).get("numOutputRows", 0)
 
@@ -139,12 +149,18 @@ def _merge(spark, latest: DataFrame, path: str, spec, entry: LedgerEntry, full_r
         version = delta.latest_version(spark, path)
         entry.delta_versions[name] = version
         return {"numTargetRowsInserted": delta.commit_metrics(spark, path, version).get("numOutputRows", 0)}
+    target = spark.read.format("delta").load(path).schema
+    if merge_types(target, latest.schema) != target:
+        # new columns or nested fields: evolve the table first (a metadata-only commit), rather than
+        # MERGE ... WITH SCHEMA EVOLUTION, which turns NULL structs into structs of NULLs (delta-io/delta#2248)
+        empty = spark.createDataFrame([], latest.schema)
+        empty.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+        target = spark.read.format("delta").load(path).schema
     (
         DeltaTable.forPath(spark, path).alias("t")
-        .merge(latest.alias("s"), tx.key_condition(spec.primary_key))
+        .merge(align_to(latest, target).alias("s"), tx.key_condition(spec.primary_key))
         .whenMatchedUpdateAll(condition=tx.newer_condition(spec.ordering))
         .whenNotMatchedInsertAll()
-        .withSchemaEvolution()
         .execute()
     )
     version = delta.latest_version(spark, path)

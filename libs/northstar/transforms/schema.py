@@ -86,6 +86,37 @@ def compatible(delivered: T.DataType, target: T.DataType) -> bool:
     return False
 
 
+_INTEGRAL_DIGITS = {T.ByteType: 3, T.ShortType: 5, T.IntegerType: 10, T.LongType: 19}
+_INTEGRAL_RANK = [T.ByteType, T.ShortType, T.IntegerType, T.LongType]
+
+
+def lossless(delivered: T.DataType, target: T.DataType) -> bool:
+    """True when every value of `delivered` is represented exactly in `target`, so no check per row is needed."""
+    if delivered == target:
+        return True
+    d, t = type(delivered), type(target)
+    if d in _INTEGRAL_DIGITS and t in _INTEGRAL_DIGITS:
+        return _INTEGRAL_RANK.index(d) <= _INTEGRAL_RANK.index(t)
+    if d in _INTEGRAL_DIGITS and t is T.DoubleType:
+        return d is not T.LongType
+    if d in _INTEGRAL_DIGITS and t is T.DecimalType:
+        return target.precision - target.scale >= _INTEGRAL_DIGITS[d]
+    if d is T.FloatType and t is T.DoubleType:
+        return True
+    if d is T.DecimalType and t is T.DecimalType:
+        return target.scale >= delivered.scale and (
+            target.precision - target.scale >= delivered.precision - delivered.scale)
+    if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
+        target_by_name = {f.name: f.dataType for f in target.fields}
+        return all(f.name in target_by_name and lossless(f.dataType, target_by_name[f.name])
+                   for f in delivered.fields)
+    if isinstance(target, T.ArrayType) and isinstance(delivered, T.ArrayType):
+        return lossless(delivered.elementType, target.elementType)
+    if isinstance(target, T.MapType) and isinstance(delivered, T.MapType):
+        return lossless(delivered.keyType, target.keyType) and lossless(delivered.valueType, target.valueType)
+    return False
+
+
 def describe_change(delivered: T.DataType, target: T.DataType, path: str) -> list[str]:
     """Human-readable list of what differs, naming nested fields by dot path."""
     if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
@@ -198,6 +229,20 @@ def _original_json(value: Column, delivered: T.DataType) -> Column:
     return F.to_json(value) if isinstance(delivered, _COMPLEX) else value
 
 
+def align_to(frame: DataFrame, target: T.StructType) -> DataFrame:
+    """Select `target`'s columns, in its order and with its exact types, from `frame` (null where missing).
+
+    Nested structs are rebuilt by field name and a null struct stays null, so Delta never has to cast
+    (its MERGE cast turns a NULL struct into a struct of NULLs: delta-io/delta#2248).
+    """
+    delivered = {f.name: f.dataType for f in frame.schema.fields}
+    return frame.select(*[
+        (_convert(F.col(f"`{f.name}`"), delivered[f.name], f.dataType) if f.name in delivered
+         else F.lit(None).cast(f.dataType)).alias(f.name)
+        for f in target.fields
+    ])
+
+
 def conform(frame: DataFrame, plans: list[ColumnPlan], keep: list[str]) -> DataFrame:
     """Apply `plans` to `frame`: typed columns in plan order, then `keep` columns, then `_rescued_data`.
 
@@ -216,17 +261,16 @@ def conform(frame: DataFrame, plans: list[ColumnPlan], keep: list[str]) -> DataF
             continue
         converted = _convert(value, plan.delivered, plan.target)
         columns.append(converted.alias(plan.name))
-        if plan.delivered == plan.target:
+        if lossless(plan.delivered, plan.target):
             continue
-        if compatible(plan.delivered, plan.target) and not isinstance(plan.target, _COMPLEX):
-            lost = value.isNotNull() & converted.isNull()
-        elif isinstance(plan.target, _COMPLEX) and compatible(plan.delivered, plan.target):
-            continue  # a nested value that only gained or reordered fields loses nothing
+        if isinstance(plan.target, _COMPLEX) or isinstance(plan.delivered, _COMPLEX):
+            # something inside did not fit, or was left out: keep the original when it differs at all
+            lost = value.isNotNull() & (converted.isNull() | (F.to_json(converted) != _original_json(value, plan.delivered)))
+        elif isinstance(plan.delivered, _NUMERIC) and isinstance(plan.target, _NUMERIC):
+            # narrowing numbers can truncate (1.5 -> 1) without becoming null
+            lost = value.isNotNull() & (converted.isNull() | (converted.cast(plan.delivered) != value))
         else:
-            lost = value.isNotNull() & (
-                converted.isNull() | (F.to_json(converted) != _original_json(value, plan.delivered))
-                if isinstance(plan.target, _COMPLEX) else converted.isNull()
-            )
+            lost = value.isNotNull() & converted.isNull()
         rescued.append(F.when(lost, _original_json(value, plan.delivered)).alias(plan.name))
 
     if rescued:

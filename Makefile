@@ -1,0 +1,26 @@
+# One entry point for everything; each target is one line in README.md.
+.PHONY: setup demo test test-fast bench lint format clean
+
+setup:  ## Python venv from requirements.lock + JVM jars via Maven (idempotent)
+	@scripts/setup.sh
+
+demo: setup  ## generate a marketplace feed and run bronze + silver end to end on the local stack
+	.venv/bin/northstar demo
+
+test: setup  ## the whole test suite (what CI runs)
+	.venv/bin/pytest -n 2 --dist loadfile
+
+test-fast: setup  ## unit tests only
+	.venv/bin/pytest tests/unit
+
+bench: setup  ## bronze/silver throughput vs a plain-Spark baseline (RECORDS=200000)
+	.venv/bin/northstar bench --records $${RECORDS:-200000}
+
+lint: setup
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format: setup
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+clean:
+	rm -rf data bench-data spark-warehouse .pytest_cache

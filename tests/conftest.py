@@ -1,0 +1,38 @@
+"""Shared fixtures: one Spark session for the whole run, a fresh lake per test, the repo's own conf."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from northstar.config import EnvConfig, SourceSpec, load_source
+from northstar.spark import get_spark
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+
+
+def make_env(root: Path, name: str = "test") -> EnvConfig:
+    return EnvConfig(
+        name=name, profile="local",
+        landing=str(root / "landing"), lake=str(root / "lake"), quarantine=str(root / "quarantine"),
+        spark={"spark.master": "local[2]", "spark.driver.memory": "2g"},
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    session = get_spark(make_env(tmp_path_factory.mktemp("session")), app_name="northstar-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def env(tmp_path) -> EnvConfig:
+    return make_env(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def marketplace() -> SourceSpec:
+    return load_source("marketplace", CONF)

@@ -1,0 +1,199 @@
+"""Bronze + silver end to end on the local stack: real Spark, real Delta tables on the local file system."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from northstar import delta, ledger
+from northstar.bronze import run_bronze
+from northstar.catalog import register_tables
+from northstar.generate.marketplace import generate_feed
+from northstar.pipeline import run_source
+from northstar.silver import run_silver
+
+from tests.conftest import make_env
+
+RUN_SPECIFIC = ["_run_id", "_ingest_time", "_ingest_date", "_landing_file"]
+
+
+@pytest.fixture(scope="module")
+def feed(tmp_path_factory):
+    """A small marketplace feed with every fault switched on, and its ground truth."""
+    root = tmp_path_factory.mktemp("feed")
+    return root, generate_feed(root, orders=160, files=4, seed=11)
+
+
+def deliver(feed_root: Path, env, source, parts, tables=("orders", "refunds")) -> None:
+    for table in tables:
+        target = Path(env.landing_path(source.tables[table]))
+        target.mkdir(parents=True, exist_ok=True)
+        for number in parts:
+            shutil.copy(feed_root / "marketplace" / table / f"part-{number:04d}.jsonl", target)
+
+
+def contents(frame) -> Counter:
+    """The rows of a table as a multiset (rows hold nulls and nested values, so they do not sort)."""
+    return Counter(repr(row) for row in frame.collect())
+
+
+def load(spark, path, drop=()):
+    return spark.read.format("delta").load(path).drop(*drop)
+
+
+def silver_state(spark, env, table, key):
+    return {r[key]: (r["updated_at"].isoformat(timespec="milliseconds"), r["status"])
+            for r in load(spark, env.silver_path("marketplace", table)).collect()}
+
+
+def truth_state(records):
+    return {k: (v["updated_at"].replace("Z", ""), v["status"]) for k, v in records.items()}
+
+
+def all_tables(env):
+    return {
+        "bronze": env.bronze_path("marketplace", "orders"),
+        "silver": env.silver_path("marketplace", "orders"),
+        "quarantine": env.quarantine_path("marketplace", "orders"),
+        "landing_log": env.landing_log_path,
+    }
+
+
+def test_silver_equals_ground_truth_and_every_line_is_accounted_for(spark, env, marketplace, feed):
+    root, truth = feed
+    deliver(root, env, marketplace, range(4))
+    entries = run_source(spark, env, marketplace)
+
+    assert silver_state(spark, env, "orders", "order_id") == truth_state(truth.orders)
+    assert silver_state(spark, env, "refunds", "refund_id") == truth_state(truth.refunds)
+
+    by_layer = {(e.layer, e.table_name): e for e in entries}
+    bronze_orders, silver_orders = by_layer["bronze", "orders"], by_layer["silver", "orders"]
+    assert bronze_orders.records_read == truth.lines["orders"]
+    assert bronze_orders.records_quarantined == truth.malformed["orders"] > 0
+    assert silver_orders.records_read == bronze_orders.records_written
+    assert silver_orders.details["quarantined.null_primary_key"] == truth.null_keys["orders"] > 0
+    assert silver_orders.records_written == len(truth.orders)
+    assert silver_orders.details["exact_duplicates"] > 0 and silver_orders.details["superseded_in_batch"] > 0
+    assert bronze_orders.details["rescued"] > 0  # shipping_fee turned into an object part-way
+
+    rows = ledger.read(spark, env).collect()
+    assert len(rows) == 4 and all(r.status == "success" for r in rows)
+    for r in rows:
+        assert r.records_read == r.records_written + r.records_duplicate + r.records_quarantined, r.run_id
+
+    bronze = load(spark, env.bronze_path("marketplace", "orders"))
+    assert "fulfillment" in bronze.columns  # the new field was added to the schema
+    rescued = bronze.where(F.col("_rescued_data").isNotNull()).select("_rescued_data").first()[0]
+    assert '"shipping_fee":"{\\"amount\\":' in rescued  # the object was kept, not lost
+    quarantine = load(spark, env.quarantine_path("marketplace", "orders"))
+    assert {r.reason for r in quarantine.select("reason").distinct().collect()} == {
+        "malformed_record", "null_primary_key"}
+    assert quarantine.where(F.col("raw_record").isNull() | F.col("landing_file").isNull()).count() == 0
+
+
+def test_running_twice_leaves_every_table_identical(spark, env, marketplace, feed):
+    root, _ = feed
+    deliver(root, env, marketplace, range(4), tables=("orders",))
+    run_source(spark, env, marketplace, tables=["orders"])
+    before = {name: contents(load(spark, path)) for name, path in all_tables(env).items()}
+    versions = {name: delta.latest_version(spark, path) for name, path in all_tables(env).items()}
+
+    again = run_source(spark, env, marketplace, tables=["orders"])
+
+    assert [e.status for e in again] == ["noop", "noop"]
+    assert all(e.records_read == 0 for e in again)
+    for name, path in all_tables(env).items():
+        assert delta.latest_version(spark, path) == versions[name], f"{name} got a new version"
+        assert contents(load(spark, path)) == before[name], name
+
+
+def test_delivery_order_does_not_change_silver(spark, tmp_path, marketplace, feed):
+    root, truth = feed
+    forward, backward = make_env(tmp_path / "forward"), make_env(tmp_path / "backward")
+    for env, order in ((forward, [0, 1, 2, 3]), (backward, [3, 1, 2, 0])):
+        for number in order:  # one file per run, so later runs see older versions arriving late
+            deliver(root, env, marketplace, [number], tables=("orders",))
+            run_source(spark, env, marketplace, tables=["orders"])
+    first = load(spark, forward.silver_path("marketplace", "orders"), RUN_SPECIFIC)
+    second = load(spark, backward.silver_path("marketplace", "orders"), RUN_SPECIFIC)
+    assert_df_equality(first, second, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
+    assert silver_state(spark, backward, "orders", "order_id") == truth_state(truth.orders)
+
+
+def test_crash_between_bronze_write_and_landing_log_is_repaired(spark, env, marketplace, feed, monkeypatch):
+    root, truth = feed
+    deliver(root, env, marketplace, range(4), tables=("orders",))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash after the bronze commit")
+
+    monkeypatch.setattr("northstar.landing.record_ingested", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_bronze(spark, env, marketplace, "orders")
+    monkeypatch.undo()
+    failed = ledger.read(spark, env).collect()
+    assert [(r.status, r.error.startswith("RuntimeError: simulated crash")) for r in failed] == [("failed", True)]
+
+    entry = run_bronze(spark, env, marketplace, "orders")  # picks the same files up again
+    assert entry.records_read == truth.lines["orders"]
+    bronze = load(spark, env.bronze_path("marketplace", "orders"))
+    assert bronze.count() == truth.lines["orders"] - truth.malformed["orders"]
+    quarantine = load(spark, env.quarantine_path("marketplace", "orders"))
+    assert quarantine.count() == truth.malformed["orders"]
+
+    run_silver(spark, env, marketplace, "orders")
+    assert silver_state(spark, env, "orders", "order_id") == truth_state(truth.orders)
+
+
+def test_crash_in_silver_before_merge_then_retry_writes_quarantine_once(spark, env, marketplace, feed, monkeypatch):
+    root, truth = feed
+    deliver(root, env, marketplace, range(4), tables=("orders",))
+    run_bronze(spark, env, marketplace, "orders")
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash before the MERGE")
+
+    monkeypatch.setattr("northstar.silver._merge", crash)
+    with pytest.raises(RuntimeError):
+        run_silver(spark, env, marketplace, "orders")
+    monkeypatch.undo()
+    retry = run_silver(spark, env, marketplace, "orders")
+
+    assert retry.status == "success" and retry.records_quarantined == truth.null_keys["orders"]
+    assert retry.details["quarantine_written_by_earlier_attempt"] == 1
+    quarantine = load(spark, env.quarantine_path("marketplace", "orders")).where("layer = 'silver'")
+    assert quarantine.count() == truth.null_keys["orders"]
+    assert quarantine.select("record_hash").distinct().count() == quarantine.count()
+    assert silver_state(spark, env, "orders", "order_id") == truth_state(truth.orders)
+
+
+def test_full_refresh_rebuilds_the_same_silver(spark, env, marketplace, feed):
+    root, _ = feed
+    for number in range(4):
+        deliver(root, env, marketplace, [number], tables=("orders",))
+        run_source(spark, env, marketplace, tables=["orders"])
+    path = env.silver_path("marketplace", "orders")
+    incremental = contents(load(spark, path))
+    quarantined = load(spark, env.quarantine_path("marketplace", "orders")).where("layer = 'silver'").count()
+
+    replay = run_silver(spark, env, marketplace, "orders", full_refresh=True)
+
+    assert replay.balanced and replay.details["full_refresh"] == 1
+    assert contents(load(spark, path)) == incremental
+    assert load(spark, env.quarantine_path("marketplace", "orders")).where("layer = 'silver'").count() == quarantined
+
+
+def test_notebook_one_liner_registers_tables_by_name(spark, env, marketplace, feed, tmp_path):
+    root, truth = feed
+    deliver(root, env, marketplace, range(2), tables=("refunds",))
+    run_source(spark, env, marketplace, tables=["refunds"])
+    names = register_tables(spark, env)
+    assert {"silver.marketplace_refunds", "bronze.marketplace_refunds", "ops.run_ledger"} <= set(names)
+    assert spark.table("silver.marketplace_refunds").count() == load(
+        spark, env.silver_path("marketplace", "refunds")).count()

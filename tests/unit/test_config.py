@@ -1,0 +1,118 @@
+from pathlib import Path
+
+import pytest
+
+from northstar.config import ConfigError, load_env, load_source, list_sources
+
+from tests.conftest import CONF
+
+GOOD_TABLE = """
+tables:
+  orders:
+    format: jsonl
+    landing: partner/orders
+    primary_key: [order_id]
+    ordering: [updated_at]
+"""
+
+
+def write_source(tmp_path: Path, name: str, text: str) -> Path:
+    (tmp_path / "sources").mkdir(exist_ok=True)
+    (tmp_path / "sources" / f"{name}.yaml").write_text(text)
+    return tmp_path
+
+
+def test_repo_sources_load():
+    assert "marketplace" in list_sources(CONF)
+    spec = load_source("marketplace", CONF)
+    orders = spec.tables["orders"]
+    assert orders.primary_key == ["order_id"]
+    assert orders.column("shipping_fee").type == "decimal(12,2)"
+    assert orders.required_columns == ["status", "created_at", "updated_at", "currency", "totals"]
+
+
+def test_minimal_source_gets_defaults(tmp_path):
+    spec = load_source("partner", write_source(tmp_path, "partner", GOOD_TABLE))
+    table = spec.tables["orders"]
+    assert (table.drift, table.columns, table.partition_by) == ("evolve", None, [])
+
+
+def test_bad_drift_value_names_file_field_and_choices(tmp_path):
+    conf = write_source(tmp_path, "partner", GOOD_TABLE + "    drift: evolv\n")
+    with pytest.raises(ConfigError) as err:
+        load_source("partner", conf)
+    message = str(err.value)
+    assert "partner.yaml" in message
+    assert "tables.orders.drift" in message
+    assert "'evolve', 'rescue' or 'fail'" in message and "'evolv'" in message
+
+
+def test_misspelled_setting_is_reported(tmp_path):
+    conf = write_source(tmp_path, "partner", GOOD_TABLE + "    primary_keys: [id]\n")
+    with pytest.raises(ConfigError, match=r"tables\.orders\.primary_keys: unknown setting"):
+        load_source("partner", conf)
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    conf = write_source(tmp_path, "partner", "tables:\n  orders: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"partner\.yaml: not valid YAML at line \d+"):
+        load_source("partner", conf)
+
+
+def test_key_must_be_a_declared_column(tmp_path):
+    text = GOOD_TABLE + "    columns:\n      - {name: id, type: string}\n      - {name: updated_at, type: timestamp}\n"
+    with pytest.raises(ConfigError, match="primary_key names order_id, which is not in columns: id, updated_at"):
+        load_source("partner", write_source(tmp_path, "partner", text))
+
+
+def test_unknown_type_lists_allowed_types(tmp_path):
+    text = GOOD_TABLE + "    columns:\n      - {name: order_id, type: varchar}\n      - {name: updated_at, type: timestamp}\n"
+    with pytest.raises(ConfigError, match=r"columns\.0\.type: unknown type 'varchar'; allowed: string"):
+        load_source("partner", write_source(tmp_path, "partner", text))
+
+
+def test_missing_required_setting(tmp_path):
+    with pytest.raises(ConfigError, match=r"tables\.orders\.ordering: Field required"):
+        load_source("partner", write_source(tmp_path, "partner", GOOD_TABLE.replace("    ordering: [updated_at]\n", "")))
+
+
+def test_unknown_source_lists_known_ones(tmp_path):
+    write_source(tmp_path, "partner", GOOD_TABLE)
+    with pytest.raises(ConfigError, match="no such source file .* partner"):
+        load_source("stripe", tmp_path)
+
+
+def test_name_must_match_file(tmp_path):
+    with pytest.raises(ConfigError, match="name is 'other' but the file is partner.yaml"):
+        load_source("partner", write_source(tmp_path, "partner", "name: other\n" + GOOD_TABLE))
+
+
+def test_env_expands_variables_and_resolves_paths(tmp_path, monkeypatch):
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "x.yaml").write_text(
+        "profile: local\nlanding: ${DATA:-/d}/landing\nlake: s3://bucket/lake/\nquarantine: rel/q\n"
+        "spark: {spark.sql.shuffle.partitions: 8, spark.x: true}\n"
+    )
+    monkeypatch.setenv("DATA", "/srv/data")
+    monkeypatch.chdir(tmp_path)
+    env = load_env("x", tmp_path)
+    assert env.landing == "/srv/data/landing"
+    assert env.lake == "s3://bucket/lake"
+    assert env.quarantine == str(tmp_path / "rel" / "q")
+    assert env.spark == {"spark.sql.shuffle.partitions": "8", "spark.x": "true"}
+    assert env.silver_path("m", "orders") == "s3://bucket/lake/silver/m/orders"
+
+
+def test_env_unset_variable_without_default(tmp_path, monkeypatch):
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "x.yaml").write_text("profile: local\nlanding: ${NOPE_NOT_SET}\nlake: /l\nquarantine: /q\n")
+    monkeypatch.delenv("NOPE_NOT_SET", raising=False)
+    with pytest.raises(ConfigError, match="NOPE_NOT_SET is not set and has no default"):
+        load_env("x", tmp_path)
+
+
+def test_env_bad_profile(tmp_path):
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "x.yaml").write_text("profile: laptop\nlanding: /a\nlake: /l\nquarantine: /q\n")
+    with pytest.raises(ConfigError, match=r"x\.yaml is not a valid environment:\n  - profile: Input should be 'local' or 'emr'"):
+        load_env("x", tmp_path)

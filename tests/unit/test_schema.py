@@ -1,0 +1,114 @@
+import json
+
+import pytest
+from pyspark.sql import types as T
+
+from northstar.config import ColumnSpec, TableSpec
+from northstar.transforms.schema import (
+    ColumnPlan, SchemaDriftError, conform, lossless, merge_types, plan_columns,
+)
+
+S, L, D, I = T.StringType(), T.LongType(), T.DoubleType(), T.IntegerType()
+
+
+def table(drift="evolve", columns=None) -> TableSpec:
+    return TableSpec(format="jsonl", landing="x", primary_key=["id"], ordering=["ts"], drift=drift,
+                     columns=[ColumnSpec(**c) for c in columns] if columns else None)
+
+
+def struct(**fields) -> T.StructType:
+    return T.StructType([T.StructField(k, v, True) for k, v in fields.items()])
+
+
+CONTRACT = [{"name": "id", "type": "string"}, {"name": "ts", "type": "timestamp"}, {"name": "qty", "type": "int"}]
+
+
+def test_contract_types_win_over_delivered():
+    plans = plan_columns(table(columns=CONTRACT), struct(id=S, ts=S, qty=L), existing=None)
+    assert [(p.name, p.target) for p in plans] == [("id", S), ("ts", T.TimestampType()), ("qty", I)]
+
+
+def test_new_column_evolve_adds_it():
+    plans = plan_columns(table(columns=CONTRACT), struct(id=S, ts=S, qty=L, gift=S), existing=None)
+    assert plans[-1] == ColumnPlan("gift", S, S)
+
+
+def test_new_column_rescue_keeps_it_out_of_the_schema():
+    plans = plan_columns(table("rescue", CONTRACT), struct(id=S, ts=S, gift=S), existing=None)
+    assert ColumnPlan("gift", S, None) in plans
+    assert ColumnPlan("qty", None, I) in plans  # declared but not delivered: a null column
+
+
+def test_fail_policy_names_new_and_changed_fields():
+    existing = struct(id=S, ts=T.TimestampType(), qty=I, box=struct(w=L))
+    with pytest.raises(SchemaDriftError) as err:
+        plan_columns(table("fail", CONTRACT), struct(id=S, ts=S, qty=S, box=struct(w=L, h=L), gift=S), existing)
+    message = str(err.value)
+    assert "new column gift (string)" in message
+    assert "qty changed type from int to string" in message
+    assert "new field box.h (bigint)" in message
+
+
+def test_fail_policy_accepts_an_unchanged_batch():
+    plans = plan_columns(table("fail", CONTRACT), struct(id=S, ts=S, qty=L), struct(id=S, ts=T.TimestampType(), qty=I))
+    assert [p.name for p in plans] == ["id", "ts", "qty"]
+
+
+def test_without_contract_first_batch_defines_then_existing_types_hold():
+    first = plan_columns(table("rescue"), struct(a=L, b=S), existing=None)
+    assert [(p.name, p.target) for p in first] == [("a", L), ("b", S)]
+    later = plan_columns(table("rescue"), struct(a=S, b=S, c=D), existing=struct(a=L, b=S))
+    assert ColumnPlan("a", S, L) in later and ColumnPlan("c", D, None) in later
+
+
+def test_merge_types_appends_nested_fields_and_keeps_existing_leaf_types():
+    current = struct(a=L, s=struct(x=L))
+    merged = merge_types(current, struct(a=D, s=struct(x=S, y=S), z=S))
+    assert merged == struct(a=L, s=struct(x=L, y=S), z=S)
+    assert merge_types(current, struct(s=struct(y=S)), add_fields=False) == current
+
+
+@pytest.mark.parametrize(("delivered", "target", "expected"), [
+    (I, L, True), (L, I, False), (I, D, True), (L, D, False), (D, L, False), (S, T.TimestampType(), False),
+    (T.DecimalType(6, 2), T.DecimalType(12, 2), True), (T.DecimalType(6, 3), T.DecimalType(12, 2), False),
+    (L, T.DecimalType(12, 2), False), (I, T.DecimalType(12, 2), True),
+    (struct(b=L, a=S), struct(a=S, b=L, c=S), True), (struct(a=S, d=S), struct(a=S), False),
+    (T.ArrayType(struct(q=I)), T.ArrayType(struct(q=L)), True),
+])
+def test_lossless(delivered, target, expected):
+    assert lossless(delivered, target) is expected
+
+
+def test_conform_rescues_values_that_do_not_fit(spark):
+    rows = [("1", "2026-11-01T10:00:00Z", "3", None), ("2", "not a time", "three", '{"w":1}'), ("3", None, None, None)]
+    frame = spark.createDataFrame(rows, "id string, ts string, qty string, extra string")
+    plans = plan_columns(table("rescue", CONTRACT), frame.schema, existing=None)
+    out = {r["id"]: r for r in conform(frame, plans, keep=[]).collect()}
+    assert out["1"]["qty"] == 3 and out["1"]["ts"].isoformat() == "2026-11-01T10:00:00"
+    assert out["1"]["_rescued_data"] is None
+    assert out["2"]["qty"] is None and out["2"]["ts"] is None
+    assert json.loads(out["2"]["_rescued_data"]) == {"ts": "not a time", "qty": "three", "extra": '{"w":1}'}
+    assert out["3"]["_rescued_data"] is None  # nulls are not rescued: nothing was lost
+
+
+def test_conform_detects_truncating_number_conversions(spark):
+    frame = spark.createDataFrame([("1", 2.0), ("2", 2.5)], "id string, n double")
+    out = conform(frame, [ColumnPlan("id", S, S), ColumnPlan("n", D, L)], keep=[]).orderBy("id").collect()
+    assert [(r["n"], r["_rescued_data"]) for r in out] == [(2, None), (2, '{"n":2.5}')]
+
+
+def test_conform_nested_reorder_is_lossless_and_not_rescued(spark):
+    frame = spark.createDataFrame([("1", (1, "x"))], "id string, s struct<a:bigint,b:string>")
+    target = struct(b=S, a=L, c=S)
+    out = conform(frame, [ColumnPlan("id", S, S), ColumnPlan("s", frame.schema["s"].dataType, target)], keep=[])
+    row = out.first()
+    assert out.schema["s"].dataType == target
+    assert (row["s"]["a"], row["s"]["b"], row["s"]["c"], row["_rescued_data"]) == (1, "x", None, None)
+
+
+def test_conform_nested_narrowing_rescues_the_original(spark):
+    frame = spark.createDataFrame([("1", [(1.5,)]), ("2", [(2.0,)])], "id string, items array<struct<q:double>>")
+    target = T.ArrayType(struct(q=L))
+    plans = [ColumnPlan("id", S, S), ColumnPlan("items", frame.schema["items"].dataType, target)]
+    out = {r["id"]: r for r in conform(frame, plans, keep=[]).collect()}
+    assert json.loads(out["1"]["_rescued_data"]) == {"items": '[{"q":1.5}]'}
