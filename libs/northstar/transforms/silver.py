@@ -58,13 +58,16 @@ def validate(batch: DataFrame, spec: TableSpec) -> DataFrame:
 def classify(batch: DataFrame, spec: TableSpec) -> DataFrame:
     """Validate, then tag every record with `_disposition`: candidate, exact_duplicate, superseded or quarantined.
 
-    Within each key, records are ranked newest first (ordering columns, then record hash); identical
-    records (same hash) sit next to each other in that order, so one window finds both duplicates
-    and superseded versions.
+    Within each key, records are ranked newest first (ordering columns, then record hash, then earliest
+    delivered); identical records (same hash) sit next to each other in that order, so one window finds
+    both duplicates and superseded versions.
     """
     validated = validate(batch, spec)
     is_valid = F.col(REASON).isNull()
     newest_first = [F.col(f"`{c}`").desc() for c in spec.ordering] + [F.col(RECORD_HASH).desc()]
+    # among identical copies, the first delivered is kept (what an incremental run keeps), so a replay
+    # from bronze rebuilds silver with the same lineage
+    newest_first += [F.col(c).asc() for c in ("_ingest_time", LANDING_FILE) if c in batch.columns]
     by_key = Window.partitionBy(is_valid, *[F.col(f"`{c}`") for c in spec.primary_key]).orderBy(*newest_first)
     disposition = (
         F.when(~is_valid, F.lit(QUARANTINED))
