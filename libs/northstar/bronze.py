@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from northstar import delta, landing, ledger, quarantine
-from northstar.config import EnvConfig, SourceSpec, TableSpec
+from northstar.config import CsvOptions, EnvConfig, SourceSpec, TableSpec
 from northstar.ledger import LedgerEntry
 from northstar.storage import LandingFile
 from northstar.transforms import bronze as tx
@@ -50,7 +50,7 @@ def read_batch(
         # keep the raw text only where it is needed (rejects), so the cached batch stays small
         records = records.withColumn(tx.RAW, F.when(F.col(tx.CORRUPT).isNotNull(), F.col(tx.RAW)))
     elif spec.format == "csv":
-        options = spec.csv.model_dump() if spec.csv else {}
+        options = (spec.csv or CsvOptions()).model_dump()
         header = spark.read.options(**options).csv(paths).schema
         delivered = T.StructType([T.StructField(f.name, T.StringType(), True) for f in header.fields])
         read_schema = T.StructType([*delivered.fields, T.StructField(tx.CORRUPT, T.StringType(), True)])
@@ -60,7 +60,7 @@ def read_batch(
         )
         records = tx.hash_columns(records, delivered.fieldNames())
     else:
-        records = spark.read.option("mergeSchema", "true").parquet(paths).select("*", landing_file)
+        records = spark.read.option("mergeSchema", "true").parquet(*paths).select("*", landing_file)
         delivered = T.StructType([f for f in records.schema.fields if f.name != tx.LANDING_FILE])
         records = tx.hash_columns(records, delivered.fieldNames())
     return records, plan_columns(spec, delivered, existing)
