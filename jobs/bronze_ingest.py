@@ -1,6 +1,6 @@
 """Ingest a source's new landing files into its bronze Delta tables (spark-submit entry point).
 
-    spark-submit jobs/bronze_ingest.py --source marketplace --env local
+spark-submit jobs/bronze_ingest.py --source marketplace --env local
 """
 
 import sys

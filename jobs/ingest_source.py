@@ -1,6 +1,6 @@
 """Run bronze then silver for a source in one Spark application (spark-submit entry point).
 
-    spark-submit jobs/ingest_source.py --source marketplace --env local
+spark-submit jobs/ingest_source.py --source marketplace --env local
 """
 
 import sys

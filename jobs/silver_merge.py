@@ -1,6 +1,6 @@
 """MERGE a source's new bronze rows into its silver Delta tables, latest version wins (spark-submit entry point).
 
-    spark-submit jobs/silver_merge.py --source marketplace --env local [--full-refresh]
+spark-submit jobs/silver_merge.py --source marketplace --env local [--full-refresh]
 """
 
 import sys

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from northstar.config import EnvConfig, SourceSpec, load_source
 from northstar.spark import get_spark
 
@@ -15,8 +14,11 @@ CONF = REPO / "conf"
 
 def make_env(root: Path, name: str = "test") -> EnvConfig:
     return EnvConfig(
-        name=name, profile="local",
-        landing=str(root / "landing"), lake=str(root / "lake"), quarantine=str(root / "quarantine"),
+        name=name,
+        profile="local",
+        landing=str(root / "landing"),
+        lake=str(root / "lake"),
+        quarantine=str(root / "quarantine"),
         spark={"spark.master": "local[2]", "spark.driver.memory": "2g"},
     )
 

@@ -1,7 +1,7 @@
 """Bronze job: ingest a table's new landing files into its bronze Delta table, exactly once.
 
 Each run takes the landing files no earlier run ingested, parses them, conforms them to the schema
-contract (rescuing values that do not fit), appends them with lineage columns and sends unparseable
+contract (rescuing values that do not fit), appends them with lineage columns and copies unparseable
 records to quarantine. The write replaces any rows of the same files (`replaceWhere`), so a run that
 crashed after writing bronze but before logging its files is repaired, not duplicated, by the next run.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -23,7 +22,9 @@ from northstar.transforms import bronze as tx
 from northstar.transforms.schema import ColumnPlan, conform, plan_columns
 
 # Bronze rows are found by lineage (which file, which run), so those are the columns Delta keeps stats on.
-STATS_COLUMNS = ",".join([tx.LANDING_FILE, "_run_id", "_ingest_time", tx.RECORD_HASH, "_rescued_data"])
+STATS_COLUMNS = ",".join(
+    [tx.LANDING_FILE, "_run_id", "_ingest_time", tx.RECORD_HASH, "_rescued_data", tx.CORRUPT]
+)
 
 
 def existing_data_schema(spark: SparkSession, path: str) -> T.StructType | None:
@@ -37,18 +38,20 @@ def existing_data_schema(spark: SparkSession, path: str) -> T.StructType | None:
 def read_batch(
     spark: SparkSession, spec: TableSpec, files: list[LandingFile], existing: T.StructType | None
 ) -> tuple[DataFrame, list[ColumnPlan]]:
-    """Read the files into one frame of parsed records (+ raw text of rejects, landing file, record hash),
-    and plan each column against the contract. Raises SchemaDriftError under drift policy `fail`."""
+    """Read the files into one frame of parsed records, and plan each column against the contract.
+
+    Besides the delivered columns the frame has `_landing_file`, `_record_hash` and `_corrupt_record`
+    (the raw text of a record that could not be parsed, null otherwise). Raises SchemaDriftError under
+    drift policy `fail`.
+    """
     paths = [f.path for f in files]
     landing_file = F.col("_metadata.file_path").alias(tx.LANDING_FILE)
     if spec.format == "jsonl":
-        # plain inference: strings stay strings (no "12345" -> decimal), numbers are long or double
+        # plain inference: strings stay strings (no "01234" -> 1234), numbers are long or double
         delivered = spark.read.options(dropFieldIfAllNull=True).json(paths).schema
         delivered = T.StructType([f for f in delivered.fields if f.name != tx.CORRUPT])
         lines = tx.non_blank_lines(spark.read.text(paths).select(F.col("value").alias(tx.RAW), landing_file))
-        records = tx.hash_raw_record(tx.parse_json_lines(lines, delivered))
-        # keep the raw text only where it is needed (rejects), so the cached batch stays small
-        records = records.withColumn(tx.RAW, F.when(F.col(tx.CORRUPT).isNotNull(), F.col(tx.RAW)))
+        records = tx.hash_raw_record(tx.parse_json_lines(lines, delivered)).drop(tx.RAW)
     elif spec.format == "csv":
         options = (spec.csv or CsvOptions()).model_dump()
         header = spark.read.options(**options).csv(paths).schema
@@ -56,14 +59,28 @@ def read_batch(
         read_schema = T.StructType([*delivered.fields, T.StructField(tx.CORRUPT, T.StringType(), True)])
         records = (
             spark.read.options(**options, mode="PERMISSIVE", columnNameOfCorruptRecord=tx.CORRUPT)
-            .schema(read_schema).csv(paths).select("*", landing_file)
+            .schema(read_schema)
+            .csv(paths)
+            .select("*", landing_file)
         )
         records = tx.hash_columns(records, delivered.fieldNames())
     else:
         records = spark.read.option("mergeSchema", "true").parquet(*paths).select("*", landing_file)
         delivered = T.StructType([f for f in records.schema.fields if f.name != tx.LANDING_FILE])
-        records = tx.hash_columns(records, delivered.fieldNames())
+        records = tx.hash_columns(records, delivered.fieldNames()).withColumn(
+            tx.CORRUPT, F.lit(None).cast("string")
+        )
     return records, plan_columns(spec, delivered, existing)
+
+
+def count_records(spark: SparkSession, spec: TableSpec, files: list[LandingFile]) -> int:
+    """Records in the files, counted independently of the parser (non-blank lines; rows for Parquet)."""
+    paths = [f.path for f in files]
+    if spec.format == "parquet":
+        return spark.read.parquet(*paths).count()
+    lines = tx.non_blank_lines(spark.read.text(paths).select(F.col("value").alias(tx.RAW)))
+    header_lines = len(files) if spec.format == "csv" and (spec.csv or CsvOptions()).header else 0
+    return lines.count() - header_lines
 
 
 def run_bronze(
@@ -75,13 +92,23 @@ def run_bronze(
     run_id: str | None = None,
     max_files: int | None = None,
 ) -> LedgerEntry:
-    """Ingest the table's pending landing files; returns the ledger entry it recorded."""
+    """Ingest the table's pending landing files; returns the ledger entry it recorded.
+
+    One pass parses and writes every record to bronze: parsed records with their columns, unparseable
+    ones with their raw text in `_corrupt_record` (so bronze holds everything that landed, and silver
+    never reads those). The unparseable ones are then copied to quarantine from bronze, a cheap scan.
+    """
     spec = source.tables[table]
     bronze_path = env.bronze_path(source.name, table)
     quarantine_path = env.quarantine_path(source.name, table)
+    bronze_name = f"bronze.{source.name}_{table}"
     entry = LedgerEntry(
-        run_id=run_id or ledger.new_run_id("bronze"), job="bronze", env=env.name,
-        source=source.name, table_name=table, layer="bronze",
+        run_id=run_id or ledger.new_run_id("bronze"),
+        job="bronze",
+        env=env.name,
+        source=source.name,
+        table_name=table,
+        layer="bronze",
     )
     with ledger.recorded(spark, env, entry):
         files = landing.pending_files(spark, env, source.name, table, spec)[:max_files]
@@ -92,54 +119,58 @@ def run_bronze(
         entry.window_start = datetime.fromtimestamp(min(f.modified_ms for f in files) / 1000, UTC)
         entry.window_end = datetime.fromtimestamp(max(f.modified_ms for f in files) / 1000, UTC)
         now = datetime.now(UTC)
+        file_predicate = landing.sql_in_list([f.uri for f in files])
 
         records, plans = read_batch(spark, spec, files, existing_data_schema(spark, bronze_path))
-        records = records.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            corrupt = tx.is_corrupt(records)
-            counts = records.agg(F.count(F.lit(1)).alias("read"), F.count_if(corrupt).alias("rejected")).first()
-            entry.records_read = counts["read"]
-            entry.details["rescued"] = 0
-            file_predicate = landing.sql_in_list([f.uri for f in files])
+        rows = conform(records, plans, keep=[tx.LANDING_FILE, tx.RECORD_HASH, tx.CORRUPT])
+        rows = tx.add_lineage(rows, source=source.name, run_id=entry.run_id, ingest_time=now)
+        data_columns = [p.name for p in plans if p.target is not None]
+        (
+            rows.select(*[F.col(f"`{c}`") for c in data_columns], *tx.LINEAGE_COLUMNS)
+            .write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", f"{tx.LANDING_FILE} IN ({file_predicate})")
+            .option("mergeSchema", "true")
+            .option("delta.enableChangeDataFeed", "true")
+            .option("delta.dataSkippingStatsColumns", STATS_COLUMNS)
+            .partitionBy("_ingest_date")
+            .save(bronze_path)
+        )
+        version = delta.latest_version(spark, bronze_path)
+        entry.delta_versions[bronze_name] = version
+        this_run = (
+            spark.read.format("delta")
+            .option("versionAsOf", version)
+            .load(bronze_path)
+            .where(F.col("_run_id") == entry.run_id)
+        )
+        written = this_run.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count(tx.CORRUPT).alias("corrupt"),
+            F.count("_rescued_data").alias("rescued"),
+        ).first()
+        entry.records_read = count_records(spark, spec, files)
+        entry.records_written = written["rows"] - written["corrupt"]
+        entry.details["rescued"] = written["rescued"]
 
-            if counts["read"] > counts["rejected"]:
-                accepted = conform(records.where(~corrupt), plans, keep=[tx.LANDING_FILE, tx.RECORD_HASH])
-                accepted = tx.add_lineage(accepted, source=source.name, run_id=entry.run_id, ingest_time=now)
-                data_columns = [p.name for p in plans if p.target is not None]
-                accepted = accepted.select(*[F.col(f"`{c}`") for c in data_columns], *tx.LINEAGE_COLUMNS)
-                (
-                    accepted.write.format("delta").mode("overwrite")
-                    .option("replaceWhere", f"{tx.LANDING_FILE} IN ({file_predicate})")
-                    .option("mergeSchema", "true")
-                    .option("delta.enableChangeDataFeed", "true")
-                    .option("delta.dataSkippingStatsColumns", STATS_COLUMNS)
-                    .partitionBy("_ingest_date")
-                    .save(bronze_path)
-                )
-                version = delta.latest_version(spark, bronze_path)
-                entry.delta_versions[f"bronze.{source.name}_{table}"] = version
-                entry.records_written = delta.commit_metrics(spark, bronze_path, version).get("numOutputRows", 0)
-                entry.details["rescued"] = (
-                    spark.read.format("delta").option("versionAsOf", version).load(bronze_path)
-                    .where(F.col("_run_id") == entry.run_id).where(F.col("_rescued_data").isNotNull()).count()
-                )
-
-            if counts["rejected"]:
-                rejected = tx.corrupt_to_quarantine(
-                    records.where(corrupt), run_id=entry.run_id, source=source.name, table=table,
-                    file_format=spec.format, quarantined_at=now,
-                )
-                (
-                    rejected.write.format("delta").mode("overwrite")
-                    .option("replaceWhere", f"layer = 'bronze' AND landing_file IN ({file_predicate})")
-                    .save(quarantine_path)
-                )
-                version = delta.latest_version(spark, quarantine_path)
-                entry.delta_versions[f"quarantine.{source.name}_{table}"] = version
-                entry.records_quarantined = delta.commit_metrics(spark, quarantine_path, version)["numOutputRows"]
-                entry.details[f"quarantined.{quarantine.MALFORMED}"] = entry.records_quarantined
-        finally:
-            records.unpersist()
+        if written["corrupt"]:
+            rejected = tx.corrupt_to_quarantine(
+                this_run.where(F.col(tx.CORRUPT).isNotNull()),
+                run_id=entry.run_id,
+                source=source.name,
+                table=table,
+                file_format=spec.format,
+                quarantined_at=now,
+            )
+            (
+                rejected.write.format("delta")
+                .mode("overwrite")
+                .option("replaceWhere", f"layer = 'bronze' AND landing_file IN ({file_predicate})")
+                .save(quarantine_path)
+            )
+            version = delta.latest_version(spark, quarantine_path)
+            entry.delta_versions[f"quarantine.{source.name}_{table}"] = version
+            entry.records_quarantined = delta.commit_metrics(spark, quarantine_path, version)["numOutputRows"]
+            entry.details[f"quarantined.{quarantine.MALFORMED}"] = entry.records_quarantined
         landing.record_ingested(spark, env, source.name, table, files, entry.run_id)
     return entry
-

@@ -20,9 +20,15 @@ def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="source name: conf/sources/<source>.yaml")
     parser.add_argument("--table", action="append", help="only this table (repeatable); default: all tables")
     parser.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")
-    parser.add_argument("--conf-dir", type=Path, help="configuration folder (default: $NORTHSTAR_CONF_DIR or ./conf)")
-    parser.add_argument("--full-refresh", action="store_true", help="silver: rebuild from all of bronze (replay)")
-    parser.add_argument("--max-files", type=int, help="bronze: take at most this many landing files per table")
+    parser.add_argument(
+        "--conf-dir", type=Path, help="configuration folder (default: $NORTHSTAR_CONF_DIR or ./conf)"
+    )
+    parser.add_argument(
+        "--full-refresh", action="store_true", help="silver: rebuild from all of bronze (replay)"
+    )
+    parser.add_argument(
+        "--max-files", type=int, help="bronze: take at most this many landing files per table"
+    )
 
 
 def _run_layers(args: argparse.Namespace, layers: tuple[str, ...]) -> int:
@@ -34,8 +40,13 @@ def _run_layers(args: argparse.Namespace, layers: tuple[str, ...]) -> int:
     source = load_source(args.source, args.conf_dir)
     spark = get_spark(env, app_name=f"northstar-{'-'.join(layers)}-{source.name}")
     entries = run_source(
-        spark, env, source, tables=args.table, layers=layers,
-        full_refresh=args.full_refresh, max_files=args.max_files,
+        spark,
+        env,
+        source,
+        tables=args.table,
+        layers=layers,
+        full_refresh=args.full_refresh,
+        max_files=args.max_files,
     )
     print(run_report(entries))
     return 0
@@ -69,7 +80,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from northstar.demo import run_demo
 
-    print(run_demo(args.data_dir, orders=args.orders, files=args.files, seed=args.seed, conf_dir=args.conf_dir))
+    print(
+        run_demo(args.data_dir, orders=args.orders, files=args.files, seed=args.seed, conf_dir=args.conf_dir)
+    )
     return 0
 
 
@@ -111,8 +124,16 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
     if args.source:
         rows = rows.where(F.col("source") == args.source)
     rows.orderBy(F.col("started_at").desc()).select(
-        "started_at", "layer", "source", "table_name", "status", "records_read", "records_written",
-        "records_duplicate", "records_quarantined", "run_id",
+        "started_at",
+        "layer",
+        "source",
+        "table_name",
+        "status",
+        "records_read",
+        "records_written",
+        "records_duplicate",
+        "records_quarantined",
+        "run_id",
     ).show(args.limit, truncate=False)
     return 0
 

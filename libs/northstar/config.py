@@ -38,8 +38,10 @@ class ColumnSpec(_Strict):
     """One column of a table's schema contract."""
 
     name: Identifier
-    type: str = Field(description="Spark SQL type: string, int, bigint, double, decimal(p,s), date, "
-                                  "timestamp, boolean, or struct/array/map to keep the delivered shape")
+    type: str = Field(
+        description="Spark SQL type: string, int, bigint, double, decimal(p,s), date, "
+        "timestamp, boolean, or struct/array/map to keep the delivered shape"
+    )
     required: bool = False
 
     @field_validator("type")
@@ -73,7 +75,7 @@ class TableSpec(_Strict):
     ordering: list[Identifier] = Field(
         min_length=1,
         description="columns deciding which version of a record is latest (compared in order, highest wins); "
-                    "equal values are broken by the record hash, so the winner never depends on arrival order",
+        "equal values are broken by the record hash, so the winner never depends on arrival order",
     )
     columns: list[ColumnSpec] | None = Field(default=None, description="schema contract (optional)")
     drift: Literal["evolve", "rescue", "fail"] = "evolve"
@@ -92,10 +94,16 @@ class TableSpec(_Strict):
         for role in ("primary_key", "ordering", "partition_by"):
             missing = [c for c in getattr(self, role) if c not in names]
             if missing:
-                raise ValueError(f"{role} names {', '.join(missing)}, which is not in columns: {', '.join(names)}")
-        complex_keys = [c.name for c in self.columns if c.is_complex and c.name in self.primary_key + self.ordering]
+                raise ValueError(
+                    f"{role} names {', '.join(missing)}, which is not in columns: {', '.join(names)}"
+                )
+        complex_keys = [
+            c.name for c in self.columns if c.is_complex and c.name in self.primary_key + self.ordering
+        ]
         if complex_keys:
-            raise ValueError(f"primary_key/ordering columns must have atomic types: {', '.join(complex_keys)}")
+            raise ValueError(
+                f"primary_key/ordering columns must have atomic types: {', '.join(complex_keys)}"
+            )
         return self
 
     def column(self, name: str) -> ColumnSpec | None:
@@ -193,8 +201,10 @@ def _read_yaml(path: Path, expand_env: bool = False) -> dict:
         try:
             text = _expand_env_vars(text)
         except KeyError as err:
-            raise ConfigError(f"{path}: environment variable {err.args[0]} is not set and has no default "
-                              f"(write ${{{err.args[0]}:-default}} to give one)") from None
+            raise ConfigError(
+                f"{path}: environment variable {err.args[0]} is not set and has no default "
+                f"(write ${{{err.args[0]}:-default}} to give one)"
+            ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -203,7 +213,9 @@ def _read_yaml(path: Path, expand_env: bool = False) -> dict:
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level, found {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of settings at the top level, found {type(data).__name__}"
+        )
     return data
 
 
@@ -214,7 +226,9 @@ def _format_validation_error(path: Path, what: str, err: ValidationError) -> str
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
             message = "unknown setting (check the spelling; see docs/onboarding.md for the allowed ones)"
-        elif problem["type"] not in ("missing", "value_error") and not isinstance(problem.get("input"), dict | list):
+        elif problem["type"] not in ("missing", "value_error") and not isinstance(
+            problem.get("input"), dict | list
+        ):
             message += f" (got {problem['input']!r})"
         lines.append(f"  - {field}: {message}")
     return "\n".join(lines)

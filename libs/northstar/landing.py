@@ -21,7 +21,8 @@ def ingested_uris(spark: SparkSession, env: EnvConfig, source: str, table: str) 
     if not delta.table_exists(spark, env.landing_log_path):
         return set()
     rows = (
-        spark.read.format("delta").load(env.landing_log_path)
+        spark.read.format("delta")
+        .load(env.landing_log_path)
         .where((F.col("source") == source) & (F.col("table_name") == table))
         .select("file_uri")
         .collect()

@@ -104,7 +104,9 @@ def read(spark: SparkSession, env: EnvConfig) -> DataFrame:
     return spark.read.format("delta").load(env.run_ledger_path)
 
 
-def last_input_version(spark: SparkSession, env: EnvConfig, layer: str, source: str, table: str) -> int | None:
+def last_input_version(
+    spark: SparkSession, env: EnvConfig, layer: str, source: str, table: str
+) -> int | None:
     """The highest input version a successful run of this layer has consumed (None if it never ran)."""
     row = (
         read(spark, env)

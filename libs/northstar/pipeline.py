@@ -25,8 +25,9 @@ def run_source(
     """Run `layers` for each table; returns the ledger entries in the order they ran."""
     unknown = [t for t in tables or [] if t not in source.tables]
     if unknown:
-        raise ValueError(f"source {source.name} has no table {', '.join(unknown)} "
-                         f"(its tables: {', '.join(source.tables)})")
+        raise ValueError(
+            f"source {source.name} has no table {', '.join(unknown)} (its tables: {', '.join(source.tables)})"
+        )
     entries = []
     for table in tables or list(source.tables):
         if "bronze" in layers:

@@ -10,8 +10,16 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 QUARANTINE_COLUMNS = [
-    "run_id", "layer", "source", "table_name", "reason", "reason_detail",
-    "raw_record", "landing_file", "record_hash", "quarantined_at",
+    "run_id",
+    "layer",
+    "source",
+    "table_name",
+    "reason",
+    "reason_detail",
+    "raw_record",
+    "landing_file",
+    "record_hash",
+    "quarantined_at",
 ]
 
 # Reason codes (the `reason` column); `reason_detail` says what exactly was wrong.

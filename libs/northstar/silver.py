@@ -19,9 +19,17 @@ from northstar import delta, ledger
 from northstar.config import EnvConfig, SourceSpec
 from northstar.ledger import LedgerEntry
 from northstar.transforms import silver as tx
+from northstar.transforms.bronze import CORRUPT
 from northstar.transforms.schema import align_to, merge_types
 
 CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
+
+
+def parsed_only(bronze_rows: DataFrame) -> DataFrame:
+    """Bronze rows that were parsed (unparseable ones carry only `_corrupt_record` and are quarantined)."""
+    if CORRUPT not in bronze_rows.columns:
+        return bronze_rows
+    return bronze_rows.where(F.col(CORRUPT).isNull()).drop(CORRUPT)
 
 
 def read_bronze_changes(spark: SparkSession, bronze_path: str, start: int, end: int) -> DataFrame:
@@ -52,8 +60,12 @@ def run_silver(
     silver_path = env.silver_path(source.name, table)
     quarantine_path = env.quarantine_path(source.name, table)
     entry = LedgerEntry(
-        run_id=run_id or ledger.new_run_id("silver"), job="silver", env=env.name,
-        source=source.name, table_name=table, layer="silver",
+        run_id=run_id or ledger.new_run_id("silver"),
+        job="silver",
+        env=env.name,
+        source=source.name,
+        table_name=table,
+        layer="silver",
     )
     with ledger.recorded(spark, env, entry):
         end = delta.latest_version(spark, bronze_path)
@@ -71,7 +83,7 @@ def run_silver(
             batch = spark.read.format("delta").option("versionAsOf", end).load(bronze_path)
         else:
             batch = read_bronze_changes(spark, bronze_path, start, end)
-        tagged = tx.classify(batch, spec).persist(StorageLevel.MEMORY_AND_DISK)
+        tagged = tx.classify(parsed_only(batch), spec).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             counts = {
                 (r[tx.DISPOSITION], r[tx.REASON]): r["n"]
@@ -101,13 +113,20 @@ def run_silver(
                     )
 
             offered = by_disposition.get(tx.CANDIDATE, 0)
-            applied = _merge(spark, tx.candidates(tagged), silver_path, spec, entry, full_refresh) if offered else {}
+            applied = (
+                _merge(spark, tx.candidates(tagged), silver_path, spec, entry, full_refresh)
+                if offered
+                else {}
+            )
             inserted = applied.get("numTargetRowsInserted", 0)
             updated = applied.get("numTargetRowsUpdated", 0)
-            entry.details.update(inserted=inserted, updated=updated, older_than_silver=offered - inserted - updated)
+            entry.details.update(
+                inserted=inserted, updated=updated, older_than_silver=offered - inserted - updated
+            )
             entry.records_written = inserted + updated
             entry.records_duplicate = (
-                entry.details["exact_duplicates"] + entry.details["superseded_in_batch"]
+                entry.details["exact_duplicates"]
+                + entry.details["superseded_in_batch"]
                 + entry.details["older_than_silver"]
             )
         finally:
@@ -115,17 +134,24 @@ def run_silver(
     return entry
 
 
-def _write_quarantine(spark, tagged, path, entry, source, table, now, bronze_version, full_refresh) -> int | None:
+def _write_quarantine(
+    spark, tagged, path, entry, source, table, now, bronze_version, full_refresh
+) -> int | None:
     """Append this window's rejects once: the write is keyed to the bronze version it covers, so a retry
     of the same window is skipped by Delta (idempotent writes with txnAppId/txnVersion).
     Returns the rows this attempt wrote, or None when an earlier attempt already wrote them."""
-    rejected = tx.rejected_to_quarantine(tagged, run_id=entry.run_id, source=source, table=table, quarantined_at=now)
+    rejected = tx.rejected_to_quarantine(
+        tagged, run_id=entry.run_id, source=source, table=table, quarantined_at=now
+    )
     writer = rejected.write.format("delta")
     if full_refresh:
         writer = writer.mode("overwrite").option("replaceWhere", "layer = 'silver'")
     else:
-        writer = (writer.mode("append").option("txnAppId", f"silver-quarantine:{source}.{table}")
-                  .option("txnVersion", bronze_version))
+        writer = (
+            writer.mode("append")
+            .option("txnAppId", f"silver-quarantine:{source}.{table}")
+            .option("txnVersion", bronze_version)
+        )
     before = delta.latest_version(spark, path)
     writer.save(path)
     version = delta.latest_version(spark, path)
@@ -135,12 +161,15 @@ def _write_quarantine(spark, tagged, path, entry, source, table, now, bronze_ver
     return delta.commit_metrics(spark, path, version).get("numOutputRows", 0)
 
 
-def _merge(spark, latest: DataFrame, path: str, spec, entry: LedgerEntry, full_refresh: bool) -> dict[str, int]:
+def _merge(
+    spark, latest: DataFrame, path: str, spec, entry: LedgerEntry, full_refresh: bool
+) -> dict[str, int]:
     """MERGE the latest version of each key into silver; create (or, on full refresh, replace) the table."""
     name = f"silver.{entry.source}_{entry.table_name}"
     if full_refresh or not delta.table_exists(spark, path):
         (
-            latest.write.format("delta").mode("overwrite")
+            latest.write.format("delta")
+            .mode("overwrite")
             .option("overwriteSchema", "true")
             .option("delta.enableChangeDataFeed", "true")
             .partitionBy(*spec.partition_by)
@@ -157,7 +186,8 @@ def _merge(spark, latest: DataFrame, path: str, spec, entry: LedgerEntry, full_r
         empty.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
         target = spark.read.format("delta").load(path).schema
     (
-        DeltaTable.forPath(spark, path).alias("t")
+        DeltaTable.forPath(spark, path)
+        .alias("t")
         .merge(align_to(latest, target).alias("s"), tx.key_condition(spec.primary_key))
         .whenMatchedUpdateAll(condition=tx.newer_condition(spec.ordering))
         .whenNotMatchedInsertAll()

@@ -47,17 +47,27 @@ def list_landing_files(spark: SparkSession, folder: str, file_format: str) -> li
     while iterator.hasNext():
         status = iterator.next()
         name = status.getPath().getName()
-        if name.startswith(IGNORED_PREFIXES) or name.endswith(IGNORED_SUFFIXES) or not name.endswith(suffixes):
+        if (
+            name.startswith(IGNORED_PREFIXES)
+            or name.endswith(IGNORED_SUFFIXES)
+            or not name.endswith(suffixes)
+        ):
             continue
         file_path = status.getPath()
-        found.append(LandingFile(file_path.toString(), spark_file_uri(file_path.toUri().toString()),
-                                 status.getLen(), status.getModificationTime()))
+        found.append(
+            LandingFile(
+                file_path.toString(),
+                spark_file_uri(file_path.toUri().toString()),
+                status.getLen(),
+                status.getModificationTime(),
+            )
+        )
     return sorted(found, key=lambda f: f.path)
 
 
 def spark_file_uri(uri: str) -> str:
     """Spell a file URI as Spark's `_metadata.file_path` does (`file:/x`, not `file:///x`)."""
-    return "file:/" + uri[len("file:///"):] if uri.startswith("file:///") else uri
+    return "file:/" + uri[len("file:///") :] if uri.startswith("file:///") else uri
 
 
 def path_exists(spark: SparkSession, path: str) -> bool:

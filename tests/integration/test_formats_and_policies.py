@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from pyspark.sql import functions as F
-
 from northstar import ledger
 from northstar.bronze import run_bronze
 from northstar.cli import main
@@ -17,6 +15,7 @@ from northstar.config import load_source
 from northstar.landing import pending_files
 from northstar.pipeline import run_source
 from northstar.transforms.schema import SchemaDriftError
+from pyspark.sql import functions as F
 
 from tests.conftest import REPO
 
@@ -56,8 +55,9 @@ def test_fail_policy_stops_naming_the_field_and_keeps_files_pending(spark, env, 
     with pytest.raises(SchemaDriftError, match=r"new column coupon \(string\)"):
         run_bronze(spark, env, source, "events")
 
-    assert [f.uri.rsplit("/", 1)[1] for f in pending_files(spark, env, "shop", "events", source.tables["events"])] == [
-        "b.jsonl"]
+    assert [
+        f.uri.rsplit("/", 1)[1] for f in pending_files(spark, env, "shop", "events", source.tables["events"])
+    ] == ["b.jsonl"]
     last = ledger.read(spark, env).orderBy(F.col("started_at").desc()).first()
     assert last.status == "failed" and "coupon" in last.error
 
@@ -69,19 +69,35 @@ def test_fail_policy_stops_naming_the_field_and_keeps_files_pending(spark, env, 
 
 def test_rescue_policy_keeps_new_fields_and_bad_values_out_of_columns(spark, env, tmp_path):
     source = load_source("shop", write_conf(tmp_path / "conf", "rescue"))
-    land(env, "shop/events", "a.jsonl", [
-        {"id": "1", "ts": 1, "amount": 2.5},
-        {"id": "2", "ts": 2, "amount": "n/a", "coupon": "X1"},  # a type mismatch and a new field
-        '{"id": "3", "ts": ',  # malformed
-        {"id": None, "ts": 3, "amount": 1},  # null key
-    ])
+    land(
+        env,
+        "shop/events",
+        "a.jsonl",
+        [
+            {"id": "1", "ts": 1, "amount": 2.5},
+            {"id": "2", "ts": 2, "amount": "n/a", "coupon": "X1"},  # a type mismatch and a new field
+            '{"id": "3", "ts": ',  # malformed
+            {"id": None, "ts": 3, "amount": 1},  # null key
+        ],
+    )
     entries = run_source(spark, env, source)
     bronze_entry, silver_entry = entries
-    assert (bronze_entry.records_read, bronze_entry.records_written, bronze_entry.records_quarantined) == (4, 3, 1)
-    assert (silver_entry.records_read, silver_entry.records_written, silver_entry.records_quarantined) == (3, 2, 1)
+    assert (bronze_entry.records_read, bronze_entry.records_written, bronze_entry.records_quarantined) == (
+        4,
+        3,
+        1,
+    )
+    assert (silver_entry.records_read, silver_entry.records_written, silver_entry.records_quarantined) == (
+        3,
+        2,
+        1,
+    )
     silver = {r.id: r for r in spark.read.format("delta").load(env.silver_path("shop", "events")).collect()}
     assert "coupon" not in silver["2"].asDict()
-    assert silver["2"].amount is None and json.loads(silver["2"]._rescued_data) == {"amount": "n/a", "coupon": "X1"}
+    assert silver["2"].amount is None and json.loads(silver["2"]._rescued_data) == {
+        "amount": "n/a",
+        "coupon": "X1",
+    }
     assert str(silver["1"].amount) == "2.50" and silver["1"]._rescued_data is None
 
 
@@ -93,17 +109,29 @@ def test_csv_source_with_a_ragged_row(spark, env, tmp_path):
         "      - {name: event_time, type: timestamp}\n      - {name: cartons, type: int}\n"
     )
     source = load_source("wms", tmp_path / "conf")
-    land(env, "wms/shipments", "drop1.csv", [
-        "shipment_id,event_time,cartons,status",
-        "S1,2026-11-20T10:00:00Z,3,picked",
-        "S1,2026-11-20T12:00:00Z,3,shipped",
-        "S2,2026-11-20T11:00:00Z,many,picked",
-        "S3,2026-11-20T11:00:00Z,1,picked,EXTRA,COLUMNS",
-    ])
+    land(
+        env,
+        "wms/shipments",
+        "drop1.csv",
+        [
+            "shipment_id,event_time,cartons,status",
+            "S1,2026-11-20T10:00:00Z,3,picked",
+            "S1,2026-11-20T12:00:00Z,3,shipped",
+            "S2,2026-11-20T11:00:00Z,many,picked",
+            "S3,2026-11-20T11:00:00Z,1,picked,EXTRA,COLUMNS",
+        ],
+    )
     bronze_entry, silver_entry = run_source(spark, env, source)
-    assert (bronze_entry.records_read, bronze_entry.records_written, bronze_entry.records_quarantined) == (4, 3, 1)
+    assert (bronze_entry.records_read, bronze_entry.records_written, bronze_entry.records_quarantined) == (
+        4,
+        3,
+        1,
+    )
     assert silver_entry.balanced and silver_entry.records_duplicate == 1  # S1's older event
-    rows = {r.shipment_id: r for r in spark.read.format("delta").load(env.silver_path("wms", "shipments")).collect()}
+    rows = {
+        r.shipment_id: r
+        for r in spark.read.format("delta").load(env.silver_path("wms", "shipments")).collect()
+    }
     assert rows["S1"].status == "shipped" and rows["S1"].cartons == 3
     assert rows["S2"].cartons is None and json.loads(rows["S2"]._rescued_data) == {"cartons": "many"}
 
@@ -116,11 +144,15 @@ def test_parquet_source(spark, env, tmp_path):
     )
     source = load_source("erp", tmp_path / "conf")
     folder = Path(env.landing) / "erp" / "invoices"
-    spark.createDataFrame([("I1", 1, 10.0), ("I1", 2, 12.0), ("I2", 1, 5.0)], "invoice_id string, version int, total double") \
-        .coalesce(1).write.parquet(str(folder / "batch1"))
+    spark.createDataFrame(
+        [("I1", 1, 10.0), ("I1", 2, 12.0), ("I2", 1, 5.0)], "invoice_id string, version int, total double"
+    ).coalesce(1).write.parquet(str(folder / "batch1"))
     bronze_entry, silver_entry = run_source(spark, env, source)
     assert bronze_entry.records_written == 3 and silver_entry.records_written == 2
-    totals = {r.invoice_id: r.total for r in spark.read.format("delta").load(env.silver_path("erp", "invoices")).collect()}
+    totals = {
+        r.invoice_id: r.total
+        for r in spark.read.format("delta").load(env.silver_path("erp", "invoices")).collect()
+    }
     assert totals == {"I1": 12.0, "I2": 5.0}
 
 
@@ -140,8 +172,11 @@ def test_cli_run_with_a_users_conf_dir(spark, env, tmp_path, capsys):
     conf = write_conf(tmp_path / "conf", "evolve")
     (conf / "env").mkdir()
     (conf / "env" / "mine.yaml").write_text(
-        f"profile: local\nlanding: {env.landing}\nlake: {env.lake}\nquarantine: {env.quarantine}\n")
-    land(env, "shop/events", "a.jsonl", [{"id": "1", "ts": 1, "amount": 2}, {"id": "1", "ts": 1, "amount": 2}])
+        f"profile: local\nlanding: {env.landing}\nlake: {env.lake}\nquarantine: {env.quarantine}\n"
+    )
+    land(
+        env, "shop/events", "a.jsonl", [{"id": "1", "ts": 1, "amount": 2}, {"id": "1", "ts": 1, "amount": 2}]
+    )
     assert main(["run", "--source", "shop", "--env", "mine", "--conf-dir", str(conf)]) == 0
     out = capsys.readouterr().out
     assert "bronze  shop.events" in out and "silver  shop.events" in out and "MISMATCH" not in out
@@ -158,12 +193,27 @@ def test_job_runs_unchanged_under_spark_submit(tmp_path):
 
     generate_feed(tmp_path / "landing", orders=30, files=2, seed=3)
     result = subprocess.run(
-        [str(REPO / "scripts" / "submit.sh"), str(REPO / "jobs" / "ingest_source.py"),
-         "--source", "marketplace", "--env", "local", "--table", "orders"],
-        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "NORTHSTAR_DATA_DIR": str(tmp_path),
-             "NORTHSTAR_SPARK_MASTER": "local[1]", "NORTHSTAR_DRIVER_MEMORY": "1g",
-             "JAVA_HOME": __import__("os").environ.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")},
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        [
+            str(REPO / "scripts" / "submit.sh"),
+            str(REPO / "jobs" / "ingest_source.py"),
+            "--source",
+            "marketplace",
+            "--env",
+            "local",
+            "--table",
+            "orders",
+        ],
+        env={
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "NORTHSTAR_DATA_DIR": str(tmp_path),
+            "NORTHSTAR_SPARK_MASTER": "local[1]",
+            "NORTHSTAR_DRIVER_MEMORY": "1g",
+            "JAVA_HOME": __import__("os").environ.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "silver  marketplace.orders" in result.stdout and "MISMATCH" not in result.stdout

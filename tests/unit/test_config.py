@@ -1,8 +1,7 @@
 from pathlib import Path
 
 import pytest
-
-from northstar.config import ConfigError, load_env, load_source, list_sources
+from northstar.config import ConfigError, list_sources, load_env, load_source
 
 from tests.conftest import CONF
 
@@ -60,20 +59,31 @@ def test_yaml_syntax_error_names_line(tmp_path):
 
 
 def test_key_must_be_a_declared_column(tmp_path):
-    text = GOOD_TABLE + "    columns:\n      - {name: id, type: string}\n      - {name: updated_at, type: timestamp}\n"
-    with pytest.raises(ConfigError, match="primary_key names order_id, which is not in columns: id, updated_at"):
+    text = (
+        GOOD_TABLE
+        + "    columns:\n      - {name: id, type: string}\n      - {name: updated_at, type: timestamp}\n"
+    )
+    with pytest.raises(
+        ConfigError, match="primary_key names order_id, which is not in columns: id, updated_at"
+    ):
         load_source("partner", write_source(tmp_path, "partner", text))
 
 
 def test_unknown_type_lists_allowed_types(tmp_path):
-    text = GOOD_TABLE + "    columns:\n      - {name: order_id, type: varchar}\n      - {name: updated_at, type: timestamp}\n"
+    text = (
+        GOOD_TABLE
+        + "    columns:\n      - {name: order_id, type: varchar}\n      - {name: updated_at, type: timestamp}\n"
+    )
     with pytest.raises(ConfigError, match=r"columns\.0\.type: unknown type 'varchar'; allowed: string"):
         load_source("partner", write_source(tmp_path, "partner", text))
 
 
 def test_missing_required_setting(tmp_path):
     with pytest.raises(ConfigError, match=r"tables\.orders\.ordering: Field required"):
-        load_source("partner", write_source(tmp_path, "partner", GOOD_TABLE.replace("    ordering: [updated_at]\n", "")))
+        load_source(
+            "partner",
+            write_source(tmp_path, "partner", GOOD_TABLE.replace("    ordering: [updated_at]\n", "")),
+        )
 
 
 def test_unknown_source_lists_known_ones(tmp_path):
@@ -105,7 +115,9 @@ def test_env_expands_variables_and_resolves_paths(tmp_path, monkeypatch):
 
 def test_env_unset_variable_without_default(tmp_path, monkeypatch):
     (tmp_path / "env").mkdir()
-    (tmp_path / "env" / "x.yaml").write_text("profile: local\nlanding: ${NOPE_NOT_SET}\nlake: /l\nquarantine: /q\n")
+    (tmp_path / "env" / "x.yaml").write_text(
+        "profile: local\nlanding: ${NOPE_NOT_SET}\nlake: /l\nquarantine: /q\n"
+    )
     monkeypatch.delenv("NOPE_NOT_SET", raising=False)
     with pytest.raises(ConfigError, match="NOPE_NOT_SET is not set and has no default"):
         load_env("x", tmp_path)
@@ -114,5 +126,8 @@ def test_env_unset_variable_without_default(tmp_path, monkeypatch):
 def test_env_bad_profile(tmp_path):
     (tmp_path / "env").mkdir()
     (tmp_path / "env" / "x.yaml").write_text("profile: laptop\nlanding: /a\nlake: /l\nquarantine: /q\n")
-    with pytest.raises(ConfigError, match=r"x\.yaml is not a valid environment:\n  - profile: Input should be 'local' or 'emr'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"x\.yaml is not a valid environment:\n  - profile: Input should be 'local' or 'emr'",
+    ):
         load_env("x", tmp_path)

@@ -1,31 +1,45 @@
 import json
 
 import pytest
-from pyspark.sql import types as T
-
 from northstar.config import ColumnSpec, TableSpec
 from northstar.transforms.schema import (
-    ColumnPlan, SchemaDriftError, conform, lossless, merge_types, plan_columns,
+    ColumnPlan,
+    SchemaDriftError,
+    conform,
+    lossless,
+    merge_types,
+    plan_columns,
 )
+from pyspark.sql import types as T
 
-S, L, D, I = T.StringType(), T.LongType(), T.DoubleType(), T.IntegerType()
+S, L, D, INT = T.StringType(), T.LongType(), T.DoubleType(), T.IntegerType()
 
 
 def table(drift="evolve", columns=None) -> TableSpec:
-    return TableSpec(format="jsonl", landing="x", primary_key=["id"], ordering=["ts"], drift=drift,
-                     columns=[ColumnSpec(**c) for c in columns] if columns else None)
+    return TableSpec(
+        format="jsonl",
+        landing="x",
+        primary_key=["id"],
+        ordering=["ts"],
+        drift=drift,
+        columns=[ColumnSpec(**c) for c in columns] if columns else None,
+    )
 
 
 def struct(**fields) -> T.StructType:
     return T.StructType([T.StructField(k, v, True) for k, v in fields.items()])
 
 
-CONTRACT = [{"name": "id", "type": "string"}, {"name": "ts", "type": "timestamp"}, {"name": "qty", "type": "int"}]
+CONTRACT = [
+    {"name": "id", "type": "string"},
+    {"name": "ts", "type": "timestamp"},
+    {"name": "qty", "type": "int"},
+]
 
 
 def test_contract_types_win_over_delivered():
     plans = plan_columns(table(columns=CONTRACT), struct(id=S, ts=S, qty=L), existing=None)
-    assert [(p.name, p.target) for p in plans] == [("id", S), ("ts", T.TimestampType()), ("qty", I)]
+    assert [(p.name, p.target) for p in plans] == [("id", S), ("ts", T.TimestampType()), ("qty", INT)]
 
 
 def test_new_column_evolve_adds_it():
@@ -36,13 +50,15 @@ def test_new_column_evolve_adds_it():
 def test_new_column_rescue_keeps_it_out_of_the_schema():
     plans = plan_columns(table("rescue", CONTRACT), struct(id=S, ts=S, gift=S), existing=None)
     assert ColumnPlan("gift", S, None) in plans
-    assert ColumnPlan("qty", None, I) in plans  # declared but not delivered: a null column
+    assert ColumnPlan("qty", None, INT) in plans  # declared but not delivered: a null column
 
 
 def test_fail_policy_names_new_and_changed_fields():
-    existing = struct(id=S, ts=T.TimestampType(), qty=I, box=struct(w=L))
+    existing = struct(id=S, ts=T.TimestampType(), qty=INT, box=struct(w=L))
     with pytest.raises(SchemaDriftError) as err:
-        plan_columns(table("fail", CONTRACT), struct(id=S, ts=S, qty=S, box=struct(w=L, h=L), gift=S), existing)
+        plan_columns(
+            table("fail", CONTRACT), struct(id=S, ts=S, qty=S, box=struct(w=L, h=L), gift=S), existing
+        )
     message = str(err.value)
     assert "new column gift (string)" in message
     assert "qty changed type from int to string" in message
@@ -50,7 +66,9 @@ def test_fail_policy_names_new_and_changed_fields():
 
 
 def test_fail_policy_accepts_an_unchanged_batch():
-    plans = plan_columns(table("fail", CONTRACT), struct(id=S, ts=S, qty=L), struct(id=S, ts=T.TimestampType(), qty=I))
+    plans = plan_columns(
+        table("fail", CONTRACT), struct(id=S, ts=S, qty=L), struct(id=S, ts=T.TimestampType(), qty=INT)
+    )
     assert [p.name for p in plans] == ["id", "ts", "qty"]
 
 
@@ -68,19 +86,34 @@ def test_merge_types_appends_nested_fields_and_keeps_existing_leaf_types():
     assert merge_types(current, struct(s=struct(y=S)), add_fields=False) == current
 
 
-@pytest.mark.parametrize(("delivered", "target", "expected"), [
-    (I, L, True), (L, I, False), (I, D, True), (L, D, False), (D, L, False), (S, T.TimestampType(), False),
-    (T.DecimalType(6, 2), T.DecimalType(12, 2), True), (T.DecimalType(6, 3), T.DecimalType(12, 2), False),
-    (L, T.DecimalType(12, 2), False), (I, T.DecimalType(12, 2), True),
-    (struct(b=L, a=S), struct(a=S, b=L, c=S), True), (struct(a=S, d=S), struct(a=S), False),
-    (T.ArrayType(struct(q=I)), T.ArrayType(struct(q=L)), True),
-])
+@pytest.mark.parametrize(
+    ("delivered", "target", "expected"),
+    [
+        (INT, L, True),
+        (L, INT, False),
+        (INT, D, True),
+        (L, D, False),
+        (D, L, False),
+        (S, T.TimestampType(), False),
+        (T.DecimalType(6, 2), T.DecimalType(12, 2), True),
+        (T.DecimalType(6, 3), T.DecimalType(12, 2), False),
+        (L, T.DecimalType(12, 2), False),
+        (INT, T.DecimalType(12, 2), True),
+        (struct(b=L, a=S), struct(a=S, b=L, c=S), True),
+        (struct(a=S, d=S), struct(a=S), False),
+        (T.ArrayType(struct(q=INT)), T.ArrayType(struct(q=L)), True),
+    ],
+)
 def test_lossless(delivered, target, expected):
     assert lossless(delivered, target) is expected
 
 
 def test_conform_rescues_values_that_do_not_fit(spark):
-    rows = [("1", "2026-11-01T10:00:00Z", "3", None), ("2", "not a time", "three", '{"w":1}'), ("3", None, None, None)]
+    rows = [
+        ("1", "2026-11-01T10:00:00Z", "3", None),
+        ("2", "not a time", "three", '{"w":1}'),
+        ("3", None, None, None),
+    ]
     frame = spark.createDataFrame(rows, "id string, ts string, qty string, extra string")
     plans = plan_columns(table("rescue", CONTRACT), frame.schema, existing=None)
     out = {r["id"]: r for r in conform(frame, plans, keep=[]).collect()}
@@ -100,14 +133,18 @@ def test_conform_detects_truncating_number_conversions(spark):
 def test_conform_nested_reorder_is_lossless_and_not_rescued(spark):
     frame = spark.createDataFrame([("1", (1, "x"))], "id string, s struct<a:bigint,b:string>")
     target = struct(b=S, a=L, c=S)
-    out = conform(frame, [ColumnPlan("id", S, S), ColumnPlan("s", frame.schema["s"].dataType, target)], keep=[])
+    out = conform(
+        frame, [ColumnPlan("id", S, S), ColumnPlan("s", frame.schema["s"].dataType, target)], keep=[]
+    )
     row = out.first()
     assert out.schema["s"].dataType == target
     assert (row["s"]["a"], row["s"]["b"], row["s"]["c"], row["_rescued_data"]) == (1, "x", None, None)
 
 
 def test_conform_nested_narrowing_rescues_the_original(spark):
-    frame = spark.createDataFrame([("1", [(1.5,)]), ("2", [(2.0,)])], "id string, items array<struct<q:double>>")
+    frame = spark.createDataFrame(
+        [("1", [(1.5,)]), ("2", [(2.0,)])], "id string, items array<struct<q:double>>"
+    )
     target = T.ArrayType(struct(q=L))
     plans = [ColumnPlan("id", S, S), ColumnPlan("items", frame.schema["items"].dataType, target)]
     out = {r["id"]: r for r in conform(frame, plans, keep=[]).collect()}

@@ -4,21 +4,28 @@ import hashlib
 from datetime import datetime
 
 from chispa import assert_df_equality
+from northstar.config import ColumnSpec, TableSpec
+from northstar.transforms import bronze, silver
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from northstar.config import ColumnSpec, TableSpec
-from northstar.transforms import bronze, silver
-
 SPEC = TableSpec(
-    format="jsonl", landing="x", primary_key=["id"], ordering=["ts"],
-    columns=[ColumnSpec(name="id", type="string"), ColumnSpec(name="ts", type="bigint"),
-             ColumnSpec(name="status", type="string", required=True)],
+    format="jsonl",
+    landing="x",
+    primary_key=["id"],
+    ordering=["ts"],
+    columns=[
+        ColumnSpec(name="id", type="string"),
+        ColumnSpec(name="ts", type="bigint"),
+        ColumnSpec(name="status", type="string", required=True),
+    ],
 )
 
 
 def lines(spark, *values):
-    return spark.createDataFrame([(v, "f1") for v in values], f"{bronze.RAW} string, {bronze.LANDING_FILE} string")
+    return spark.createDataFrame(
+        [(v, "f1") for v in values], f"{bronze.RAW} string, {bronze.LANDING_FILE} string"
+    )
 
 
 def test_blank_lines_are_not_records(spark):
@@ -28,12 +35,16 @@ def test_blank_lines_are_not_records(spark):
 
 def test_parse_flags_only_malformed_lines(spark):
     schema = T.StructType([T.StructField("id", T.StringType()), T.StructField("n", T.LongType())])
-    parsed = bronze.parse_json_lines(lines(spark, '{"id":"a","n":1}', '{"id":"b",', "[1,2]", '{"id":"c"}'), schema)
+    parsed = bronze.parse_json_lines(
+        lines(spark, '{"id":"a","n":1}', '{"id":"b",', "[1,2]", '{"id":"c"}'), schema
+    )
     expected = spark.createDataFrame(
         [("a", 1, None), (None, None, '{"id":"b",'), (None, None, "[1,2]"), ("c", None, None)],
         f"id string, n bigint, {bronze.CORRUPT} string",
     )
-    assert_df_equality(parsed.select("id", "n", bronze.CORRUPT), expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        parsed.select("id", "n", bronze.CORRUPT), expected, ignore_row_order=True, ignore_nullable=True
+    )
 
 
 def test_record_hash_is_sha256_of_the_delivered_text(spark):
@@ -44,58 +55,88 @@ def test_record_hash_is_sha256_of_the_delivered_text(spark):
 
 
 def test_corrupt_rows_become_quarantine_rows_with_raw_text(spark):
-    frame = spark.createDataFrame([("{bad", '{bad', "f1", "h1")], f"{bronze.RAW} string, {bronze.CORRUPT} string, "
-                                  f"{bronze.LANDING_FILE} string, {bronze.RECORD_HASH} string")
-    row = bronze.corrupt_to_quarantine(frame, run_id="r1", source="s", table="t", file_format="jsonl",
-                                       quarantined_at=datetime(2026, 11, 24)).first()
+    frame = spark.createDataFrame(
+        [("{bad", "{bad", "f1", "h1")],
+        f"{bronze.RAW} string, {bronze.CORRUPT} string, "
+        f"{bronze.LANDING_FILE} string, {bronze.RECORD_HASH} string",
+    )
+    row = bronze.corrupt_to_quarantine(
+        frame, run_id="r1", source="s", table="t", file_format="jsonl", quarantined_at=datetime(2026, 11, 24)
+    ).first()
     assert (row.reason, row.raw_record, row.landing_file, row.layer, row.run_id) == (
-        "malformed_record", "{bad", "f1", "bronze", "r1")
+        "malformed_record",
+        "{bad",
+        "f1",
+        "bronze",
+        "r1",
+    )
 
 
-BATCH_SCHEMA = f"id string, ts bigint, status string, {bronze.RECORD_HASH} string, {bronze.LANDING_FILE} string"
+BATCH_SCHEMA = (
+    f"id string, ts bigint, status string, {bronze.RECORD_HASH} string, {bronze.LANDING_FILE} string"
+)
 
 
 def test_classify_tags_every_record(spark):
-    batch = spark.createDataFrame([
-        ("a", 1, "placed", "h1", "f1"),
-        ("a", 2, "paid", "h2", "f2"),      # newest version of a -> candidate
-        ("a", 2, "paid", "h2", "f3"),      # same record delivered again -> exact duplicate
-        ("b", 5, "placed", "h9", "f1"),    # tie on ts with the next row: higher hash wins
-        ("b", 5, "placed!", "h3", "f2"),
-        (None, 1, "placed", "h4", "f1"),   # null key -> quarantined
-        ("c", None, "placed", "h5", "f1"),  # null ordering value -> quarantined
-        ("d", 1, None, "h6", "f1"),        # required status missing -> quarantined
-    ], BATCH_SCHEMA)
-    tagged = silver.classify(batch, SPEC).select("id", "ts", bronze.RECORD_HASH, silver.DISPOSITION, silver.REASON)
-    expected = spark.createDataFrame([
-        ("a", 1, "h1", "superseded", None),
-        ("a", 2, "h2", "candidate", None),
-        ("a", 2, "h2", "exact_duplicate", None),
-        ("b", 5, "h9", "candidate", None),
-        ("b", 5, "h3", "superseded", None),
-        (None, 1, "h4", "quarantined", "null_primary_key"),
-        ("c", None, "h5", "quarantined", "null_ordering_value"),
-        ("d", 1, "h6", "quarantined", "missing_required_value"),
-    ], f"id string, ts bigint, {bronze.RECORD_HASH} string, {silver.DISPOSITION} string, {silver.REASON} string")
+    batch = spark.createDataFrame(
+        [
+            ("a", 1, "placed", "h1", "f1"),
+            ("a", 2, "paid", "h2", "f2"),  # newest version of a -> candidate
+            ("a", 2, "paid", "h2", "f3"),  # same record delivered again -> exact duplicate
+            ("b", 5, "placed", "h9", "f1"),  # tie on ts with the next row: higher hash wins
+            ("b", 5, "placed!", "h3", "f2"),
+            (None, 1, "placed", "h4", "f1"),  # null key -> quarantined
+            ("c", None, "placed", "h5", "f1"),  # null ordering value -> quarantined
+            ("d", 1, None, "h6", "f1"),  # required status missing -> quarantined
+        ],
+        BATCH_SCHEMA,
+    )
+    tagged = silver.classify(batch, SPEC).select(
+        "id", "ts", bronze.RECORD_HASH, silver.DISPOSITION, silver.REASON
+    )
+    expected = spark.createDataFrame(
+        [
+            ("a", 1, "h1", "superseded", None),
+            ("a", 2, "h2", "candidate", None),
+            ("a", 2, "h2", "exact_duplicate", None),
+            ("b", 5, "h9", "candidate", None),
+            ("b", 5, "h3", "superseded", None),
+            (None, 1, "h4", "quarantined", "null_primary_key"),
+            ("c", None, "h5", "quarantined", "null_ordering_value"),
+            ("d", 1, "h6", "quarantined", "missing_required_value"),
+        ],
+        f"id string, ts bigint, {bronze.RECORD_HASH} string, {silver.DISPOSITION} string, {silver.REASON} string",
+    )
     assert_df_equality(tagged, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_candidates_do_not_depend_on_row_order(spark):
-    rows = [("a", 1, "x", "h1", "f1"), ("a", 3, "y", "h2", "f2"), ("a", 3, "z", "h7", "f3"), ("a", 2, "w", "h3", "f4")]
+    rows = [
+        ("a", 1, "x", "h1", "f1"),
+        ("a", 3, "y", "h2", "f2"),
+        ("a", 3, "z", "h7", "f3"),
+        ("a", 2, "w", "h3", "f4"),
+    ]
     first = silver.candidates(silver.classify(spark.createDataFrame(rows, BATCH_SCHEMA), SPEC))
-    second = silver.candidates(silver.classify(spark.createDataFrame(rows[::-1], BATCH_SCHEMA).repartition(3), SPEC))
+    second = silver.candidates(
+        silver.classify(spark.createDataFrame(rows[::-1], BATCH_SCHEMA).repartition(3), SPEC)
+    )
     assert_df_equality(first, second, ignore_row_order=True)
     assert first.first()["status"] == "z"
 
 
 def test_rejected_rows_carry_reason_and_record_json(spark):
     batch = spark.createDataFrame([(None, 1, "placed", "h4", "f1")], BATCH_SCHEMA)
-    row = silver.rejected_to_quarantine(silver.classify(batch, SPEC), run_id="r", source="s", table="t",
-                                        quarantined_at=F.current_timestamp()).first()
+    row = silver.rejected_to_quarantine(
+        silver.classify(batch, SPEC), run_id="r", source="s", table="t", quarantined_at=F.current_timestamp()
+    ).first()
     assert row.reason == "null_primary_key" and row.reason_detail == "primary key column id is null"
     assert '"status":"placed"' in row.raw_record and row.layer == "silver"
 
 
 def test_newer_condition_compares_ordering_then_hash():
-    assert silver.newer_condition(["ts"]) == "(s.`ts` > t.`ts` OR (s.`ts` = t.`ts` AND s._record_hash > t._record_hash))"
+    assert (
+        silver.newer_condition(["ts"])
+        == "(s.`ts` > t.`ts` OR (s.`ts` = t.`ts` AND s._record_hash > t._record_hash))"
+    )
     assert silver.key_condition(["a", "b"]) == "t.`a` = s.`a` AND t.`b` = s.`b`"

@@ -60,18 +60,25 @@ def _text(rng: random.Random, words: int) -> str:
 def _line_items(rng: random.Random, order_id: str) -> list[dict]:
     items = []
     for n in range(rng.randint(2, 7)):
-        items.append({
-            "line_id": f"{order_id}-L{n + 1}",
-            "sku": f"SKU-{rng.randint(10000, 99999)}",
-            "title": _text(rng, 6).title(),
-            "description": _text(rng, rng.randint(40, 90)),
-            "quantity": rng.randint(1, 4),
-            "unit_price": _money(rng, 3, 250),
-            "discounts": [{"code": f"PROMO{rng.randint(1, 40)}", "amount": _money(rng, 0.5, 10)}
-                          for _ in range(rng.randint(0, 2))],
-            "attributes": {"color": rng.choice(["red", "blue", "black", "green"]),
-                           "size": rng.choice(["S", "M", "L", "XL"]), "material": rng.choice(WORDS)},
-        })
+        items.append(
+            {
+                "line_id": f"{order_id}-L{n + 1}",
+                "sku": f"SKU-{rng.randint(10000, 99999)}",
+                "title": _text(rng, 6).title(),
+                "description": _text(rng, rng.randint(40, 90)),
+                "quantity": rng.randint(1, 4),
+                "unit_price": _money(rng, 3, 250),
+                "discounts": [
+                    {"code": f"PROMO{rng.randint(1, 40)}", "amount": _money(rng, 0.5, 10)}
+                    for _ in range(rng.randint(0, 2))
+                ],
+                "attributes": {
+                    "color": rng.choice(["red", "blue", "black", "green"]),
+                    "size": rng.choice(["S", "M", "L", "XL"]),
+                    "material": rng.choice(WORDS),
+                },
+            }
+        )
     return items
 
 
@@ -89,9 +96,12 @@ def _order_versions(rng: random.Random, number: int, late_schema_from: datetime)
         "name": f"{rng.choice(['Ana', 'Ben', 'Chen', 'Dara', 'Eli', 'Fatima'])} {rng.choice(['Ng', 'Silva', 'Okafor', 'Berg'])}",
         "email": f"user{number}@example.com",
         "phone": f"+1-555-{rng.randint(1000000, 9999999)}",
-        "shipping_address": {"line1": f"{rng.randint(1, 999)} {_text(rng, 2).title()} St",
-                             "city": rng.choice(["Austin", "Leeds", "Lyon", "Toronto"]),
-                             "postal_code": f"{rng.randint(10000, 99999)}", "country": rng.choice(["US", "GB", "FR", "CA"])},
+        "shipping_address": {
+            "line1": f"{rng.randint(1, 999)} {_text(rng, 2).title()} St",
+            "city": rng.choice(["Austin", "Leeds", "Lyon", "Toronto"]),
+            "postal_code": f"{rng.randint(10000, 99999)}",
+            "country": rng.choice(["US", "GB", "FR", "CA"]),
+        },
     }
     steps = rng.randint(1, 4)
     cancelled = rng.random() < 0.1
@@ -122,13 +132,18 @@ def _order_versions(rng: random.Random, number: int, late_schema_from: datetime)
             # the partner's v2 API: shipping_fee becomes an object, and a fulfillment object appears
             record["api_version"] = 2
             record["shipping_fee"] = {"amount": shipping, "currency": currency}
-            record["fulfillment"] = {"channel": rng.choice(["FBM", "FBA"]), "warehouse_id": f"WH-{rng.randint(1, 9)}"}
+            record["fulfillment"] = {
+                "channel": rng.choice(["FBM", "FBA"]),
+                "warehouse_id": f"WH-{rng.randint(1, 9)}",
+            }
         versions.append(record)
     return versions
 
 
 def _refund_versions(rng: random.Random, order: dict, number: int) -> list[dict]:
-    created = datetime.fromisoformat(order["updated_at"].replace("Z", "+00:00")) + timedelta(hours=rng.randint(1, 30))
+    created = datetime.fromisoformat(order["updated_at"].replace("Z", "+00:00")) + timedelta(
+        hours=rng.randint(1, 30)
+    )
     refund = {
         "refund_id": f"RF-{number:07d}",
         "order_id": order["order_id"],
@@ -154,7 +169,12 @@ def _latest(current: tuple | None, candidate: tuple) -> tuple:
 
 
 def _deliver(
-    rng: random.Random, versions_by_key: list[list[dict]], files: int, table: str, key: str, truth: FeedTruth,
+    rng: random.Random,
+    versions_by_key: list[list[dict]],
+    files: int,
+    table: str,
+    key: str,
+    truth: FeedTruth,
     faults: bool,
 ) -> list[list[str]]:
     """Spread versions over files (later versions usually in later files, some swapped), add faults."""
@@ -170,7 +190,9 @@ def _deliver(
         for version, slot in zip(versions, slots, strict=True):
             line = json.dumps(version, separators=(",", ":"))
             buckets[slot].append(line)
-            latest[version[key]] = _latest(latest.get(version[key]), (version["updated_at"], _line_hash(line), version))
+            latest[version[key]] = _latest(
+                latest.get(version[key]), (version["updated_at"], _line_hash(line), version)
+            )
             if faults and rng.random() < 0.05:
                 buckets[rng.randrange(files)].append(line)  # the partner re-sends it, maybe in another file
                 duplicates += 1
@@ -178,7 +200,9 @@ def _deliver(
                 buckets[rng.randrange(files)].append(line[: len(line) // 2])  # a truncated line
                 malformed += 1
             if faults and rng.random() < 0.004:
-                buckets[rng.randrange(files)].append(json.dumps({**version, key: None}, separators=(",", ":")))
+                buckets[rng.randrange(files)].append(
+                    json.dumps({**version, key: None}, separators=(",", ":"))
+                )
                 null_keys += 1
     truth.duplicates[table], truth.malformed[table], truth.null_keys[table] = duplicates, malformed, null_keys
     getattr(truth, table).update({k: v[2] for k, v in latest.items()})
@@ -204,9 +228,13 @@ def generate_feed(
     order_versions = [_order_versions(rng, n, schema_change_at) for n in range(1, orders + 1)]
     refund_versions = [
         _refund_versions(rng, versions[-1], n)
-        for n, versions in enumerate(order_versions, start=1) if rng.random() < refund_rate
+        for n, versions in enumerate(order_versions, start=1)
+        if rng.random() < refund_rate
     ]
-    for table, key, versions in (("orders", "order_id", order_versions), ("refunds", "refund_id", refund_versions)):
+    for table, key, versions in (
+        ("orders", "order_id", order_versions),
+        ("refunds", "refund_id", refund_versions),
+    ):
         buckets = _deliver(rng, versions, files, table, key, truth, faults)
         folder = Path(landing_root) / source / table
         folder.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,18 @@ CORRUPT = "_corrupt_record"
 LANDING_FILE = "_landing_file"
 RECORD_HASH = "_record_hash"
 
-# Lineage columns every bronze (and silver) row carries, after its data columns.
-LINEAGE_COLUMNS = ["_source", LANDING_FILE, "_run_id", "_ingest_time", "_ingest_date", RECORD_HASH, RESCUED]
+# Lineage columns every bronze row carries, after its data columns. `_corrupt_record` holds the raw text
+# of a record that could not be parsed (its data columns are null); silver never reads those rows.
+LINEAGE_COLUMNS = [
+    "_source",
+    LANDING_FILE,
+    "_run_id",
+    "_ingest_time",
+    "_ingest_date",
+    RECORD_HASH,
+    RESCUED,
+    CORRUPT,
+]
 
 
 def non_blank_lines(lines: DataFrame) -> DataFrame:
@@ -48,7 +58,9 @@ def hash_raw_record(frame: DataFrame) -> DataFrame:
 
 def hash_columns(frame: DataFrame, columns: list[str]) -> DataFrame:
     """`_record_hash` for sources with no raw text (CSV, Parquet): SHA-256 of the record's values as JSON."""
-    return frame.withColumn(RECORD_HASH, F.sha2(F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns])), 256))
+    return frame.withColumn(
+        RECORD_HASH, F.sha2(F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns])), 256)
+    )
 
 
 def is_corrupt(frame: DataFrame) -> F.Column:
@@ -78,7 +90,7 @@ def corrupt_to_quarantine(
         table=table,
         reason=quarantine.MALFORMED,
         reason_detail=f"not a valid {file_format} record",
-        raw_record=F.coalesce(F.col(CORRUPT), F.col(RAW)) if RAW in rejected.columns else F.col(CORRUPT),
+        raw_record=F.col(CORRUPT),
         landing_file=F.col(LANDING_FILE),
         record_hash=F.col(RECORD_HASH),
         quarantined_at=F.lit(quarantined_at).cast("timestamp"),

@@ -53,14 +53,18 @@ def merge_types(current: T.DataType, incoming: T.DataType, add_fields: bool = Tr
     if isinstance(current, T.StructType) and isinstance(incoming, T.StructType):
         incoming_by_name = {f.name: f for f in incoming.fields}
         fields = [
-            T.StructField(f.name, merge_types(f.dataType, incoming_by_name[f.name].dataType, add_fields), True)
+            T.StructField(
+                f.name, merge_types(f.dataType, incoming_by_name[f.name].dataType, add_fields), True
+            )
             if f.name in incoming_by_name
             else f
             for f in current.fields
         ]
         if add_fields:
             known = {f.name for f in current.fields}
-            fields += [T.StructField(f.name, f.dataType, True) for f in incoming.fields if f.name not in known]
+            fields += [
+                T.StructField(f.name, f.dataType, True) for f in incoming.fields if f.name not in known
+            ]
         return T.StructType(fields)
     if isinstance(current, T.ArrayType) and isinstance(incoming, T.ArrayType):
         return T.ArrayType(merge_types(current.elementType, incoming.elementType, add_fields), True)
@@ -73,12 +77,16 @@ def compatible(delivered: T.DataType, target: T.DataType) -> bool:
         return True
     if isinstance(target, _NUMERIC) and isinstance(delivered, _NUMERIC):
         return True
-    if isinstance(target, (T.StringType, T.DateType, T.TimestampType)) and isinstance(delivered, T.StringType):
+    if isinstance(target, (T.StringType, T.DateType, T.TimestampType)) and isinstance(
+        delivered, T.StringType
+    ):
         return True
     if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
         target_by_name = {f.name: f.dataType for f in target.fields}
-        return all(f.name in target_by_name and compatible(f.dataType, target_by_name[f.name])
-                   for f in delivered.fields)
+        return all(
+            f.name in target_by_name and compatible(f.dataType, target_by_name[f.name])
+            for f in delivered.fields
+        )
     if isinstance(target, T.ArrayType) and isinstance(delivered, T.ArrayType):
         return compatible(delivered.elementType, target.elementType)
     if isinstance(target, T.MapType) and isinstance(delivered, T.MapType):
@@ -105,11 +113,14 @@ def lossless(delivered: T.DataType, target: T.DataType) -> bool:
         return True
     if d is T.DecimalType and t is T.DecimalType:
         return target.scale >= delivered.scale and (
-            target.precision - target.scale >= delivered.precision - delivered.scale)
+            target.precision - target.scale >= delivered.precision - delivered.scale
+        )
     if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
         target_by_name = {f.name: f.dataType for f in target.fields}
-        return all(f.name in target_by_name and lossless(f.dataType, target_by_name[f.name])
-                   for f in delivered.fields)
+        return all(
+            f.name in target_by_name and lossless(f.dataType, target_by_name[f.name])
+            for f in delivered.fields
+        )
     if isinstance(target, T.ArrayType) and isinstance(delivered, T.ArrayType):
         return lossless(delivered.elementType, target.elementType)
     if isinstance(target, T.MapType) and isinstance(delivered, T.MapType):
@@ -148,9 +159,7 @@ class ColumnPlan:
         return self.delivered is not None and self.target is None
 
 
-def plan_columns(
-    spec: TableSpec, delivered: T.StructType, existing: T.StructType | None
-) -> list[ColumnPlan]:
+def plan_columns(spec: TableSpec, delivered: T.StructType, existing: T.StructType | None) -> list[ColumnPlan]:
     """Decide the target type of every column, applying the table's drift policy.
 
     `existing` is the table's current data schema (lineage columns left out), None before its first write.
@@ -172,12 +181,19 @@ def plan_columns(
             target = fixed
         else:
             base = existing_types.get(name) or got
-            target = merge_types(base, got, spec.drift == "evolve") if base is not None and got is not None else base
+            target = (
+                merge_types(base, got, spec.drift == "evolve")
+                if base is not None and got is not None
+                else base
+            )
             if got is not None and not isinstance(got, _COMPLEX):
                 target = existing_types.get(name)  # a scalar where a nested value is declared: rescue it
         if got is not None:
-            drift += describe_change(got, target, name) if target is not None else [
-                f"{name} changed type from {column.type} to {got.simpleString()}"]
+            drift += (
+                describe_change(got, target, name)
+                if target is not None
+                else [f"{name} changed type from {column.type} to {got.simpleString()}"]
+            )
         plans.append(ColumnPlan(name, got, target))
 
     for name, got in delivered_types.items():
@@ -197,7 +213,9 @@ def plan_columns(
 
     if spec.drift == "fail" and drift:
         raise SchemaDriftError(
-            "schema drift with drift policy 'fail': " + "; ".join(drift) + ". Update the table's columns in its "
+            "schema drift with drift policy 'fail': "
+            + "; ".join(drift)
+            + ". Update the table's columns in its "
             "source YAML (or set drift: evolve / rescue) and re-run; the landing files stay pending until then."
         )
     return plans
@@ -210,13 +228,18 @@ def _convert(value: Column, delivered: T.DataType, target: T.DataType) -> Column
     if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
         delivered_by_name = {f.name: f.dataType for f in delivered.fields}
         fields = [
-            (_convert(value.getField(f.name), delivered_by_name[f.name], f.dataType)
-             if f.name in delivered_by_name else F.lit(None).cast(f.dataType)).alias(f.name)
+            (
+                _convert(value.getField(f.name), delivered_by_name[f.name], f.dataType)
+                if f.name in delivered_by_name
+                else F.lit(None).cast(f.dataType)
+            ).alias(f.name)
             for f in target.fields
         ]
         return F.when(value.isNull(), F.lit(None).cast(target)).otherwise(F.struct(*fields))
     if isinstance(target, T.ArrayType) and isinstance(delivered, T.ArrayType):
-        return F.transform(value, lambda element: _convert(element, delivered.elementType, target.elementType))
+        return F.transform(
+            value, lambda element: _convert(element, delivered.elementType, target.elementType)
+        )
     if isinstance(target, _COMPLEX):
         text = value if isinstance(delivered, T.StringType) else F.to_json(value)
         return F.from_json(text, target)
@@ -236,11 +259,16 @@ def align_to(frame: DataFrame, target: T.StructType) -> DataFrame:
     (its MERGE cast turns a NULL struct into a struct of NULLs: delta-io/delta#2248).
     """
     delivered = {f.name: f.dataType for f in frame.schema.fields}
-    return frame.select(*[
-        (_convert(F.col(f"`{f.name}`"), delivered[f.name], f.dataType) if f.name in delivered
-         else F.lit(None).cast(f.dataType)).alias(f.name)
-        for f in target.fields
-    ])
+    return frame.select(
+        *[
+            (
+                _convert(F.col(f"`{f.name}`"), delivered[f.name], f.dataType)
+                if f.name in delivered
+                else F.lit(None).cast(f.dataType)
+            ).alias(f.name)
+            for f in target.fields
+        ]
+    )
 
 
 def conform(frame: DataFrame, plans: list[ColumnPlan], keep: list[str]) -> DataFrame:
@@ -265,7 +293,9 @@ def conform(frame: DataFrame, plans: list[ColumnPlan], keep: list[str]) -> DataF
             continue
         if isinstance(plan.target, _COMPLEX) or isinstance(plan.delivered, _COMPLEX):
             # something inside did not fit, or was left out: keep the original when it differs at all
-            lost = value.isNotNull() & (converted.isNull() | (F.to_json(converted) != _original_json(value, plan.delivered)))
+            lost = value.isNotNull() & (
+                converted.isNull() | (F.to_json(converted) != _original_json(value, plan.delivered))
+            )
         elif isinstance(plan.delivered, _NUMERIC) and isinstance(plan.target, _NUMERIC):
             # narrowing numbers can truncate (1.5 -> 1) without becoming null
             lost = value.isNotNull() & (converted.isNull() | (converted.cast(plan.delivered) != value))

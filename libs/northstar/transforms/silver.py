@@ -42,8 +42,11 @@ def validate(batch: DataFrame, spec: TableSpec) -> DataFrame:
         for c in spec.primary_key
     ]
     checks += [
-        (F.col(f"`{c}`").isNull(), quarantine.NULL_ORDERING,
-         f"ordering column {c} is null, so this version cannot be placed in order")
+        (
+            F.col(f"`{c}`").isNull(),
+            quarantine.NULL_ORDERING,
+            f"ordering column {c} is null, so this version cannot be placed in order",
+        )
         for c in spec.ordering
     ]
     checks += [
@@ -100,7 +103,9 @@ def candidates(tagged: DataFrame) -> DataFrame:
     return tagged.where(F.col(DISPOSITION) == CANDIDATE).drop(*HELPER_COLUMNS)
 
 
-def rejected_to_quarantine(tagged: DataFrame, *, run_id: str, source: str, table: str, quarantined_at) -> DataFrame:
+def rejected_to_quarantine(
+    tagged: DataFrame, *, run_id: str, source: str, table: str, quarantined_at
+) -> DataFrame:
     """Quarantine rows for records that failed validation, with the record as JSON."""
     rejected = tagged.where(F.col(DISPOSITION) == QUARANTINED)
     data = [c for c in tagged.columns if c not in HELPER_COLUMNS]
@@ -117,4 +122,3 @@ def rejected_to_quarantine(tagged: DataFrame, *, run_id: str, source: str, table
         record_hash=F.col(RECORD_HASH),
         quarantined_at=F.lit(quarantined_at).cast("timestamp"),
     )
-
