@@ -90,7 +90,7 @@ def run_demo(
             *[f"  {name:<34}{path}" for name, path in locations.items()],
             "",
             "open them in a notebook or pyspark shell:",
-            f"  NORTHSTAR_DATA_DIR={data_dir} python -c 'from northstar.catalog import open_lake; "
+            f"  NORTHSTAR_DATA_DIR={data_dir} .venv/bin/python -c 'from northstar.catalog import open_lake; "
             'spark = open_lake("local"); spark.table("silver.marketplace_orders").show()\'',
         ]
     )
