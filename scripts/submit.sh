@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jars=$(ls .jars/*.jar | grep -v -e '/bundle-' -e '/hadoop-aws-' | paste -sd, -)
+export PATH="$PWD/.venv/bin:$PATH"
 export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$PWD/.venv/bin/python}"
 exec .venv/bin/spark-submit --master "${NORTHSTAR_SPARK_MASTER:-local[*]}" --jars "$jars" \
   --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \

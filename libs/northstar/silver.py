@@ -85,12 +85,18 @@ def run_silver(
             batch = read_bronze_changes(spark, bronze_path, start, end)
         tagged = tx.classify(parsed_only(batch), spec).persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            counts = {
-                (r[tx.DISPOSITION], r[tx.REASON]): r["n"]
-                for r in tagged.groupBy(tx.DISPOSITION, tx.REASON).agg(F.count(F.lit(1)).alias("n")).collect()
-            }
-            window = tagged.agg(F.min("_ingest_time"), F.max("_ingest_time")).first()
-            entry.window_start, entry.window_end = window[0], window[1]
+            groups = (
+                tagged.groupBy(tx.DISPOSITION, tx.REASON)
+                .agg(
+                    F.count(F.lit(1)).alias("n"),
+                    F.min("_ingest_time").alias("first"),
+                    F.max("_ingest_time").alias("last"),
+                )
+                .collect()
+            )
+            counts = {(g[tx.DISPOSITION], g[tx.REASON]): g["n"] for g in groups}
+            entry.window_start = min((g["first"] for g in groups if g["first"]), default=None)
+            entry.window_end = max((g["last"] for g in groups if g["last"]), default=None)
             entry.records_read = sum(counts.values())
             by_disposition = {d: sum(n for (dd, _), n in counts.items() if dd == d) for d, _ in counts}
             for (disposition, reason), n in counts.items():

@@ -77,4 +77,17 @@ def get_spark(env: EnvConfig, app_name: str = "northstar") -> SparkSession:
         spark.conf.set(key, value)
     if env.profile == "local":
         spark.sparkContext.setLogLevel("ERROR")
+        _require_delta(spark)
     return spark
+
+
+def _require_delta(spark: SparkSession) -> None:
+    """Fail early and clearly when the JVM was started without Delta (e.g. a plain `spark-submit`)."""
+    try:
+        spark._jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
+    except Exception:  # py4j wraps the ClassNotFoundException
+        raise RuntimeError(
+            "Delta Lake is not on this Spark's classpath. Under spark-submit, pass the jars: "
+            "scripts/submit.sh jobs/<job>.py ... (adds --jars from .jars/), or "
+            "--jars .jars/delta-spark_2.13-4.0.0.jar,.jars/delta-storage-4.0.0.jar"
+        ) from None
