@@ -8,6 +8,7 @@ replaces a silver row with a newer one, so an older update arriving late never o
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 
 from delta.tables import DeltaTable
@@ -98,7 +99,9 @@ def run_silver(
             entry.window_start = min((g["first"] for g in groups if g["first"]), default=None)
             entry.window_end = max((g["last"] for g in groups if g["last"]), default=None)
             entry.records_read = sum(counts.values())
-            by_disposition = {d: sum(n for (dd, _), n in counts.items() if dd == d) for d, _ in counts}
+            by_disposition = Counter()
+            for (disposition, _), n in counts.items():
+                by_disposition[disposition] += n
             for (disposition, reason), n in counts.items():
                 if disposition == tx.QUARANTINED:
                     entry.details[f"quarantined.{reason}"] = n

@@ -59,13 +59,13 @@ def _text(rng: random.Random, words: int) -> str:
 
 def _line_items(rng: random.Random, order_id: str) -> list[dict]:
     items = []
-    for n in range(rng.randint(2, 7)):
+    for n in range(rng.randint(3, 7)):
         items.append(
             {
                 "line_id": f"{order_id}-L{n + 1}",
                 "sku": f"SKU-{rng.randint(10000, 99999)}",
                 "title": _text(rng, 6).title(),
-                "description": _text(rng, rng.randint(40, 90)),
+                "description": _text(rng, rng.randint(50, 90)),
                 "quantity": rng.randint(1, 4),
                 "unit_price": _money(rng, 3, 250),
                 "discounts": [
