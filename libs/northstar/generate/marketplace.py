@@ -181,7 +181,8 @@ def _deliver(
     buckets: list[list[str]] = [[] for _ in range(files)]
     latest: dict[str, tuple] = {}
     duplicates = malformed = null_keys = 0
-    for versions in versions_by_key:
+    for index, versions in enumerate(versions_by_key):
+        sure = faults and index == 0  # the first key always gets each fault, so small feeds have them all
         base = rng.randint(0, max(0, files - len(versions)))
         slots = [min(files - 1, base + i + rng.randint(0, 1)) for i in range(len(versions))]
         if faults and len(slots) > 1 and rng.random() < 0.2:
@@ -193,13 +194,13 @@ def _deliver(
             latest[version[key]] = _latest(
                 latest.get(version[key]), (version["updated_at"], _line_hash(line), version)
             )
-            if faults and rng.random() < 0.05:
+            if sure or (faults and rng.random() < 0.05):
                 buckets[rng.randrange(files)].append(line)  # the partner re-sends it, maybe in another file
                 duplicates += 1
-            if faults and rng.random() < 0.004:
+            if sure or (faults and rng.random() < 0.004):
                 buckets[rng.randrange(files)].append(line[: len(line) // 2])  # a truncated line
                 malformed += 1
-            if faults and rng.random() < 0.004:
+            if sure or (faults and rng.random() < 0.004):
                 buckets[rng.randrange(files)].append(
                     json.dumps({**version, key: None}, separators=(",", ":"))
                 )
