@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from northstar.config import EnvConfig, SourceSpec, load_source
 from northstar.spark import get_spark
 
@@ -25,7 +26,10 @@ def make_env(root: Path, name: str = "test") -> EnvConfig:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    session = get_spark(make_env(tmp_path_factory.mktemp("session")), app_name="northstar-tests")
+    session_env = make_env(tmp_path_factory.mktemp("session"))
+    # the S3 jars (hadoop-aws + AWS SDK bundle) too, so tests can reach moto's S3 over s3a://
+    session_env = session_env.model_copy(update={"spark": {**session_env.spark, "northstar.s3Jars": "true"}})
+    session = get_spark(session_env, app_name="northstar-tests")
     yield session
     session.stop()
 

@@ -42,6 +42,7 @@ def jars_dir() -> Path:
 
 
 def local_jars(env: EnvConfig) -> list[str]:
+    """The jars for a local session; the S3 ones only when a zone is on S3 (or `northstar.s3Jars: true`)."""
     folder = jars_dir()
     jars = sorted(str(p) for p in folder.glob("*.jar"))
     if not any(Path(j).name.startswith("delta-spark") for j in jars):
@@ -50,7 +51,7 @@ def local_jars(env: EnvConfig) -> list[str]:
             "Central, or set NORTHSTAR_JARS_DIR to a folder that has them."
         )
     uses_s3 = any(loc.startswith(("s3://", "s3a://")) for loc in (env.landing, env.lake, env.quarantine))
-    if not uses_s3:
+    if not uses_s3 and env.spark.get("northstar.s3Jars") != "true":
         jars = [j for j in jars if not Path(j).name.startswith(S3_JAR_PREFIXES)]
     return jars
 
@@ -69,7 +70,7 @@ def get_spark(env: EnvConfig, app_name: str = "northstar") -> SparkSession:
             "spark.jars": ",".join(local_jars(env)),
             "spark.sql.warehouse.dir": f"{env.lake}/_catalog",
         }
-        settings.update(env.spark)
+        settings.update({k: v for k, v in env.spark.items() if not k.startswith("northstar.")})
         for key, value in settings.items():
             builder = builder.config(key, value)
     spark = builder.getOrCreate()

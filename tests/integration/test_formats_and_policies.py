@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
+
 from northstar import ledger
 from northstar.bronze import run_bronze
 from northstar.cli import main
@@ -15,8 +17,6 @@ from northstar.config import load_source
 from northstar.landing import pending_files
 from northstar.pipeline import run_source
 from northstar.transforms.schema import SchemaDriftError
-from pyspark.sql import functions as F
-
 from tests.conftest import REPO
 
 SOURCE = """

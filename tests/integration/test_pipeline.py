@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
 from northstar import delta, ledger
 from northstar.bronze import run_bronze
 from northstar.catalog import register_tables
 from northstar.generate.marketplace import generate_feed
 from northstar.pipeline import run_source
 from northstar.silver import run_silver
-from pyspark.sql import functions as F
-
 from tests.conftest import make_env
 
 RUN_SPECIFIC = ["_run_id", "_ingest_time", "_ingest_date", "_landing_file"]

@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import pytest
-from northstar.config import ConfigError, list_sources, load_env, load_source
 
+from northstar.config import ConfigError, list_sources, load_env, load_source
 from tests.conftest import CONF
 
 GOOD_TABLE = """

@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from pyspark.sql import types as T
+
 from northstar.config import ColumnSpec, TableSpec
 from northstar.transforms.schema import (
     ColumnPlan,
@@ -10,7 +12,6 @@ from northstar.transforms.schema import (
     merge_types,
     plan_columns,
 )
-from pyspark.sql import types as T
 
 S, L, D, INT = T.StringType(), T.LongType(), T.DoubleType(), T.IntegerType()
 

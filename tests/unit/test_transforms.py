@@ -4,10 +4,11 @@ import hashlib
 from datetime import datetime
 
 from chispa import assert_df_equality
-from northstar.config import ColumnSpec, TableSpec
-from northstar.transforms import bronze, silver
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+from northstar.config import ColumnSpec, TableSpec
+from northstar.transforms import bronze, silver
 
 SPEC = TableSpec(
     format="jsonl",
