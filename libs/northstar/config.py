@@ -65,6 +65,21 @@ class CsvOptions(_Strict):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
 
 
+class CdcSpec(_Strict):
+    """How to read a change feed: which format its events come in and what a delete does."""
+
+    format: Literal["dms", "debezium"] = Field(
+        description="dms: AWS DMS files (Op column I/U/D, commit timestamp, optional sequence); "
+        "debezium: JSON envelopes (before/after/op/ts_ms/source.lsn)"
+    )
+    deletes: Literal["soft", "hard"] = Field(
+        default="soft",
+        description="soft: keep the row with _deleted = true; hard: remove it (a tombstone keeps late, "
+        "older events of that key from bringing it back)",
+    )
+    op_column: str = Field(default="Op", description="dms: the column holding I/U/D")
+
+
 class TableSpec(_Strict):
     """One table of a source: where its files land, its keys, ordering, contract and policies."""
 
@@ -82,6 +97,7 @@ class TableSpec(_Strict):
     partition_by: list[Identifier] = Field(default_factory=list, description="silver partition columns")
     pii: list[str] = Field(default_factory=list, description="columns (dot paths for nested) holding PII")
     csv: CsvOptions | None = None
+    cdc: CdcSpec | None = None
 
     @model_validator(mode="after")
     def _columns_are_declared(self) -> TableSpec:
@@ -162,6 +178,10 @@ class EnvConfig(_Strict):
 
     def quarantine_path(self, source: str, table: str) -> str:
         return f"{self.quarantine}/{source}/{table}"
+
+    def tombstone_path(self, source: str, table: str) -> str:
+        """Keys removed by hard CDC deletes, with the ordering of the delete (blocks late, older events)."""
+        return f"{self.lake}/_ops/tombstones/{source}/{table}"
 
     @property
     def run_ledger_path(self) -> str:

@@ -27,6 +27,7 @@ MALFORMED = "malformed_record"
 NULL_KEY = "null_primary_key"
 NULL_ORDERING = "null_ordering_value"
 MISSING_REQUIRED = "missing_required_value"
+INVALID_CHANGE = "invalid_change_event"
 
 
 def quarantine_rows(

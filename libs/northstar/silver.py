@@ -19,8 +19,9 @@ from pyspark.sql import functions as F
 from northstar import delta, ledger
 from northstar.config import EnvConfig, SourceSpec
 from northstar.ledger import LedgerEntry
+from northstar.transforms import cdc
 from northstar.transforms import silver as tx
-from northstar.transforms.bronze import CORRUPT
+from northstar.transforms.bronze import CORRUPT, LINEAGE_COLUMNS, RECORD_HASH
 from northstar.transforms.schema import align_to, merge_types
 
 CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
@@ -84,7 +85,10 @@ def run_silver(
             batch = spark.read.format("delta").option("versionAsOf", end).load(bronze_path)
         else:
             batch = read_bronze_changes(spark, bronze_path, start, end)
-        tagged = tx.classify(parsed_only(batch), spec).persist(StorageLevel.MEMORY_AND_DISK)
+        batch = parsed_only(batch)
+        if spec.cdc:
+            batch = cdc.with_deleted_flag(cdc.normalize(batch, spec.cdc))
+        tagged = tx.classify(batch, spec).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             groups = (
                 tagged.groupBy(tx.DISPOSITION, tx.REASON)
@@ -123,20 +127,32 @@ def run_silver(
 
             offered = by_disposition.get(tx.CANDIDATE, 0)
             applied = (
-                _merge(spark, tx.candidates(tagged), silver_path, spec, entry, full_refresh)
+                _merge(
+                    spark,
+                    tx.candidates(tagged),
+                    silver_path,
+                    spec,
+                    entry,
+                    full_refresh,
+                    env.tombstone_path(source.name, table),
+                )
                 if offered
                 else {}
             )
             inserted = applied.get("numTargetRowsInserted", 0)
             updated = applied.get("numTargetRowsUpdated", 0)
+            deleted = applied.get("numTargetRowsDeleted", 0)
             entry.details.update(
-                inserted=inserted, updated=updated, older_than_silver=offered - inserted - updated
+                inserted=inserted,
+                updated=updated,
+                deleted=deleted,
+                not_applied=offered - inserted - updated - deleted,
             )
-            entry.records_written = inserted + updated
+            entry.records_written = inserted + updated + deleted
             entry.records_duplicate = (
                 entry.details["exact_duplicates"]
                 + entry.details["superseded_in_batch"]
-                + entry.details["older_than_silver"]
+                + entry.details["not_applied"]
             )
         finally:
             tagged.unpersist()
@@ -171,13 +187,21 @@ def _write_quarantine(
 
 
 def _merge(
-    spark, latest: DataFrame, path: str, spec, entry: LedgerEntry, full_refresh: bool
+    spark, latest: DataFrame, path: str, spec, entry: LedgerEntry, full_refresh: bool, tombstones: str
 ) -> dict[str, int]:
-    """MERGE the latest version of each key into silver; create (or, on full refresh, replace) the table."""
+    """MERGE the latest version of each key into silver; create (or, on full refresh, replace) the table.
+
+    A change feed's deletes: `soft` keeps the row flagged `_deleted` (with its last known values); `hard`
+    removes it and records a tombstone, so an older event of that key arriving later cannot bring it back.
+    """
     name = f"silver.{entry.source}_{entry.table_name}"
+    hard_deletes = spec.cdc is not None and spec.cdc.deletes == "hard"
+    if hard_deletes:
+        latest = _drop_tombstoned(spark, latest, tombstones, spec)
     if full_refresh or not delta.table_exists(spark, path):
+        first = latest.where(F.col(cdc.OP) != cdc.DELETE) if hard_deletes else latest
         (
-            latest.write.format("delta")
+            first.write.format("delta")
             .mode("overwrite")
             .option("overwriteSchema", "true")
             .option("delta.enableChangeDataFeed", "true")
@@ -186,7 +210,14 @@ def _merge(
         )
         version = delta.latest_version(spark, path)
         entry.delta_versions[name] = version
-        return {"numTargetRowsInserted": delta.commit_metrics(spark, path, version).get("numOutputRows", 0)}
+        metrics = {
+            "numTargetRowsInserted": delta.commit_metrics(spark, path, version).get("numOutputRows", 0)
+        }
+        if hard_deletes:
+            metrics["numTargetRowsDeleted"] = _record_tombstones(
+                spark, latest, tombstones, spec, full_refresh
+            )
+        return metrics
     target = spark.read.format("delta").load(path).schema
     if merge_types(target, latest.schema) != target:
         # new columns or nested fields: evolve the table first (a metadata-only commit), rather than
@@ -194,14 +225,65 @@ def _merge(
         empty = spark.createDataFrame([], latest.schema)
         empty.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
         target = spark.read.format("delta").load(path).schema
-    (
+    newer = tx.newer_condition(spec.ordering)
+    merge = (
         DeltaTable.forPath(spark, path)
         .alias("t")
         .merge(align_to(latest, target).alias("s"), tx.key_condition(spec.primary_key))
+    )
+    if spec.cdc is None:
+        merge = merge.whenMatchedUpdateAll(condition=newer).whenNotMatchedInsertAll()
+    else:
+        is_delete = f"s.{cdc.OP} = '{cdc.DELETE}'"
+        if hard_deletes:
+            merge = merge.whenMatchedDelete(condition=f"{newer} AND {is_delete}")
+        else:
+            keep_values = {
+                c: f"s.`{c}`"
+                for c in [*spec.ordering, cdc.OP, cdc.DELETED, *LINEAGE_COLUMNS]
+                if c in target.fieldNames()
+            }
+            merge = merge.whenMatchedUpdate(condition=f"{newer} AND {is_delete}", set=keep_values)
+        merge = merge.whenMatchedUpdateAll(condition=f"{newer} AND NOT {is_delete}")
+        merge = merge.whenNotMatchedInsertAll(condition=f"NOT {is_delete}" if hard_deletes else None)
+    before = delta.latest_version(spark, path)
+    merge.execute()
+    version = delta.latest_version(spark, path)
+    if version == before:  # nothing to merge (e.g. every event was older than a tombstone): no commit
+        metrics = {}
+    else:
+        entry.delta_versions[name] = version
+        metrics = delta.commit_metrics(spark, path, version)
+    if hard_deletes:
+        _record_tombstones(spark, latest, tombstones, spec, full_refresh=False)
+    return metrics
+
+
+def _drop_tombstoned(spark: SparkSession, latest: DataFrame, tombstones: str, spec) -> DataFrame:
+    """Events not newer than their key's hard delete: they must not bring the row back."""
+    if not delta.table_exists(spark, tombstones):
+        return latest
+    condition = F.expr(
+        f"{tx.key_condition(spec.primary_key, 's', 'd')} AND NOT {tx.newer_condition(spec.ordering, 's', 'd')}"
+    )
+    return latest.alias("s").join(
+        spark.read.format("delta").load(tombstones).alias("d"), condition, "left_anti"
+    )
+
+
+def _record_tombstones(spark: SparkSession, latest: DataFrame, path: str, spec, full_refresh: bool) -> int:
+    """Upsert this batch's delete events (key, ordering, record hash) into the tombstone table."""
+    columns = [*spec.primary_key, *spec.ordering, RECORD_HASH]
+    deletes = latest.where(F.col(cdc.OP) == cdc.DELETE).select(*[F.col(f"`{c}`") for c in columns])
+    if full_refresh or not delta.table_exists(spark, path):
+        deletes.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+        return 0  # nothing was in silver to delete
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(deletes.alias("s"), tx.key_condition(spec.primary_key))
         .whenMatchedUpdateAll(condition=tx.newer_condition(spec.ordering))
         .whenNotMatchedInsertAll()
         .execute()
     )
-    version = delta.latest_version(spark, path)
-    entry.delta_versions[name] = version
-    return delta.commit_metrics(spark, path, version)
+    return 0

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from northstar import quarantine
 from northstar.config import TableSpec
+from northstar.transforms import cdc
 from northstar.transforms.bronze import LANDING_FILE, RECORD_HASH
 
 DISPOSITION = "_disposition"
@@ -54,6 +55,14 @@ def validate(batch: DataFrame, spec: TableSpec) -> DataFrame:
         for c in spec.required_columns
         if c in batch.columns
     ]
+    if cdc.OP in batch.columns:
+        checks.append(
+            (
+                F.col(cdc.OP).isNull(),
+                quarantine.INVALID_CHANGE,
+                "change event has no recognised operation (expected I/U/D, or c/r/u/d for Debezium)",
+            )
+        )
     reason, detail = _first_problem(checks)
     return batch.withColumn(REASON, reason).withColumn(REASON_DETAIL, detail)
 
