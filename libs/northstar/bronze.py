@@ -19,6 +19,7 @@ from northstar.config import CsvOptions, EnvConfig, SourceSpec, TableSpec
 from northstar.ledger import LedgerEntry
 from northstar.storage import LandingFile
 from northstar.transforms import bronze as tx
+from northstar.transforms import pci
 from northstar.transforms.schema import ColumnPlan, conform, plan_columns
 
 # Bronze rows are found by lineage (which file, which run), so those are the columns Delta keeps stats on.
@@ -51,6 +52,8 @@ def read_batch(
         delivered = spark.read.options(dropFieldIfAllNull=True).json(paths).schema
         delivered = T.StructType([f for f in delivered.fields if f.name != tx.CORRUPT])
         lines = tx.non_blank_lines(spark.read.text(paths).select(F.col("value").alias(tx.RAW), landing_file))
+        if spec.redact_card_numbers:
+            lines = pci.redact_card_numbers(lines, tx.RAW)  # before parsing, hashing or storing anything
         records = tx.hash_raw_record(tx.parse_json_lines(lines, delivered)).drop(tx.RAW)
     elif spec.format == "csv":
         options = (spec.csv or CsvOptions()).model_dump()
@@ -70,6 +73,10 @@ def read_batch(
         records = tx.hash_columns(records, delivered.fieldNames()).withColumn(
             tx.CORRUPT, F.lit(None).cast("string")
         )
+    if spec.redact_card_numbers and spec.format != "jsonl":
+        records = pci.redact_string_columns(records, [c for c in delivered.fieldNames()] + [tx.CORRUPT])
+    if pci.PAN_FLAG not in records.columns:
+        records = records.withColumn(pci.PAN_FLAG, F.lit(False))
     return records, plan_columns(spec, delivered, existing)
 
 
@@ -122,7 +129,7 @@ def run_bronze(
         file_predicate = landing.sql_in_list([f.uri for f in files])
 
         records, plans = read_batch(spark, spec, files, existing_data_schema(spark, bronze_path))
-        rows = conform(records, plans, keep=[tx.LANDING_FILE, tx.RECORD_HASH, tx.CORRUPT])
+        rows = conform(records, plans, keep=[tx.LANDING_FILE, tx.RECORD_HASH, tx.CORRUPT, pci.PAN_FLAG])
         rows = tx.add_lineage(rows, source=source.name, run_id=entry.run_id, ingest_time=now)
         data_columns = [p.name for p in plans if p.target is not None]
         (
@@ -148,10 +155,12 @@ def run_bronze(
             F.count(F.lit(1)).alias("rows"),
             F.count(tx.CORRUPT).alias("corrupt"),
             F.count("_rescued_data").alias("rescued"),
+            F.count_if(F.col(pci.PAN_FLAG)).alias("pan_redacted"),
         ).first()
         entry.records_read = count_records(spark, spec, files)
         entry.records_written = written["rows"] - written["corrupt"]
         entry.details["rescued"] = written["rescued"]
+        entry.details["pan_redacted"] = written["pan_redacted"]
 
         if written["corrupt"]:
             rejected = tx.corrupt_to_quarantine(

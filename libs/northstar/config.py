@@ -98,6 +98,11 @@ class TableSpec(_Strict):
     pii: list[str] = Field(default_factory=list, description="columns (dot paths for nested) holding PII")
     csv: CsvOptions | None = None
     cdc: CdcSpec | None = None
+    redact_card_numbers: bool = Field(
+        default=False,
+        description="PCI: replace digit runs that pass the Luhn check before anything is stored, and flag "
+        "the record (_pan_redacted)",
+    )
 
     @model_validator(mode="after")
     def _columns_are_declared(self) -> TableSpec:

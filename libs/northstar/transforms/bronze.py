@@ -30,6 +30,7 @@ LINEAGE_COLUMNS = [
     RECORD_HASH,
     RESCUED,
     CORRUPT,
+    "_pan_redacted",  # a card number was removed from the record before it was stored
 ]
 
 
