@@ -93,6 +93,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_merge(args: argparse.Namespace) -> int:
+    from northstar.bench import run_merge_bench
+
+    print(run_merge_bench(args.out, sizes=tuple(args.sizes), changes=args.changes))
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     problems = []
     for name in list_sources(args.conf_dir):
@@ -169,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--files", type=int, default=8)
     bench.add_argument("--out", type=Path, default=Path("bench-data"), help="working folder (reset)")
     bench.set_defaults(action=_cmd_bench)
+
+    bench_merge = commands.add_parser(
+        "bench-merge", help="MERGE cost vs table size, with and without pruning"
+    )
+    bench_merge.add_argument("--sizes", type=int, nargs="+", default=[500_000, 2_000_000])
+    bench_merge.add_argument("--changes", type=int, default=20_000)
+    bench_merge.add_argument("--out", type=Path, default=Path("bench-data/merge"))
+    bench_merge.set_defaults(action=_cmd_bench_merge)
 
     validate = commands.add_parser("validate-conf", help="check every source file and the given env files")
     validate.add_argument("--conf-dir", type=Path)

@@ -218,3 +218,33 @@ def test_job_runs_unchanged_under_spark_submit(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "silver  marketplace.orders" in result.stdout and "MISMATCH" not in result.stdout
     assert (tmp_path / "lake" / "silver" / "marketplace" / "orders" / "_delta_log").is_dir()
+
+
+def test_partitioned_silver_merges_only_touched_partitions_and_stays_correct(spark, env, tmp_path):
+    (tmp_path / "conf" / "sources").mkdir(parents=True)
+    (tmp_path / "conf" / "sources" / "erp.yaml").write_text(
+        "tables:\n  invoices:\n    format: parquet\n    landing: erp/invoices\n"
+        "    primary_key: [invoice_id]\n    ordering: [version]\n    partition_by: [region]\n"
+    )
+    source = load_source("erp", tmp_path / "conf")
+    folder = Path(env.landing) / "erp" / "invoices"
+    schema = "invoice_id string, region string, version int, total double"
+    first = [(f"I{n}", region, 1, float(n)) for n, region in enumerate(["eu", "us", "apac"] * 10)]
+    spark.createDataFrame(first, schema).coalesce(1).write.parquet(str(folder / "batch1"))
+    run_source(spark, env, source)
+    second = [("I0", "eu", 2, 100.0), ("I3", "eu", 3, 300.0), ("I99", None, 1, 9.0), ("I4", "us", 0, -1.0)]
+    spark.createDataFrame(second, schema).coalesce(1).write.parquet(str(folder / "batch2"))
+    _, silver = run_source(spark, env, source)
+
+    assert (silver.details["updated"], silver.details["inserted"], silver.details["not_applied"]) == (2, 1, 1)
+    path = env.silver_path("erp", "invoices")
+    rows = {
+        r.invoice_id: (r.region, r.version, r.total) for r in spark.read.format("delta").load(path).collect()
+    }
+    assert rows["I0"] == ("eu", 2, 100.0) and rows["I3"] == ("eu", 3, 300.0) and rows["I99"] == (None, 1, 9.0)
+    assert rows["I4"] == ("us", 1, 4.0)  # an older version does not overwrite
+    assert len(rows) == 31
+    merge = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").where("operation = 'MERGE'").first()
+    assert (
+        "region" in merge.operationParameters["predicate"]
+    )  # the target was restricted to touched partitions
