@@ -98,6 +98,10 @@ class TableSpec(_Strict):
     pii: list[str] = Field(default_factory=list, description="columns (dot paths for nested) holding PII")
     csv: CsvOptions | None = None
     cdc: CdcSpec | None = None
+    history: bool = Field(
+        default=False,
+        description="SCD type 2: keep every version of a key with _valid_from / _valid_to / _is_current",
+    )
     redact_card_numbers: bool = Field(
         default=False,
         description="PCI: replace digit runs that pass the Luhn check before anything is stored, and flag "

@@ -14,7 +14,7 @@ from functools import reduce
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from northstar import delta, ledger
@@ -126,20 +126,31 @@ def run_silver(
                         f"but the quarantine commit wrote {written}"
                     )
 
-            offered = by_disposition.get(tx.CANDIDATE, 0)
-            applied = (
-                _merge(
-                    spark,
-                    tx.candidates(tagged),
-                    silver_path,
-                    spec,
-                    entry,
-                    full_refresh,
-                    env.tombstone_path(source.name, table),
+            if spec.history:
+                offered = by_disposition.get(tx.CANDIDATE, 0) + by_disposition.get(tx.SUPERSEDED, 0)
+                applied = (
+                    _merge_history(spark, tx.versions(tagged), silver_path, spec, entry, full_refresh)
+                    if offered
+                    else {}
                 )
-                if offered
-                else {}
-            )
+                entry.details["superseded_in_batch"] = 0  # kept as history, not duplicates
+                entry.details["intervals_changed"] = applied.get("numTargetRowsUpdated", 0)
+                applied["numTargetRowsUpdated"] = 0  # a moved interval is not a new record
+            else:
+                offered = by_disposition.get(tx.CANDIDATE, 0)
+                applied = (
+                    _merge(
+                        spark,
+                        tx.candidates(tagged),
+                        silver_path,
+                        spec,
+                        entry,
+                        full_refresh,
+                        env.tombstone_path(source.name, table),
+                    )
+                    if offered
+                    else {}
+                )
             inserted = applied.get("numTargetRowsInserted", 0)
             updated = applied.get("numTargetRowsUpdated", 0)
             deleted = applied.get("numTargetRowsDeleted", 0)
@@ -255,6 +266,76 @@ def _merge(
     if hard_deletes:
         _record_tombstones(spark, latest, tombstones, spec, full_refresh=False)
     return metrics
+
+
+def _evolved_schema(spark: SparkSession, path: str, incoming: DataFrame):
+    """The table's schema after adding what `incoming` brings (new columns or nested fields).
+
+    Done as a metadata-only commit rather than MERGE ... WITH SCHEMA EVOLUTION, which turns NULL structs
+    into structs of NULLs (delta-io/delta#2248).
+    """
+    target = spark.read.format("delta").load(path).schema
+    if merge_types(target, incoming.schema) != target:
+        empty = spark.createDataFrame([], incoming.schema)
+        empty.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+        target = spark.read.format("delta").load(path).schema
+    return target
+
+
+def _merge_history(
+    spark: SparkSession, new_versions: DataFrame, path: str, spec, entry: LedgerEntry, full_refresh: bool
+) -> dict:
+    """SCD type 2: recompute the intervals of every key this batch touches from all its versions (stored
+    and new), then MERGE on (key, record hash): new versions are inserted, moved intervals updated."""
+    name = f"silver.{entry.source}_{entry.table_name}"
+    if full_refresh or not delta.table_exists(spark, path):
+        (
+            tx.with_validity(new_versions, spec)
+            .write.format("delta")
+            .mode("overwrite")
+            .option("overwriteSchema", "true")
+            .option("delta.enableChangeDataFeed", "true")
+            .partitionBy(*spec.partition_by)
+            .save(path)
+        )
+        version = delta.latest_version(spark, path)
+        entry.delta_versions[name] = version
+        return {"numTargetRowsInserted": delta.commit_metrics(spark, path, version).get("numOutputRows", 0)}
+    target = _evolved_schema(spark, path, new_versions)
+    keys = [F.col(f"`{c}`") for c in spec.primary_key]
+    stored = (
+        spark.read.format("delta")
+        .load(path)
+        .join(new_versions.select(*keys).distinct(), spec.primary_key, "left_semi")
+        .drop(*tx.HISTORY_COLUMNS)
+    )
+    incoming = align_to(new_versions, target).drop(*tx.HISTORY_COLUMNS)
+    # a version already stored keeps its stored lineage (the first delivery), like the latest-wins path
+    first_delivery = Window.partitionBy(*keys, F.col(RECORD_HASH)).orderBy(F.col("_stored").desc())
+    all_versions = (
+        stored.withColumn("_stored", F.lit(True))
+        .unionByName(incoming.withColumn("_stored", F.lit(False)))
+        .withColumn("_n", F.row_number().over(first_delivery))
+        .where("_n = 1")
+        .drop("_n", "_stored")
+    )
+    history = align_to(tx.with_validity(all_versions, spec), target)
+    same_version = f"{tx.key_condition(spec.primary_key)} AND t.{RECORD_HASH} = s.{RECORD_HASH}"
+    moved = f"NOT (t.{tx.VALID_TO} <=> s.{tx.VALID_TO}) OR t.{tx.IS_CURRENT} <> s.{tx.IS_CURRENT}"
+    before = delta.latest_version(spark, path)
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(history.alias("s"), same_version)
+        .whenMatchedUpdate(condition=moved, set={c: f"s.{c}" for c in (tx.VALID_TO, tx.IS_CURRENT)})
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    version = delta.latest_version(spark, path)
+    if version == before:
+        return {}
+    entry.delta_versions[name] = version
+    return delta.commit_metrics(spark, path, version)
 
 
 MAX_PRUNED_PARTITIONS = 500

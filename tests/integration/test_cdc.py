@@ -125,3 +125,60 @@ def test_dms_csv_with_equal_commit_times_and_bad_events(spark, env, tmp_path):
 
     again = run_source(spark, env, spec)
     assert [e.status for e in again] == ["noop", "noop"]
+
+
+def history_of(spark, env, name):
+    rows = spark.read.format("delta").load(env.silver_path(name, "customers")).collect()
+    by_key = {}
+    for r in sorted(rows, key=lambda r: (r.id, r._cdc_ts_ms, r._cdc_lsn)):
+        by_key.setdefault(r.id, []).append(r)
+    return by_key
+
+
+def test_scd2_history_is_right_after_out_of_order_delivery(spark, tmp_path):
+    from tests.conftest import make_env
+
+    feed = change_events(keys=25, updates=100, seed=12)
+    files = write_debezium(feed, tmp_path / "feed", files=4, seed=4)
+    (tmp_path / "conf" / "sources").mkdir(parents=True)
+    (tmp_path / "conf" / "sources" / "pg_debezium.yaml").write_text(
+        SOURCES["pg_debezium"].format(deletes="soft") + "    history: true\n"
+    )
+    spec = load_source("pg_debezium", tmp_path / "conf")
+    one_by_one, all_at_once = make_env(tmp_path / "one"), make_env(tmp_path / "all")
+    for env, batches in ((one_by_one, [[f] for f in reversed(files)]), (all_at_once, [files])):
+        landing = Path(env.landing) / "debezium" / "customers"
+        landing.mkdir(parents=True)
+        for batch in batches:
+            for path in batch:
+                shutil.copy(path, landing)
+            for entry in run_source(spark, env, spec):
+                assert entry.balanced, entry
+
+    history = history_of(spark, one_by_one, "pg_debezium")
+    events_per_key = {}
+    for event in feed.events:
+        key = (event["after"] or event["before"])["id"]
+        events_per_key.setdefault(key, []).append(event)
+    for key, events in events_per_key.items():
+        versions = history[key]
+        assert [v._cdc_lsn for v in versions] == [e["lsn"] for e in events], key  # every version, in order
+        for earlier, later in zip(versions, versions[1:], strict=False):
+            assert earlier._valid_to == later._valid_from and not earlier._is_current
+        current = [v for v in versions if v._is_current]
+        if key in feed.final:
+            assert len(current) == 1 and (current[0].tier, current[0].version) == (
+                feed.final[key]["tier"],
+                feed.final[key]["version"],
+            )
+        else:
+            assert current == [] and versions[-1]._deleted
+
+    def comparable(env):
+        return {
+            (k, v._cdc_lsn, v._valid_from, v._valid_to, v._is_current)
+            for k, vs in history_of(spark, env, "pg_debezium").items()
+            for v in vs
+        }
+
+    assert comparable(one_by_one) == comparable(all_at_once)

@@ -131,3 +131,27 @@ def rejected_to_quarantine(
         record_hash=F.col(RECORD_HASH),
         quarantined_at=F.lit(quarantined_at).cast("timestamp"),
     )
+
+
+VALID_FROM, VALID_TO, IS_CURRENT = "_valid_from", "_valid_to", "_is_current"
+HISTORY_COLUMNS = [VALID_FROM, VALID_TO, IS_CURRENT]
+
+
+def versions(tagged: DataFrame) -> DataFrame:
+    """For history tables: every distinct version (the latest and the superseded ones), helper columns removed."""
+    return tagged.where(F.col(DISPOSITION).isin(CANDIDATE, SUPERSEDED)).drop(*HELPER_COLUMNS)
+
+
+def with_validity(all_versions: DataFrame, spec: TableSpec) -> DataFrame:
+    """SCD type 2 intervals: a version is valid from its first ordering value until the next version's;
+    the last version of a key is current unless it is a delete. Rebuilt from all versions of a key, so a
+    version arriving late slots into place and its neighbours' intervals move."""
+    oldest_first = [F.col(f"`{c}`").asc() for c in spec.ordering] + [F.col(RECORD_HASH).asc()]
+    by_key = Window.partitionBy(*[F.col(f"`{c}`") for c in spec.primary_key]).orderBy(*oldest_first)
+    first = F.col(f"`{spec.ordering[0]}`")
+    deleted = F.col(cdc.DELETED) if cdc.DELETED in all_versions.columns else F.lit(False)
+    return (
+        all_versions.withColumn(VALID_FROM, first)
+        .withColumn(VALID_TO, F.lead(first).over(by_key))
+        .withColumn(IS_CURRENT, F.lead(RECORD_HASH).over(by_key).isNull() & ~deleted)
+    )
