@@ -1,5 +1,5 @@
 # One entry point for everything; each target is one line in README.md.
-.PHONY: setup demo test test-fast bench lint format clean
+.PHONY: setup demo test test-fast bench bench-merge lint format clean
 
 setup:  ## Python venv from requirements.lock + JVM jars via Maven (idempotent)
 	@scripts/setup.sh
@@ -15,6 +15,9 @@ test-fast: setup  ## unit tests only
 
 bench: setup  ## bronze/silver throughput vs a plain-Spark baseline (RECORDS=200000)
 	.venv/bin/northstar bench --records $${RECORDS:-200000}
+
+bench-merge: setup  ## silver MERGE cost vs table size, with and without partition pruning
+	.venv/bin/northstar bench-merge
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
