@@ -154,6 +154,19 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model(args: argparse.Namespace) -> int:
+    from northstar.models.runner import run_models
+    from northstar.report import run_report
+    from northstar.spark import get_spark
+
+    env = load_env(args.env, args.conf_dir)
+    spark = get_spark(env, app_name=f"northstar-model-{args.name}")
+    print(
+        run_report(run_models(spark, env, args.name, conf_dir=args.conf_dir, full_refresh=args.full_refresh))
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="northstar", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +214,21 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--env", default="local")
     tables.add_argument("--conf-dir", type=Path)
     tables.set_defaults(action=_cmd_tables)
+
+    from northstar import plan_backfill
+
+    backfill = commands.add_parser(
+        "plan-backfill", help="requests, duration and window split of a partner-API backfill"
+    )
+    plan_backfill.add_arguments(backfill)
+    backfill.set_defaults(action=plan_backfill.command)
+
+    model = commands.add_parser("model", help="build the conformed models (silver.orders, silver.refunds)")
+    model.add_argument("--name", required=True, help="orders | refunds | all (conf/models/<name>.yaml)")
+    model.add_argument("--env", default="local")
+    model.add_argument("--conf-dir", type=Path)
+    model.add_argument("--full-refresh", action="store_true", help="rebuild from the whole silver input")
+    model.set_defaults(action=_cmd_model)
     return parser
 
 
