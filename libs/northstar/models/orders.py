@@ -93,7 +93,7 @@ def _line_items(frame: DataFrame) -> Column:
             unit_price(x).alias("unit_price"),
             discount(x).alias("discount_amount"),
         ),
-    )
+    ).cast(LINE_ITEMS)
 
 
 def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
@@ -115,7 +115,18 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
         "total": c.delivered_text(f, "totals.total"),
     }
     shipping_currency = c.currency_code(c.delivered_text(f, "shipping_fee.currency"))
-    items = _line_items(f)
+    # stage the values the checks and outputs share, so each is computed once per row
+    f = f.withColumns(
+        {
+            **{f"__text_{name}": text for name, text in texts.items()},
+            "__items": _line_items(f),
+            "__currency": currency,
+            "__shipping_currency": shipping_currency,
+        }
+    )
+    f = f.withColumns({f"__amount_{name}": c.amount(F.col(f"__text_{name}")) for name in texts})
+    texts = {name: F.col(f"__text_{name}") for name in texts}
+    currency, shipping_currency, items = F.col("__currency"), F.col("__shipping_currency"), F.col("__items")
     source_status = c.column_or_null(f, "status")
     status = c.mapped_status(source_status, ctx.status_map)
     customer_id = c.column_or_null(f, "customer.customer_id")
@@ -127,7 +138,9 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
     )
     created, updated = c.utc_timestamp(f, "created_at"), c.utc_timestamp(f, "updated_at")
     bad_time = c.unparseable_time(f, "created_at") | c.unparseable_time(f, "updated_at")
-    bad_amounts = [(name, c.unparseable(text)) for name, text in texts.items()]
+    bad_amounts = [
+        (name, text.isNotNull() & F.col(f"__amount_{name}").isNull()) for name, text in texts.items()
+    ]
     bad_line = F.exists(
         items,
         lambda i: (
@@ -188,7 +201,7 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
     )
 
     def money(name: str, default_zero: bool) -> Column:
-        value = c.amount(texts[name])
+        value = F.col(f"__amount_{name}")
         return F.coalesce(value, F.lit(0).cast(c.AMOUNT_SQL)) if default_zero else value
 
     return c.conformed_select(
