@@ -5,7 +5,8 @@
     spark.table("silver.marketplace_orders").show()
 
 Each Delta table of every configured source is registered as `<layer>.<source>_<table>` (bronze, silver,
-quarantine) plus `ops.run_ledger` and `ops.landing_files`, as external tables over their paths in the
+quarantine), the conformed models as `silver.<model>` / `quarantine.<model>`, plus `ops.run_ledger` and
+`ops.landing_files`, as external tables over their paths in the
 session's own in-memory catalog: nothing is written to a shared metastore.
 """
 
@@ -28,6 +29,12 @@ def table_paths(env: EnvConfig, conf_dir: Path | str | None = None) -> dict[str,
             paths[f"bronze.{name}_{table}"] = env.bronze_path(name, table)
             paths[f"silver.{name}_{table}"] = env.silver_path(name, table)
             paths[f"quarantine.{name}_{table}"] = env.quarantine_path(name, table)
+    from northstar.models.runner import model_path, model_quarantine_path
+    from northstar.models.spec import list_models
+
+    for model in list_models(conf_dir):  # conformed models: silver.orders, quarantine.orders, ...
+        paths[f"silver.{model}"] = model_path(env, model)
+        paths[f"quarantine.{model}"] = model_quarantine_path(env, model)
     return paths
 
 

@@ -108,6 +108,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(f"ok  source {name}: tables {', '.join(source.tables)}")
         except ConfigError as err:
             problems.append(str(err))
+    from northstar.models.spec import list_models, load_model
+
+    for name in list_models(args.conf_dir):
+        try:
+            model = load_model(name, args.conf_dir)
+            print(f"ok  model {name}: inputs {', '.join(f'{i.source}.{i.table}' for i in model.inputs)}")
+        except ConfigError as err:
+            problems.append(str(err))
     for env_name in args.env or ["local"]:
         try:
             load_env(env_name, args.conf_dir)
@@ -156,10 +164,19 @@ def _cmd_tables(args: argparse.Namespace) -> int:
 
 def _cmd_model(args: argparse.Namespace) -> int:
     from northstar.models.runner import run_models
+    from northstar.models.spec import list_models, load_model
     from northstar.report import run_report
+    from northstar.secrets import SecretError, resolve
     from northstar.spark import get_spark
 
     env = load_env(args.env, args.conf_dir)
+    for name in list_models(args.conf_dir) if args.name == "all" else [args.name]:
+        spec = load_model(name, args.conf_dir)  # a bad file or an unset key stops before Spark starts
+        if spec.customer_token_key:
+            try:
+                resolve(spec.customer_token_key)
+            except SecretError as err:
+                raise ConfigError(f"conf/models/{name}.yaml customer_token_key: {err}") from None
     spark = get_spark(env, app_name=f"northstar-model-{args.name}")
     print(
         run_report(run_models(spark, env, args.name, conf_dir=args.conf_dir, full_refresh=args.full_refresh))
