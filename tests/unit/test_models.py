@@ -382,3 +382,15 @@ def test_model_files_are_validated(tmp_path):
         load_model("orders", tmp_path)
     with pytest.raises(ConfigError, match="no such model file"):
         load_model("customers", tmp_path)
+
+
+def test_model_command_names_an_unset_token_key_before_starting_spark(monkeypatch, capsys):
+    from northstar import cli
+
+    monkeypatch.delenv("NORTHSTAR_CUSTOMER_TOKEN_KEY", raising=False)
+    monkeypatch.delenv("NORTHSTAR_CUSTOMER_TOKEN_KEY_REF", raising=False)
+    assert cli.main(["model", "--name", "all", "--conf-dir", str(CONF)]) == cli.EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "customer_token_key" in err and "NORTHSTAR_CUSTOMER_TOKEN_KEY is not set" in err
+    assert cli.main(["model", "--name", "customers", "--conf-dir", str(CONF)]) == cli.EXIT_CONFIG
+    assert "no such model file" in capsys.readouterr().err
