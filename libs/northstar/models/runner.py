@@ -218,7 +218,8 @@ def _write_quarantine(spark, env, spec, item, tagged, entry, end, full_refresh) 
     writer.save(path)
     version = delta.latest_version(spark, path)
     if version == before:
-        entry.details["quarantine_written_by_earlier_attempt"] = 1
+        if not full_refresh:  # Delta skipped the append: this window's rows are already there
+            entry.details["quarantine_written_by_earlier_attempt"] = 1
     else:
         entry.delta_versions[f"quarantine.{spec.name}"] = version
 
