@@ -254,7 +254,8 @@ def api_defaults(source: str, conf_dir: Path | str | None = None) -> dict[str, i
     """Page size, rate limit and lookback from the `api:` section of conf/sources/<source>.yaml, if any.
 
     Read as plain YAML (the section's full schema belongs to the API extractor); unknown keys are ignored,
-    and a source without an `api:` section gives no defaults.
+    and a source without an `api:` section gives no defaults. `rate_limit: {requests: N, per_seconds: S}`
+    is converted to requests per hour.
     """
     from northstar.config import ConfigError, default_conf_dir
 
@@ -269,7 +270,12 @@ def api_defaults(source: str, conf_dir: Path | str | None = None) -> dict[str, i
     for name, keys in API_KEYS.items():
         for key in keys:
             value = api.get(key)
-            if isinstance(value, dict):  # e.g. rate_limit: {requests_per_hour: 1200}
+            if (
+                isinstance(value, dict) and "requests" in value
+            ):  # rate_limit: {requests: 1200, per_seconds: 3600}
+                per_seconds = value.get("per_seconds", 3600)
+                value = value["requests"] * 3600 // per_seconds if isinstance(per_seconds, int) else None
+            elif isinstance(value, dict):  # e.g. rate_limit: {requests_per_hour: 1200}
                 value = next((value[k] for k in API_KEYS[name] if k in value), None)
             if isinstance(value, int) and not isinstance(value, bool):
                 found[name] = value

@@ -166,6 +166,14 @@ def test_defaults_come_from_the_api_section_and_flags_override(tmp_path, capsys)
         "tables: {}\napi:\n  page_size: 1000\n  rate_limit: {requests_per_hour: 3000}\n  lookback_hours: 0\n"
     )
     (tmp_path / "sources" / "plain.yaml").write_text("tables: {}\n")
+    (tmp_path / "sources" / "contract.yaml").write_text(
+        "api:\n  page_size: 100\n  rate_limit: {requests: 600, per_seconds: 1800}\n  lookback_hours: 24\n"
+    )
+    assert api_defaults("contract", tmp_path) == {
+        "page_size": 100,
+        "rate_limit_per_hour": 1200,
+        "lookback_hours": 24,
+    }
     assert api_defaults("partner", tmp_path) == {
         "page_size": 1000,
         "rate_limit_per_hour": 3000,
