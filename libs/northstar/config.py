@@ -157,8 +157,8 @@ class TableSpec(_Strict):
             missing = [c for c in getattr(self, role) if c not in names and c not in self.derive]
             if missing:
                 raise ValueError(
-                    f"{role} names {', '.join(missing)}, which is not in columns ({', '.join(names)}) "
-                    "nor in derive"
+                    f"{role} names {', '.join(missing)}, which is not in columns: {', '.join(names)} "
+                    "(nor in derive)"
                 )
         complex_keys = [
             c.name for c in self.columns if c.is_complex and c.name in self.primary_key + self.ordering

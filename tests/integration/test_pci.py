@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from northstar.cli import main
@@ -37,6 +38,37 @@ def card_numbers_in(text: str) -> list[str]:
 def spellings(pans: list[str]) -> list[str]:
     """Each card number as delivered and as bare digits."""
     return sorted({p for pan in pans for p in (pan, re.sub(r"[^0-9]", "", pan))})
+
+
+class _Captured:
+    text = ""
+
+
+@contextmanager
+def spark_log(spark, level: str):
+    """Capture what Spark and Delta log (log4j2, in the JVM) at `level` while the block runs."""
+    jvm = spark._jvm
+    writer = jvm.java.io.StringWriter()
+    context = jvm.org.apache.logging.log4j.LogManager.getContext(False)
+    config = context.getConfiguration()
+    layout = jvm.org.apache.logging.log4j.core.layout.PatternLayout.createDefaultLayout()
+    appender = jvm.org.apache.logging.log4j.core.appender.WriterAppender.createAppender(
+        layout, None, writer, "pci-test-capture", False, True
+    )
+    appender.start()
+    config.addAppender(appender)
+    config.getRootLogger().addAppender(appender, None, None)
+    context.updateLoggers()
+    spark.sparkContext.setLogLevel(level)
+    captured = _Captured()
+    try:
+        yield captured
+    finally:
+        spark.sparkContext.setLogLevel("ERROR")
+        config.getRootLogger().removeAppender("pci-test-capture")
+        appender.stop()
+        context.updateLoggers()
+        captured.text = writer.toString()
 
 
 HASH_FIELDS = {"_record_hash", "record_hash", "content_sha256"}  # hex digests: digit runs by chance
@@ -159,15 +191,11 @@ def test_stripe_webhook_events_leave_no_card_number_in_tables_files_or_logs(
     landed = "".join(p.read_text() for p in feed.files)
     assert feed.pan_lines > 0 and any(pan in landed for pan in TEST_PANS)  # the feed does carry card numbers
 
-    spark.sparkContext.setLogLevel("INFO")  # Spark's own log output goes to this process's stderr
-    try:
-        with caplog.at_level(logging.DEBUG):
-            assert main(["run", "--source", "stripe_events", "--env", "t", "--conf-dir", str(conf)]) == 0
-    finally:
-        spark.sparkContext.setLogLevel("ERROR")
-    printed = capfd.readouterr()  # file-descriptor level: also what the JVM wrote
-    output = printed.out + printed.err + caplog.text
-    assert "INFO" in printed.err  # Spark's log output was captured
+    with spark_log(spark, "INFO") as jvm_log, caplog.at_level(logging.DEBUG):
+        assert main(["run", "--source", "stripe_events", "--env", "t", "--conf-dir", str(conf)]) == 0
+    printed = capfd.readouterr()
+    output = printed.out + printed.err + caplog.text + jvm_log.text
+    assert "DeltaLog" in jvm_log.text or "MergeIntoCommand" in jvm_log.text  # Spark's log was captured
 
     tables = assert_no_card_numbers(spark, [Path(env.lake), Path(env.quarantine)], TEST_PANS, output)
     assert tables >= 8  # bronze, silver, quarantine of both tables, ledger, landing log

@@ -94,7 +94,8 @@ def test_key_neither_declared_nor_derived_is_reported(tmp_path):
         tmp_path, KEYED_BY_DERIVED.replace("derive: {object_id: data.object.id}", "derive: {}")
     )
     with pytest.raises(
-        ConfigError, match=r"primary_key names object_id, which is not in columns .* nor in derive"
+        ConfigError,
+        match=r"primary_key names object_id, which is not in columns: id, created, data \(nor in derive\)",
     ):
         load_source("hooks", conf)
 
