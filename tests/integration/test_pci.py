@@ -51,7 +51,9 @@ def spark_log(spark, level: str):
     writer = jvm.java.io.StringWriter()
     context = jvm.org.apache.logging.log4j.LogManager.getContext(False)
     config = context.getConfiguration()
-    layout = jvm.org.apache.logging.log4j.core.layout.PatternLayout.createDefaultLayout()
+    layout = (
+        jvm.org.apache.logging.log4j.core.layout.PatternLayout.newBuilder().withPattern("%p %c: %m%n").build()
+    )
     appender = jvm.org.apache.logging.log4j.core.appender.WriterAppender.createAppender(
         layout, None, writer, "pci-test-capture", False, True
     )
@@ -60,11 +62,14 @@ def spark_log(spark, level: str):
     config.getRootLogger().addAppender(appender, None, None)
     context.updateLoggers()
     spark.sparkContext.setLogLevel(level)
+    set_level = spark.sparkContext.setLogLevel
+    spark.sparkContext.setLogLevel = lambda _: None  # get_spark() (called by the command) sets ERROR
     captured = _Captured()
     try:
         yield captured
     finally:
-        spark.sparkContext.setLogLevel("ERROR")
+        del spark.sparkContext.setLogLevel  # the class's method again
+        set_level("ERROR")
         config.getRootLogger().removeAppender("pci-test-capture")
         appender.stop()
         context.updateLoggers()
@@ -90,7 +95,7 @@ def assert_no_card_numbers(spark, roots: list[Path], pans: list[str], output: st
 
     Returns how many Delta tables were read (so a caller can check the scan found its tables)."""
     known = spellings(pans)
-    tables = sorted({p.parent for root in roots for p in root.rglob("_delta_log/*.json")})
+    tables = sorted({p.parent.parent for root in roots for p in root.rglob("_delta_log/*.json")})
     for table in tables:  # every table's current rows: no Luhn-valid digit run in any text value
         for row in spark.read.format("delta").load(str(table)).collect():
             text = json.dumps(row.asDict(recursive=True), default=str)
@@ -108,8 +113,8 @@ def assert_no_card_numbers(spark, roots: list[Path], pans: list[str], output: st
             if file.is_file():
                 data = file.read_bytes()
                 assert not any(k.encode() in data for k in known), file
+    # logs hold epoch-millisecond timestamps (13 digits, a tenth pass Luhn): look for the numbers themselves
     assert not any(k in output for k in known), "a card number was printed or logged"
-    assert not card_numbers_in(output), "a Luhn-valid number was printed or logged"
     return len(tables)
 
 
@@ -195,8 +200,9 @@ def test_stripe_webhook_events_leave_no_card_number_in_tables_files_or_logs(
         assert main(["run", "--source", "stripe_events", "--env", "t", "--conf-dir", str(conf)]) == 0
     printed = capfd.readouterr()
     output = printed.out + printed.err + caplog.text + jvm_log.text
-    assert "DeltaLog" in jvm_log.text or "MergeIntoCommand" in jvm_log.text  # Spark's log was captured
+    assert "INFO org.apache.spark.scheduler.DAGScheduler: Job" in jvm_log.text  # Spark's log was captured
 
+    assert not card_numbers_in(printed.out)  # the run report: nothing Luhn-valid at all
     tables = assert_no_card_numbers(spark, [Path(env.lake), Path(env.quarantine)], TEST_PANS, output)
     assert tables >= 8  # bronze, silver, quarantine of both tables, ledger, landing log
     for table in ("events", "objects"):

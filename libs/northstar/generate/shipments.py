@@ -1,6 +1,6 @@
 """Generate 3PL shipment-status CSV drops from two partners with different headers, with the ground truth.
 
-Partner `acme` sends comma-separated hourly files with headers like `Shipment #`, `Status Code`,
+Partner `acme` sends comma-separated files every few hours, with headers like `Shipment #`, `Status Code`,
 `Status Time (UTC)`; partner `bolt` sends semicolon-separated files with camelCase headers in another
 order, ISO timestamps with a `Z`, and an extra `remarks` column. Both describe the same thing: a
 shipment's status changes (created, picked, packed, shipped, in_transit, out_for_delivery, delivered,
