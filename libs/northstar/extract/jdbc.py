@@ -161,57 +161,59 @@ def _extract_table(
     keys = list(table_spec.primary_key)
     limit = jdbc_table.batch_size or spec.batch_size
     with ledger.recorded(spark, env, entry):
-        phases = [keyset.ROWS, keyset.NULL_CURSOR] if window.start is None else [keyset.ROWS]
-        for phase in phases[phases.index(progress.phase) :]:
-            progress.phase = phase
-            while True:
-                sql = keyset.page_query(
-                    jdbc_table.relation,
-                    jdbc_table.cursor,
-                    keys,
-                    window,
-                    limit,
-                    after=progress.after,
-                    phase=phase,
-                    columns=jdbc_table.columns,
-                )
-                page = _land_page(
-                    spark,
-                    source.name,
-                    table,
-                    spec,
-                    jdbc_table,
-                    keys,
-                    secret,
-                    sql,
-                    staging=f"{staging}/{phase}-{progress.batch + 1:05d}",
-                    target_folder=f"{landing_folder}/{FILE_FOLDER}/{window.label}",
-                    name=f"{'batch' if phase == keyset.ROWS else 'nulls'}-{progress.batch + 1:05d}",
-                    phase=phase,
-                )
-                result.queries += 1
-                result.max_rows_per_query = max(result.max_rows_per_query, page.rows)
-                if page.rows == 0:
-                    break
-                result.rows += page.rows
-                (result.files_written if page.written else result.files_unchanged).append(page.path)
-                entry.records_read += page.rows
-                if page.written:
-                    entry.records_written += page.rows
-                else:
-                    entry.records_duplicate += page.rows  # an earlier run landed these exact rows
-                progress.after, progress.batch = page.last, progress.batch + 1
-                if mode != "window":  # the page is in place: now move the position past it
-                    state.in_progress = progress
-                    state = jdbc_state.commit(spark, landing_folder, state)
-                if page.rows < limit:
-                    break
-            progress.after = None
-        if mode != "window":
-            state.in_progress = None
-            state.watermark = window.end.isoformat()
-            jdbc_state.commit(spark, landing_folder, state)
-        _delete(spark, staging)
+        try:
+            phases = [keyset.ROWS, keyset.NULL_CURSOR] if window.start is None else [keyset.ROWS]
+            for phase in phases[phases.index(progress.phase) :]:
+                progress.phase = phase
+                while True:
+                    sql = keyset.page_query(
+                        jdbc_table.relation,
+                        jdbc_table.cursor,
+                        keys,
+                        window,
+                        limit,
+                        after=progress.after,
+                        phase=phase,
+                        columns=jdbc_table.columns,
+                    )
+                    page = _land_page(
+                        spark,
+                        source.name,
+                        table,
+                        spec,
+                        jdbc_table,
+                        keys,
+                        secret,
+                        sql,
+                        staging=f"{staging}/{phase}-{progress.batch + 1:05d}",
+                        target_folder=f"{landing_folder}/{FILE_FOLDER}/{window.label}",
+                        name=f"{'batch' if phase == keyset.ROWS else 'nulls'}-{progress.batch + 1:05d}",
+                        phase=phase,
+                    )
+                    result.queries += 1
+                    result.max_rows_per_query = max(result.max_rows_per_query, page.rows)
+                    if page.rows == 0:
+                        break
+                    result.rows += page.rows
+                    (result.files_written if page.written else result.files_unchanged).append(page.path)
+                    entry.records_read += page.rows
+                    if page.written:
+                        entry.records_written += page.rows
+                    else:
+                        entry.records_duplicate += page.rows  # an earlier run landed these exact rows
+                    progress.after, progress.batch = page.last, progress.batch + 1
+                    if mode != "window":  # the page is in place: now move the position past it
+                        state.in_progress = progress
+                        state = jdbc_state.commit(spark, landing_folder, state)
+                    if page.rows < limit:
+                        break
+                progress.after = None
+            if mode != "window":
+                state.in_progress = None
+                state.watermark = window.end.isoformat()
+                jdbc_state.commit(spark, landing_folder, state)
+        finally:
+            _delete(spark, staging)  # a failed page leaves nothing staged behind
         entry.details.update(
             queries=result.queries,
             pages_landed=len(result.files_written) + len(result.files_unchanged),
