@@ -55,6 +55,11 @@ fi
 if [ ! -f "$data/PG_VERSION" ]; then
   echo "postgres: creating a cluster in $data (port $port, 127.0.0.1 only) ..."
   mkdir -p "$data"
+  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$data/.."; then
+    echo "postgres: the postgres user cannot reach $data (a parent folder is private);" \
+      "set NORTHSTAR_PG_DATA to a folder it can reach, e.g. /var/tmp/northstar-pgdata" >&2
+    exit 1
+  fi
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$data"
   chmod 700 "$data"
   pwfile="$(mktemp)"

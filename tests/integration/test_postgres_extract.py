@@ -16,6 +16,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from northstar import delta, ledger
+from northstar.cli import main
 from northstar.config import load_source
 from northstar.extract import jdbc, jdbc_state
 from northstar.extract.jdbc import ExtractError, read_query, run_extract
@@ -23,7 +24,7 @@ from northstar.pipeline import run_source
 from northstar.storage import list_landing_files
 from tests.postgres_server import PgServer, plan_nodes
 
-READER = "northstar_reader"
+READER = f"northstar_reader_{uuid.uuid4().hex[:8]}"  # one login per test process: runs never share it
 PASSWORD_VAR = "NORTHSTAR_TEST_SHOP_PASSWORD"
 APP = "northstar-extract:"
 TS = "%Y-%m-%d %H:%M:%S.%f"
@@ -44,7 +45,9 @@ def pg() -> PgServer:
 def reader_password(pg) -> str:
     password = f"pw-{uuid.uuid4().hex}"
     pg.ensure_role(READER, password)
-    return password
+    yield password
+    with pg.connect() as conn:
+        conn.execute(f'drop role if exists "{READER}"')
 
 
 @pytest.fixture
@@ -339,7 +342,7 @@ def test_a_crash_resumes_the_window_with_no_gap_and_no_duplicate(
 
 
 def test_bad_password_and_statement_timeout_say_what_to_do_without_the_password(
-    spark, env, tmp_path, pg, reader, databases, monkeypatch
+    spark, env, tmp_path, pg, reader, databases, monkeypatch, capsys
 ):
     database = databases("errors", orders=20)
     source = write_source(tmp_path / "conf", "errs", pg, database, statement_timeout="1s")
@@ -351,6 +354,16 @@ def test_bad_password_and_statement_timeout_say_what_to_do_without_the_password(
     assert "source errs table orders" in message and f"{pg.port}/{database}" in message
     assert f"rejected the password of user {READER}" in message and f"env:{PASSWORD_VAR}" in message
     assert "28P01" in message and "wrong-password-4711" not in message
+
+    # the command says the same on stderr and exits 1 (a failed run), not with a stack trace
+    conf = tmp_path / "conf"
+    (conf / "env").mkdir()
+    (conf / "env" / "test.yaml").write_text(
+        f"profile: local\nlanding: {env.landing}\nlake: {env.lake}\nquarantine: {env.quarantine}\n"
+    )
+    assert main(["extract", "--source", "errs", "--env", "test", "--conf-dir", str(conf)]) == 1
+    stderr = capsys.readouterr().err
+    assert "extract failed: source errs table orders" in stderr and "wrong-password-4711" not in stderr
 
     monkeypatch.setenv(PASSWORD_VAR, reader)
     with pg.connect(database) as conn, conn.transaction():
@@ -365,7 +378,7 @@ def test_bad_password_and_statement_timeout_say_what_to_do_without_the_password(
     assert reader not in message
 
     failed = ledger.read(spark, env).collect()
-    assert [r.status for r in failed] == ["failed", "failed"]
+    assert [r.status for r in failed] == ["failed"] * 3
     assert all(reader not in r.error and "wrong-password-4711" not in r.error for r in failed)
 
 

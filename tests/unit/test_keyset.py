@@ -127,3 +127,24 @@ def test_bad_jdbc_sections_are_reported(tmp_path, values, expected):
     (tmp_path / "sources" / "shop.yaml").write_text(SOURCE.format(**fields))
     with pytest.raises(ConfigError, match=expected):
         load_source("shop", tmp_path)
+
+
+def test_errors_are_explained_from_the_sqlstate_without_the_password():
+    from northstar.extract.jdbc import _explain
+    from northstar.secrets import Secret
+
+    spec = load_source("shop_db", CONF).jdbc
+    table = spec.tables["orders"]
+    secret = Secret(spec.password, "s3cret-value")
+    driver_error = RuntimeError(
+        "An error occurred while calling o123.load.\n"
+        "org.postgresql.util.PSQLException: ERROR: canceling statement due to statement timeout s3cret-value\n"
+        "\tat org.postgresql.core.v3.QueryExecutorImpl.receiveErrorResponse"
+    )
+    message = _explain(driver_error, "source shop_db table orders (x)", spec, table, secret)
+    assert message.startswith("source shop_db table orders (x): the server cancelled a query after")
+    assert "statement_timeout (60s)" in message and "SQLSTATE 57014" in message
+    assert "s3cret-value" not in message and "***" in message
+
+    refused = RuntimeError("java.net.ConnectException: Connection refused")
+    assert "could not connect to 127.0.0.1:54329/shop" in _explain(refused, "c", spec, table, secret)

@@ -392,7 +392,7 @@ def _explain(err: Exception, context: str, spec: JdbcSpec, table: JdbcTable, sec
         "timeout": f"{spec.statement_timeout.total_seconds():g}s",
         "cursor": table.cursor,
         "relation": table.relation,
-        "table": context.split(" table ")[1].split(" ")[0],
+        "table": next((name for name, t in spec.tables.items() if t is table), table.relation),
         "database": spec.database,
         "where": spec.where,
     }
