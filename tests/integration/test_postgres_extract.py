@@ -209,7 +209,7 @@ def table_contents(spark, env, source: str, table: str) -> dict[str, Counter]:
 
 
 def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
-    spark, env, tmp_path, pg, reader, databases
+    pg, spark, env, tmp_path, reader, databases
 ):
     database = databases("shop", orders=96)
     source = write_source(tmp_path / "conf", "shop", pg, database, batch_size=16)
@@ -312,7 +312,7 @@ def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
 
 
 def test_a_crash_resumes_the_window_with_no_gap_and_no_duplicate(
-    spark, env, tmp_path, pg, reader, databases, monkeypatch
+    pg, spark, env, tmp_path, reader, databases, monkeypatch
 ):
     database = databases("crash", orders=70)
     source = write_source(tmp_path / "conf", "crash", pg, database, batch_size=16)
@@ -342,7 +342,7 @@ def test_a_crash_resumes_the_window_with_no_gap_and_no_duplicate(
 
 
 def test_bad_password_and_statement_timeout_say_what_to_do_without_the_password(
-    spark, env, tmp_path, pg, reader, databases, monkeypatch, capsys
+    pg, spark, env, tmp_path, reader, databases, monkeypatch, capsys
 ):
     database = databases("errors", orders=20)
     source = write_source(tmp_path / "conf", "errs", pg, database, statement_timeout="1s")
@@ -382,7 +382,7 @@ def test_bad_password_and_statement_timeout_say_what_to_do_without_the_password(
     assert all(reader not in r.error and "wrong-password-4711" not in r.error for r in failed)
 
 
-def test_two_databases_two_source_files_no_code_change(spark, env, tmp_path, pg, reader, databases):
+def test_two_databases_two_source_files_no_code_change(pg, spark, env, tmp_path, reader, databases):
     conf = tmp_path / "conf"
     east = write_source(conf, "shop_east", pg, databases("east", orders=30), customers=True)
     west = write_source(conf, "shop_west", pg, databases("west", orders=45, customers=12), customers=True)
