@@ -1,5 +1,5 @@
 # One entry point for everything; each target is one line in README.md.
-.PHONY: setup demo test test-fast bench bench-merge lint format clean
+.PHONY: setup services demo test test-fast bench bench-merge lint format clean
 
 setup:  ## Python venv from requirements.lock + JVM jars via Maven (idempotent)
 	@scripts/setup.sh
@@ -7,7 +7,10 @@ setup:  ## Python venv from requirements.lock + JVM jars via Maven (idempotent)
 demo: setup  ## generate a marketplace feed and run bronze + silver end to end on the local stack
 	.venv/bin/northstar demo
 
-test: setup  ## the whole test suite (what CI runs)
+services:  ## the local PostgreSQL the extraction tests read (scripts/postgres.sh: install, init, start; idempotent)
+	@scripts/postgres.sh
+
+test: setup services  ## the whole test suite (what CI runs)
 	.venv/bin/pytest -n 2 --dist loadfile
 
 test-fast: setup  ## unit tests only

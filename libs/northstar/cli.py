@@ -72,6 +72,57 @@ def job_main(layers: tuple[str, ...], argv: list[str] | None = None, description
     return _guarded(lambda a: _run_layers(a, layers), args)
 
 
+def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="source name: conf/sources/<source>.yaml")
+    parser.add_argument("--table", action="append", help="only this table (repeatable); default: all tables")
+    parser.add_argument("--start", help="explicit window start, ISO 8601 (UTC if no offset); with --end")
+    parser.add_argument("--end", help="explicit window end (exclusive), ISO 8601; with --start")
+    parser.add_argument(
+        "--full-refresh", action="store_true", help="read the whole table, then reset the watermark"
+    )
+    parser.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")
+    parser.add_argument(
+        "--conf-dir", type=Path, help="configuration folder (default: $NORTHSTAR_CONF_DIR or ./conf)"
+    )
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    """Land new source rows into the landing zone (PostgreSQL over JDBC: northstar.extract.jdbc)."""
+    from datetime import datetime
+
+    from northstar.extract.jdbc import ExtractError, run_extract
+    from northstar.spark import get_spark
+
+    env = load_env(args.env, args.conf_dir)
+    source = load_source(args.source, args.conf_dir)
+    try:
+        start, end = (datetime.fromisoformat(v) if v else None for v in (args.start, args.end))
+    except ValueError as err:
+        raise ConfigError(f"--start/--end: {err} (write e.g. 2026-11-01T00:00:00Z)") from None
+    if source.jdbc is None:
+        raise ConfigError(f"source {source.name} has no jdbc section: nothing to extract")
+    spark = get_spark(env, app_name=f"northstar-extract-{source.name}")
+    try:
+        results = run_extract(spark, env, source, args.table, start, end, args.full_refresh)
+    except ExtractError as err:
+        print(f"extract failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    for r in results:
+        print(
+            f"extract {r.source}.{r.table} [{r.mode}] window {r.window_start or 'begin'} .. {r.window_end}: "
+            f"{r.rows} rows in {r.queries} queries (max {r.max_rows_per_query}/query), "
+            f"{len(r.files_written)} files written, {len(r.files_unchanged)} unchanged"
+        )
+    return 0
+
+
+def extract_main(argv: list[str] | None = None, description: str | None = None) -> int:
+    """Entry point of jobs/extract.py."""
+    parser = argparse.ArgumentParser(description=description)
+    _add_extract_arguments(parser)
+    return _guarded(_cmd_extract, parser.parse_args(argv))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     layers = ("bronze", "silver") if args.layer == "all" else (args.layer,)
     return _run_layers(args, layers)
@@ -162,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_arguments(run)
     run.add_argument("--layer", choices=["bronze", "silver", "all"], default="all")
     run.set_defaults(action=_cmd_run)
+
+    extract = commands.add_parser("extract", help="extract source tables into the landing zone")
+    _add_extract_arguments(extract)
+    extract.set_defaults(action=_cmd_extract)
 
     demo = commands.add_parser("demo", help="generate a marketplace feed and run it end to end locally")
     demo.add_argument("--data-dir", type=Path, default=Path("data/demo"), help="reset and used by the demo")

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from northstar.extract.jdbc_config import JdbcSpec
+
 ATOMIC_TYPE = re.compile(
     r"^(string|boolean|tinyint|smallint|int|bigint|float|double|date|timestamp|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
 )
@@ -184,6 +186,13 @@ class SourceSpec(_Strict):
     description: str = ""
     owner: str = ""
     tables: dict[Identifier, TableSpec] = Field(min_length=1)
+    jdbc: JdbcSpec | None = Field(default=None, description="extract tables from PostgreSQL over JDBC")
+
+    @model_validator(mode="after")
+    def _jdbc_tables_are_tables(self) -> SourceSpec:
+        if self.jdbc is not None:
+            self.jdbc.check_tables(self.tables)
+        return self
 
 
 class EnvConfig(_Strict):

@@ -1,0 +1,1 @@
+"""Extraction from source systems into the landing zone (PostgreSQL over JDBC, ...)."""
