@@ -14,6 +14,11 @@ cd "$(dirname "$0")/.."
 
 port="${NORTHSTAR_PG_PORT:-54329}"
 data="${NORTHSTAR_PG_DATA:-$PWD/.pgdata}"
+if [ -z "${NORTHSTAR_PG_DATA:-}" ] && [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 \
+  && ! runuser -u postgres -- test -x "$PWD"; then
+  # a checkout under a private folder (e.g. /root): keep the cluster where the postgres user can reach it
+  data="/var/tmp/northstar-pgdata-$(printf '%s' "$PWD" | sha256sum | cut -c1-12)"
+fi
 password="${NORTHSTAR_PG_PASSWORD:-northstar}"
 
 find_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
@@ -55,11 +60,6 @@ fi
 if [ ! -f "$data/PG_VERSION" ]; then
   echo "postgres: creating a cluster in $data (port $port, 127.0.0.1 only) ..."
   mkdir -p "$data"
-  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$data/.."; then
-    echo "postgres: the postgres user cannot reach $data (a parent folder is private);" \
-      "set NORTHSTAR_PG_DATA to a folder it can reach, e.g. /var/tmp/northstar-pgdata" >&2
-    exit 1
-  fi
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$data"
   chmod 700 "$data"
   pwfile="$(mktemp)"
