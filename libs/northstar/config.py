@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from northstar.extract.api_spec import ApiSpec
+
 ATOMIC_TYPE = re.compile(
     r"^(string|boolean|tinyint|smallint|int|bigint|float|double|date|timestamp|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
 )
@@ -146,6 +148,16 @@ class SourceSpec(_Strict):
     description: str = ""
     owner: str = ""
     tables: dict[Identifier, TableSpec] = Field(min_length=1)
+    api: ApiSpec | None = Field(default=None, description="REST API to extract from (northstar extract)")
+
+    @model_validator(mode="after")
+    def _api_endpoints_are_tables(self) -> SourceSpec:
+        unknown = [e for e in (self.api.endpoints if self.api else {}) if e not in self.tables]
+        if unknown:
+            raise ValueError(
+                f"api.endpoints names {', '.join(unknown)}, which is not a table: {', '.join(self.tables)}"
+            )
+        return self
 
 
 class EnvConfig(_Strict):
