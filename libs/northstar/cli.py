@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from northstar.config import ConfigError, list_sources, load_env, load_source
+from northstar.extract.rest import ExtractError
 from northstar.transforms.schema import SchemaDriftError
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_DRIFT = 1, 2, 3
@@ -62,6 +63,9 @@ def _guarded(action, args: argparse.Namespace) -> int:
     except SchemaDriftError as err:
         print(f"stopped: {err}", file=sys.stderr)
         return EXIT_DRIFT
+    except ExtractError as err:
+        print(f"extract failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def job_main(layers: tuple[str, ...], argv: list[str] | None = None, description: str | None = None) -> int:
@@ -97,6 +101,31 @@ def _cmd_bench_merge(args: argparse.Namespace) -> int:
     from northstar.bench import run_merge_bench
 
     print(run_merge_bench(args.out, sizes=tuple(args.sizes), changes=args.changes))
+    return 0
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from northstar.extract.rest import run_extract
+
+    env = load_env(args.env, args.conf_dir)
+    source = load_source(args.source, args.conf_dir)
+    report = run_extract(
+        env,
+        source,
+        tables=args.table,
+        start=args.start,
+        end=args.end,
+        full_refresh=args.full_refresh,
+        max_requests=args.max_requests,
+    )
+    print(report.format())
+    return 0
+
+
+def _cmd_bench_extract(args: argparse.Namespace) -> int:
+    from northstar.extract.bench import run_extract_bench
+
+    print(run_extract_bench(args.out, orders=args.orders, page_size=args.page_size))
     return 0
 
 
@@ -184,6 +213,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench_merge.add_argument("--changes", type=int, default=20_000)
     bench_merge.add_argument("--out", type=Path, default=Path("bench-data/merge"))
     bench_merge.set_defaults(action=_cmd_bench_merge)
+
+    extract = commands.add_parser("extract", help="extract a source's API into landing (then: northstar run)")
+    extract.add_argument("--source", required=True, help="source name: conf/sources/<source>.yaml")
+    extract.add_argument("--table", action="append", help="only this table (repeatable); default: all")
+    extract.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")
+    extract.add_argument("--conf-dir", type=Path, help="configuration folder (default: ./conf)")
+    extract.add_argument("--start", help="backfill window start (cursor-field value, inclusive)")
+    extract.add_argument("--end", help="backfill window end (cursor-field value, exclusive)")
+    extract.add_argument(
+        "--full-refresh", action="store_true", help="re-read everything, not from the watermark"
+    )
+    extract.add_argument("--max-requests", type=int, help="stop cleanly after this many requests (resumable)")
+    extract.set_defaults(action=_cmd_extract)
+
+    bench_extract = commands.add_parser(
+        "bench-extract", help="API landing throughput vs plain requests + gzip"
+    )
+    bench_extract.add_argument("--orders", type=int, default=3000)
+    bench_extract.add_argument("--page-size", type=int, default=100)
+    bench_extract.add_argument(
+        "--out", type=Path, default=Path("bench-data/extract"), help="working folder (reset)"
+    )
+    bench_extract.set_defaults(action=_cmd_bench_extract)
 
     validate = commands.add_parser("validate-conf", help="check every source file and the given env files")
     validate.add_argument("--conf-dir", type=Path)

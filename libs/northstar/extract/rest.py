@@ -522,5 +522,8 @@ def run_extract(
         )
     failed = [t for t in report.tables if t.status == "failed"]
     if failed:
-        raise ExtractError("\n".join(t.error for t in failed) + "\n" + report.format())
+        raise ExtractError(
+            f"{len(failed)} of {len(report.tables)} endpoints failed; each one's state stays at its last "
+            "landed page, so the same command resumes once the cause is fixed\n" + report.format()
+        )
     return report

@@ -321,7 +321,7 @@ class PartnerApiSimulator:
             self._server = None
 
     def __enter__(self) -> PartnerApiSimulator:
-        return self.start()
+        return self if self._server else self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
