@@ -19,7 +19,7 @@ from northstar.extract.ratelimit import FakeClock
 from northstar.extract.rest import ExtractError, run_extract
 from northstar.extract.state import StateStore, state_key
 from northstar.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
-from tests.api_sim import KEYS, RATE, TOKEN, landed_pages, latest_landed, pointed_at
+from tests.api_sim import RATE, TOKEN, landed_pages, latest_landed, pointed_at
 from tests.conftest import REPO
 
 TIMES = (START + timedelta(days=1), START + timedelta(days=3), START + timedelta(days=9))
