@@ -235,3 +235,42 @@ def test_killed_process_resumes_with_no_gap_and_no_duplicate(tmp_path, marketpla
         pages = [int(n.rsplit("page-", 1)[1].split(".")[0]) for n in names]
         assert pages == list(range(1, len(pages) + 1))  # one run, every page once
         assert sim.stats.over_limit == 0
+
+
+def test_stripe_list_api_lands_the_latest_snapshot_of_every_object(env, monkeypatch):
+    from northstar.config import load_source
+
+    monkeypatch.setenv("NORTHSTAR_STRIPE_KEY", TOKEN)
+    clock = FakeClock()
+    stripe = load_source("stripe", REPO / "conf")
+    with PartnerApiSimulator(
+        orders=0,
+        payments=80,
+        rate_limit=RATE,
+        clock=clock,
+        token=TOKEN,
+        now=TIMES[1],
+        faults=Faults.everything(seed=6, timeouts=0),
+    ) as sim:
+        source = pointed_at(stripe, sim.stripe_url)
+        first = run_extract(env, source, clock=clock)
+        sim.set_time(TIMES[-1])  # refunds succeed, disputes are decided, charges get refunded
+        second = run_extract(env, source, clock=clock)
+        assert first.complete and second.complete
+        assert second.tables[0].mode == "incremental" and isinstance(second.tables[0].since, int)
+        assert sim.stats.over_limit == 0
+        for table in ("charges", "payment_intents", "refunds", "disputes"):
+            truth = sim.ground_truth(table, api="stripe")
+            latest: dict[str, dict] = {}
+            for text in landed_pages(env, source, table).values():
+                for line in text.decode().splitlines():
+                    record = json.loads(line)
+                    if (
+                        record["id"] not in latest
+                        or record["_extracted_at"] >= latest[record["id"]]["_extracted_at"]
+                    ):
+                        latest[record["id"]] = record
+            assert truth, table
+            assert {
+                k: {f: v for f, v in r.items() if f != "_extracted_at"} for k, r in latest.items()
+            } == truth, table

@@ -276,6 +276,7 @@ class PartnerApiSimulator:
         self.stripe = _stripe_versions(payments, seed) if payments else {t: [] for t in STRIPE_TABLES}
         self._now = (now or datetime(2100, 1, 1, tzinfo=UTC)).timestamp()
         self._server: _Server | None = None
+        self._cache: dict[tuple[str, str], tuple[float, list[_Version]]] = {}
 
     # -- data clock -------------------------------------------------------------------------------
     def set_time(self, when: datetime) -> None:
@@ -299,6 +300,18 @@ class PartnerApiSimulator:
                 if held is None or (version.cursor, version.visible_at) > (held.cursor, held.visible_at):
                     latest[version.key] = version
         return latest
+
+    def _sorted(self, api: str, table: str) -> list[_Version]:
+        """The table's current records in API order (partner: oldest cursor first; Stripe: newest first)."""
+        with self._lock:
+            cached = self._cache.get((api, table))
+            if cached is None or cached[0] != self._now:
+                versions = (self.partner if api == "partner" else self.stripe)[table]
+                rows = sorted(
+                    self._current(versions).values(), key=lambda v: (v.cursor, v.key), reverse=api == "stripe"
+                )
+                cached = self._cache[(api, table)] = (self._now, rows)
+            return cached[1]
 
     def ground_truth(self, table: str, api: str = "partner") -> dict[str, dict]:
         """The latest visible version of every record of a table: what silver must equal."""
@@ -461,8 +474,7 @@ class PartnerApiSimulator:
 
     def _partner_page(self, handler: _Handler, table: str, path: str, query: dict):
         since, until = query.get("updated_since"), query.get("updated_until")
-        with self._lock:
-            rows = sorted(self._current(self.partner[table]).values(), key=lambda v: (v.cursor, v.key))
+        rows = self._sorted("partner", table)
         rows = [
             v for v in rows if (since is None or v.cursor >= since) and (until is None or v.cursor < until)
         ]
@@ -503,10 +515,7 @@ class PartnerApiSimulator:
 
     def _stripe_page(self, table: str, path: str, query: dict):
         gte, lt = query.get("created[gte]"), query.get("created[lt]")
-        with self._lock:
-            rows = sorted(
-                self._current(self.stripe[table]).values(), key=lambda v: (v.cursor, v.key), reverse=True
-            )
+        rows = self._sorted("stripe", table)
         rows = [
             v for v in rows if (gte is None or v.cursor >= int(gte)) and (lt is None or v.cursor < int(lt))
         ]
