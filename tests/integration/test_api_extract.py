@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -274,3 +275,62 @@ def test_stripe_list_api_lands_the_latest_snapshot_of_every_object(env, monkeypa
             assert {
                 k: {f: v for f, v in r.items() if f != "_extracted_at"} for k, r in latest.items()
             } == truth, table
+
+
+def test_landing_on_s3_with_crash_and_resume(marketplace, monkeypatch):
+    """The env's landing root on S3 (moto on 127.0.0.1): pages, manifests and state through boto3."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from northstar.config import EnvConfig
+    from northstar.extract.landing_writer import S3Store
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        for name, value in {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        boto3.client("s3").create_bucket(Bucket="ns-landing")
+        env = EnvConfig(
+            name="s3",
+            profile="local",
+            landing="s3://ns-landing/landing",
+            lake="s3a://x/lake",
+            quarantine="s3a://x/q",
+        )
+        clock = FakeClock()
+        with simulator(clock, Faults.everything(seed=8, timeouts=0), orders=60, now=TIMES[-1]) as sim:
+            source = pointed_at(marketplace, sim.partner_url)
+            with pytest.raises(Crash):
+                run_extract(env, source, clock=clock, hook=crash_at("landed", "orders", 2))
+            assert run_extract(env, source, clock=clock).complete
+            truth = sim.ground_truth("orders")
+        store = S3Store(env.landing)
+        keys = store.list("marketplace/orders")
+        pages = [k for k in keys if k.endswith(".jsonl.gz")]
+        assert len(pages) == len({k.rsplit("/", 1)[1] for k in pages})  # one object per page number
+        assert all(k.replace(".jsonl.gz", ".manifest.json") in keys for k in pages)
+        landed = {}
+        for key in pages:
+            for line in gzip.decompress(store.get(key)).decode().splitlines():
+                record = json.loads(line)
+                if (
+                    record["order_id"] not in landed
+                    or record["updated_at"] > landed[record["order_id"]]["updated_at"]
+                ):
+                    landed[record["order_id"]] = record
+        assert {k: record_hash(v) for k, v in landed.items()} == {k: record_hash(v) for k, v in truth.items()}
+        state = StateStore(store, state_key("marketplace/orders")).load()
+        assert state.in_progress is None and state.watermark == max(r["updated_at"] for r in truth.values())
+    finally:
+        server.stop()
