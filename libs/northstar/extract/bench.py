@@ -35,7 +35,7 @@ def _baseline(url: str, token: str, out: Path, page_size: int) -> tuple[int, int
             f"{url}/v1/orders", params=params, headers={"Authorization": f"Bearer {token}"}, timeout=30
         ).json()
         number += 1
-        data = encode_records(body["data"])
+        data, _ = encode_records(body["data"])
         (out / f"page-{number:06d}.jsonl.gz").write_bytes(gzip.compress(data, mtime=0))
         records, size = records + len(body["data"]), size + len(data)
         cursor = body.get("next_cursor")

@@ -3,6 +3,8 @@
 Object names are deterministic (`<table landing>/<run id>/page-NNNNNN.jsonl.gz`), so re-fetching a page
 overwrites it instead of adding a copy. Each page gets `page-NNNNNN.manifest.json` (the request, record
 count, SHA-256 of the object) which bronze ignores, as it ignores names starting with `_` (the state).
+Tables with `redact_card_numbers: true` have card numbers replaced before the page is written (the same
+pattern and Luhn check as bronze's redaction), so a card number from an API never lands at all.
 Local writes go to a hidden temporary file first and are renamed into place, so a crash never leaves
 a half-written page under a name bronze reads; S3 PUTs are atomic already.
 """
@@ -13,9 +15,12 @@ import gzip
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+
+from northstar.transforms.pci import CANDIDATE, REDACTED
 
 PAGE_SUFFIX = ".jsonl.gz"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -108,9 +113,43 @@ def open_store(root: str) -> ObjectStore:
     return LocalStore(root)
 
 
-def encode_records(records: list[dict]) -> bytes:
-    """JSON lines, one compact record per line, in the order delivered."""
-    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+_CANDIDATE = re.compile(CANDIDATE)
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        digit = int(char)
+        if position % 2 == 1:
+            digit = digit * 2 - 9 if digit * 2 > 9 else digit * 2
+        total += digit
+    return 13 <= len(digits) <= 19 and total % 10 == 0
+
+
+def redact_card_numbers(line: str) -> tuple[str, bool]:
+    """`line` with every Luhn-valid 13-19 digit run replaced, and whether there was one."""
+    found = False
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal found
+        if _luhn_valid(re.sub(r"[^0-9]", "", match.group(0))):
+            found = True
+            return REDACTED
+        return match.group(0)
+
+    return _CANDIDATE.sub(replace, line), found
+
+
+def encode_records(records: list[dict], redact: bool = False) -> tuple[bytes, int]:
+    """JSON lines, one compact record per line, in the order delivered; and how many lines held a PAN."""
+    lines, redacted = [], 0
+    for record in records:
+        line = json.dumps(record, separators=(",", ":"))
+        if redact:
+            line, found = redact_card_numbers(line)
+            redacted += found
+        lines.append(line + "\n")
+    return "".join(lines).encode(), redacted
 
 
 @dataclass(frozen=True)
@@ -119,21 +158,30 @@ class LandedPage:
     records: int
     bytes: int
     sha256: str
+    pan_redacted: int = 0
 
 
 def page_key(table_folder: str, run_id: str, page: int) -> str:
     return f"{table_folder.strip('/')}/{run_id}/page-{page:06d}{PAGE_SUFFIX}"
 
 
-def write_page(store: ObjectStore, key: str, records: list[dict]) -> LandedPage:
+def write_page(store: ObjectStore, key: str, records: list[dict], redact: bool = False) -> LandedPage:
     """Land one page (deterministic gzip: no timestamp in the header, so equal pages are equal bytes)."""
-    data = gzip.compress(encode_records(records), compresslevel=6, mtime=0)
+    text, redacted = encode_records(records, redact)
+    data = gzip.compress(text, compresslevel=6, mtime=0)
     store.put(key, data)
-    return LandedPage(key, len(records), len(data), hashlib.sha256(data).hexdigest())
+    return LandedPage(key, len(records), len(data), hashlib.sha256(data).hexdigest(), redacted)
 
 
 def write_manifest(store: ObjectStore, page: LandedPage, entry: dict) -> str:
     key = page.key.removesuffix(PAGE_SUFFIX) + MANIFEST_SUFFIX
-    body = {"object": page.key, "records": page.records, "bytes": page.bytes, "sha256": page.sha256, **entry}
+    body = {
+        "object": page.key,
+        "records": page.records,
+        "bytes": page.bytes,
+        "sha256": page.sha256,
+        "pan_redacted": page.pan_redacted,
+        **entry,
+    }
     store.put(key, json.dumps(body, indent=1, sort_keys=True).encode())
     return key

@@ -355,7 +355,8 @@ def extract_table(
     """Extract one endpoint into its table's landing folder; returns what it did (raises ExtractError)."""
     api = source.api
     endpoint = api.endpoints[table]
-    folder = source.tables[table].landing.strip("/")
+    spec = source.tables[table]
+    folder = spec.landing.strip("/")
     states = StateStore(store, state_key(folder, start, end) if (start or end) else state_key(folder))
     state = states.load()
     result = TableResult(table)
@@ -392,7 +393,7 @@ def extract_table(
             records = [{**r, endpoint.stamp_field: fetched} for r in records]
         key = landing_writer.page_key(folder, progress.run_id, number)
         if records:
-            landed = landing_writer.write_page(store, key, records)
+            landed = landing_writer.write_page(store, key, records, redact=spec.redact_card_numbers)
             hook("landed", table, number)
             landing_writer.write_manifest(
                 store,
