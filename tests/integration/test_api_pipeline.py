@@ -93,35 +93,30 @@ def test_drift_fail_stops_the_run_naming_the_field(spark, env, marketplace, tmp_
         orders=40, faults=Faults(schema_drift=True), rate_limit=RATE, clock=clock, token=TOKEN
     ) as sim:
         spec = yaml.safe_load((REPO / "conf" / "sources" / "marketplace.yaml").read_text())
-        spec["tables"]["orders"]["drift"] = "fail"
         spec["api"]["base_url"] = sim.partner_url
         (conf / "sources" / "marketplace.yaml").write_text(yaml.safe_dump(spec))
         source = pointed_at(marketplace, sim.partner_url)
+        command = [
+            "run",
+            "--source",
+            "marketplace",
+            "--table",
+            "orders",
+            "--env",
+            "mine",
+            "--conf-dir",
+            str(conf),
+        ]
 
-        sim.set_time(TIMES[0])  # before the partner's v2 schema
+        sim.set_time(TIMES[0])  # before the partner's v2 schema: the first batch defines the table
         run_extract(env, source, clock=clock, tables=["orders"])
-        assert (
-            main(
-                [
-                    "run",
-                    "--source",
-                    "marketplace",
-                    "--table",
-                    "orders",
-                    "--env",
-                    "mine",
-                    "--conf-dir",
-                    str(conf),
-                ]
-            )
-            == 0
-        )
+        assert main(command) == 0
+        spec["tables"]["orders"]["drift"] = "fail"  # from now on a schema change must stop the run
+        (conf / "sources" / "marketplace.yaml").write_text(yaml.safe_dump(spec))
         sim.set_time(TIMES[-1])
         run_extract(env, source, clock=clock, tables=["orders"])
         capsys.readouterr()
-        code = main(
-            ["run", "--source", "marketplace", "--table", "orders", "--env", "mine", "--conf-dir", str(conf)]
-        )
+        code = main(command)
     err = capsys.readouterr().err
     assert code == 3
     assert "new column fulfillment" in err or "new column sales_channel" in err, err
