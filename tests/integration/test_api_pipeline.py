@@ -120,3 +120,36 @@ def test_drift_fail_stops_the_run_naming_the_field(spark, env, marketplace, tmp_
     err = capsys.readouterr().err
     assert code == 3
     assert "new column fulfillment" in err or "new column sales_channel" in err, err
+
+
+def test_stripe_list_api_to_silver_keeps_the_latest_snapshot_and_no_card_number(spark, env, monkeypatch):
+    from northstar.config import load_source
+
+    monkeypatch.setenv("NORTHSTAR_STRIPE_KEY", TOKEN)
+    stripe = load_source("stripe", REPO / "conf")
+    clock = FakeClock()
+    faults = Faults.everything(seed=12, timeouts=0)
+    with PartnerApiSimulator(
+        orders=0, payments=60, faults=faults, rate_limit=RATE, clock=clock, token=TOKEN
+    ) as sim:
+        source = pointed_at(stripe, sim.stripe_url)
+        for when in (TIMES[0], TIMES[-1]):  # charges are refunded and disputes decided in between
+            sim.set_time(when)
+            assert run_extract(env, source, clock=clock, tables=["charges", "refunds"]).complete
+        entries = run_source(spark, env, source, tables=["charges", "refunds"])
+        assert all(e.status == "success" for e in entries)
+        for table in ("charges", "refunds"):
+            rows = spark.read.format("delta").load(env.silver_path("stripe", table)).collect()
+            got = {
+                r["id"]: (r["status"], r["amount"], r["amount_refunded"] if table == "charges" else None)
+                for r in rows
+            }
+            want = {
+                k: (v["status"], v["amount"], v.get("amount_refunded") if table == "charges" else None)
+                for k, v in sim.ground_truth(table, api="stripe").items()
+            }
+            assert got == want, table
+        bronze = spark.read.format("delta").load(env.bronze_path("stripe", "charges"))
+        descriptions = [r[0] for r in bronze.select("description").collect()]
+        assert any("[REDACTED-PAN]" in d for d in descriptions)
+        assert not any("4242 4242 4242 4242" in d for d in descriptions)
