@@ -192,10 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--layer", choices=["bronze", "silver", "all"], default="all")
     run.set_defaults(action=_cmd_run)
 
-    demo = commands.add_parser("demo", help="generate a marketplace feed and run it end to end locally")
+    demo = commands.add_parser("demo", help="partner API simulator -> extract -> bronze + silver, locally")
     demo.add_argument("--data-dir", type=Path, default=Path("data/demo"), help="reset and used by the demo")
     demo.add_argument("--orders", type=int, default=2000)
-    demo.add_argument("--files", type=int, default=6)
+    demo.add_argument("--files", type=int, default=6, help="unused: the demo now extracts through the API")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--conf-dir", type=Path)
     demo.set_defaults(action=_cmd_demo)
