@@ -79,3 +79,19 @@ def test_requests_of_an_earlier_run_still_count():
     start = clock.now()
     second.release(second.acquire())
     assert clock.now() - start >= 60 - 1e-6
+
+
+def test_the_request_log_is_saved_before_each_request_so_a_killed_run_still_counts():
+    clock = FakeClock()
+    saved: list[list[float]] = []
+    killed = RateLimiter(2, 60, clock=clock)
+    killed.on_acquire = lambda: saved.append(killed.recent_stamps(in_flight_for=5))
+    killed.release(killed.acquire())
+    killed.acquire()  # the process dies while this request is in flight: it never finishes
+    assert len(saved) == 2 and saved[-1][-1] == clock.now() + 5  # counted as finishing at its timeout
+
+    resumed = RateLimiter(2, 60, clock=clock)
+    resumed.preload(saved[-1])
+    start = clock.now()
+    resumed.release(resumed.acquire())
+    assert clock.now() - start >= 60 - 1e-6  # both earlier requests still fill the window

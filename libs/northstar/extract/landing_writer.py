@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -53,7 +54,7 @@ class LocalStore(ObjectStore):
     def put(self, key: str, data: bytes) -> None:
         path = Path(self.root) / key
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with open(temp, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -55,6 +56,7 @@ class BudgetExhausted(RuntimeError):
 @dataclass
 class _Slot:
     stamp: float | None = None  # None while the request is in flight
+    sent: float = 0.0
 
 
 @dataclass
@@ -66,6 +68,7 @@ class RateLimiter:
     clock: Clock = field(default_factory=Clock)
     max_wait_seconds: float = 300.0
     max_requests: int | None = None
+    on_acquire: Callable[[], None] | None = None  # e.g. persist the request log before the request goes out
     _slots: deque = field(default_factory=deque, init=False, repr=False)
     _paused_until: float = field(default=0.0, init=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
@@ -79,11 +82,16 @@ class RateLimiter:
             for stamp in sorted(s for s in stamps if s > cutoff)[-self.requests :]:
                 self._slots.append(_Slot(stamp))
 
-    def recent_stamps(self) -> list[float]:
-        """Finished requests inside the current window, to save for the next run."""
+    def recent_stamps(self, in_flight_for: float = 0.0) -> list[float]:
+        """Requests inside the current window, to save for the next run.
+
+        A request still in flight counts as finishing `in_flight_for` seconds after it was sent (the
+        client's timeout), so a run killed mid-request leaves a log the next run can trust.
+        """
         with self._cond:
             cutoff = self.clock.now() - self.per_seconds
-            return [s.stamp for s in self._slots if s.stamp is not None and s.stamp > cutoff]
+            stamps = [s.stamp if s.stamp is not None else s.sent + in_flight_for for s in self._slots]
+            return sorted(stamp for stamp in stamps if stamp > cutoff)
 
     def pause_until(self, when: float) -> None:
         """The server said to wait (Retry-After, or no requests remaining until a reset)."""
@@ -121,11 +129,16 @@ class RateLimiter:
                     raise BudgetExhausted(f"request budget of {self.max_requests} for this run is spent")
                 now = self.clock.now()
                 wait = self._wait_needed(now)
+                slot = None
                 if wait <= 0:
-                    slot = _Slot()
+                    slot = _Slot(sent=now)
                     self._slots.append(slot)
                     self.sent += 1
-                    return slot
+            if slot is not None:
+                if self.on_acquire:
+                    self.on_acquire()
+                return slot
+            with self._cond:
                 if waited + wait > self.max_wait_seconds:
                     raise BudgetExhausted(
                         f"rate limit of {self.requests} requests per {self.per_seconds:g} s reached; the next "

@@ -498,6 +498,15 @@ def run_extract(
     previous = store.get(log_key)
     if previous:
         limiter.preload(json.loads(previous).get("stamps", []))
+    log_lock = threading.Lock()
+
+    def save_request_log() -> None:
+        """Every request is in the log before it is sent, so a killed run's requests still count next time."""
+        with log_lock:
+            stamps = limiter.recent_stamps(in_flight_for=api.timeout_seconds)
+            store.put(log_key, json.dumps({"stamps": stamps}).encode())
+
+    limiter.on_acquire = save_request_log
     client = ApiClient(api, base_url, limiter, clock, token, session)
     report = ExtractReport(source.name)
 
@@ -515,7 +524,7 @@ def run_extract(
         ) as pool:
             report.tables = list(pool.map(one, chosen))
     finally:
-        store.put(log_key, json.dumps({"stamps": limiter.recent_stamps()}).encode())
+        save_request_log()
         report.requests, report.retries, report.waited_seconds = (
             limiter.sent,
             client.retries,
