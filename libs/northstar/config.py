@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from northstar.extract.api_spec import ApiSpec
 from northstar.extract.jdbc_config import JdbcSpec
 
 ATOMIC_TYPE = re.compile(
@@ -186,10 +187,18 @@ class SourceSpec(_Strict):
     description: str = ""
     owner: str = ""
     tables: dict[Identifier, TableSpec] = Field(min_length=1)
+    api: ApiSpec | None = Field(default=None, description="REST API to extract from (northstar extract)")
     jdbc: JdbcSpec | None = Field(default=None, description="extract tables from PostgreSQL over JDBC")
 
     @model_validator(mode="after")
-    def _jdbc_tables_are_tables(self) -> SourceSpec:
+    def _extract_sections_name_tables(self) -> SourceSpec:
+        if self.api is not None and self.jdbc is not None:
+            raise ValueError("a source extracts from one system: give it an api or a jdbc section, not both")
+        unknown = [e for e in (self.api.endpoints if self.api else {}) if e not in self.tables]
+        if unknown:
+            raise ValueError(
+                f"api.endpoints names {', '.join(unknown)}, which is not a table: {', '.join(self.tables)}"
+            )
         if self.jdbc is not None:
             self.jdbc.check_tables(self.tables)
         return self

@@ -29,17 +29,13 @@ from pyspark.sql import types as T
 
 from northstar import ledger
 from northstar.config import EnvConfig, SourceSpec
-from northstar.extract import jdbc_state, keyset
+from northstar.extract import ExtractError, jdbc_state, keyset
 from northstar.extract.jdbc_config import JdbcSpec, JdbcTable
 from northstar.ledger import LedgerEntry
 from northstar.secrets import Secret, SecretError, resolve
 
 DRIVER = "org.postgresql.Driver"
 FILE_FOLDER = "jdbc"  # pages land in <table landing>/jdbc/<window>/batch-<n>-<hash>.parquet
-
-
-class ExtractError(RuntimeError):
-    """An extraction could not run; the message names the source, the table and what to do (never a secret)."""
 
 
 @dataclass
