@@ -1,13 +1,16 @@
 # One entry point for everything; each target is one line in README.md.
-.PHONY: setup demo test test-fast bench bench-merge lint format clean
+.PHONY: setup services demo test test-fast bench bench-merge bench-extract lint format clean
 
 setup:  ## Python venv from requirements.lock + JVM jars via Maven (idempotent)
 	@scripts/setup.sh
 
-demo: setup  ## generate a marketplace feed and run bronze + silver end to end on the local stack
+demo: setup  ## partner API simulator -> extract -> bronze + silver end to end on the local stack
 	.venv/bin/northstar demo
 
-test: setup  ## the whole test suite (what CI runs)
+services:  ## the local PostgreSQL the extraction tests read (scripts/postgres.sh: install, init, start; idempotent)
+	@scripts/postgres.sh
+
+test: setup services  ## the whole test suite (what CI runs)
 	.venv/bin/pytest -n 2 --dist loadfile
 
 test-fast: setup  ## unit tests only
@@ -18,6 +21,9 @@ bench: setup  ## bronze/silver throughput vs a plain-Spark baseline (RECORDS=200
 
 bench-merge: setup  ## silver MERGE cost vs table size, with and without partition pruning
 	.venv/bin/northstar bench-merge
+
+bench-extract: setup  ## API landing path records/s and MB/s vs plain requests + gzip (ORDERS=3000)
+	.venv/bin/northstar bench-extract --orders $${ORDERS:-3000}
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

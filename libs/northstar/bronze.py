@@ -1,8 +1,9 @@
 """Bronze job: ingest a table's new landing files into its bronze Delta table, exactly once.
 
-Each run takes the landing files no earlier run ingested, parses them, conforms them to the schema
-contract (rescuing values that do not fit), appends them with lineage columns and copies unparseable
-records to quarantine. The write replaces any rows of the same files (`replaceWhere`), so a run that
+Each run takes the landing files no earlier run ingested (a file whose bytes an earlier file already
+brought is logged as a re-delivery, its records counted as duplicates), parses them, conforms them to
+the schema contract (rescuing values that do not fit), appends them with lineage columns and copies
+unparseable records to quarantine. The write replaces any rows of the same files (`replaceWhere`), so a run that
 crashed after writing bronze but before logging its files is repaired, not duplicated, by the next run.
 """
 
@@ -14,12 +15,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from northstar import delta, landing, ledger, quarantine
+from northstar import csv_files, delta, landing, ledger, quarantine
 from northstar.config import CsvOptions, EnvConfig, SourceSpec, TableSpec
 from northstar.ledger import LedgerEntry
 from northstar.storage import LandingFile
 from northstar.transforms import bronze as tx
-from northstar.transforms import pci
+from northstar.transforms import columns, pci
 from northstar.transforms.schema import ColumnPlan, conform, plan_columns
 
 # Bronze rows are found by lineage (which file, which run), so those are the columns Delta keeps stats on.
@@ -56,22 +57,20 @@ def read_batch(
             lines = pci.redact_card_numbers(lines, tx.RAW)  # before parsing, hashing or storing anything
         records = tx.hash_raw_record(tx.parse_json_lines(lines, delivered)).drop(tx.RAW)
     elif spec.format == "csv":
-        options = (spec.csv or CsvOptions()).model_dump()
-        header = spark.read.options(**options).csv(paths).schema
-        delivered = T.StructType([T.StructField(f.name, T.StringType(), True) for f in header.fields])
-        read_schema = T.StructType([*delivered.fields, T.StructField(tx.CORRUPT, T.StringType(), True)])
-        records = (
-            spark.read.options(**options, mode="PERMISSIVE", columnNameOfCorruptRecord=tx.CORRUPT)
-            .schema(read_schema)
-            .csv(paths)
-            .select("*", landing_file)
-        )
+        # each file read by its own header, renamed by the table's mapping (csv_files.py)
+        records, delivered = csv_files.read_csv(spark, spec, files)
         records = tx.hash_columns(records, delivered.fieldNames())
     else:
         records = spark.read.option("mergeSchema", "true").parquet(*paths).select("*", landing_file)
         delivered = T.StructType([f for f in records.schema.fields if f.name != tx.LANDING_FILE])
         records = tx.hash_columns(records, delivered.fieldNames()).withColumn(
             tx.CORRUPT, F.lit(None).cast("string")
+        )
+    if spec.rename and spec.format != "csv":
+        records = columns.rename_columns(records, delivered.fieldNames(), spec.rename)
+        renamed = columns.mapped_names(delivered.fieldNames(), spec.rename)
+        delivered = T.StructType(
+            [T.StructField(n, f.dataType, True) for n, f in zip(renamed, delivered.fields, strict=True)]
         )
     if spec.redact_card_numbers and spec.format != "jsonl":
         records = pci.redact_string_columns(records, [c for c in delivered.fieldNames()] + [tx.CORRUPT])
@@ -85,9 +84,15 @@ def count_records(spark: SparkSession, spec: TableSpec, files: list[LandingFile]
     paths = [f.path for f in files]
     if spec.format == "parquet":
         return spark.read.parquet(*paths).count()
-    lines = tx.non_blank_lines(spark.read.text(paths).select(F.col("value").alias(tx.RAW)))
-    header_lines = len(files) if spec.format == "csv" and (spec.csv or CsvOptions()).header else 0
-    return lines.count() - header_lines
+    lines = tx.non_blank_lines(
+        spark.read.text(paths).select(F.col("value").alias(tx.RAW), "_metadata.file_path")
+    )
+    if spec.format == "csv" and (spec.csv or CsvOptions()).header:
+        counts = lines.agg(
+            F.count(F.lit(1)).alias("lines"), F.count_distinct("file_path").alias("files")
+        ).first()
+        return counts["lines"] - counts["files"]  # one header line per file that is not empty
+    return lines.count()
 
 
 def run_bronze(
@@ -118,13 +123,25 @@ def run_bronze(
         layer="bronze",
     )
     with ledger.recorded(spark, env, entry):
-        files = landing.pending_files(spark, env, source.name, table, spec)[:max_files]
-        if not files:
+        pending = landing.pending_files(spark, env, source.name, table, spec)[:max_files]
+        if not pending:
             entry.status = ledger.NOOP
             return entry
+        entry.window_start = datetime.fromtimestamp(min(f.modified_ms for f in pending) / 1000, UTC)
+        entry.window_end = datetime.fromtimestamp(max(f.modified_ms for f in pending) / 1000, UTC)
+        # the same bytes under another name or folder: logged as a re-delivery, its records counted as duplicates
+        checksums = landing.content_checksums(spark, pending)
+        files, redelivered = landing.split_redeliveries(spark, env, source.name, table, pending, checksums)
         entry.details["files"] = len(files)
-        entry.window_start = datetime.fromtimestamp(min(f.modified_ms for f in files) / 1000, UTC)
-        entry.window_end = datetime.fromtimestamp(max(f.modified_ms for f in files) / 1000, UTC)
+        if redelivered:
+            entry.details["files_redelivered"] = len(redelivered)
+            entry.details["records_redelivered"] = count_records(spark, spec, list(redelivered))
+            entry.records_read = entry.records_duplicate = entry.details["records_redelivered"]
+        if not files:
+            landing.record_ingested(
+                spark, env, source.name, table, [], entry.run_id, checksums=checksums, redelivered=redelivered
+            )
+            return entry
         now = datetime.now(UTC)
         file_predicate = landing.sql_in_list([f.uri for f in files])
 
@@ -157,7 +174,7 @@ def run_bronze(
             F.count("_rescued_data").alias("rescued"),
             F.count_if(F.col(pci.PAN_FLAG)).alias("pan_redacted"),
         ).first()
-        entry.records_read = count_records(spark, spec, files)
+        entry.records_read += count_records(spark, spec, files)
         entry.records_written = written["rows"] - written["corrupt"]
         entry.details["rescued"] = written["rescued"]
         entry.details["pan_redacted"] = written["pan_redacted"]
@@ -181,5 +198,7 @@ def run_bronze(
             entry.delta_versions[f"quarantine.{source.name}_{table}"] = version
             entry.records_quarantined = delta.commit_metrics(spark, quarantine_path, version)["numOutputRows"]
             entry.details[f"quarantined.{quarantine.MALFORMED}"] = entry.records_quarantined
-        landing.record_ingested(spark, env, source.name, table, files, entry.run_id)
+        landing.record_ingested(
+            spark, env, source.name, table, files, entry.run_id, checksums=checksums, redelivered=redelivered
+        )
     return entry

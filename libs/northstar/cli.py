@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from northstar.config import ConfigError, list_sources, load_env, load_source
+from northstar.extract import ExtractError
 from northstar.transforms.schema import SchemaDriftError
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_DRIFT = 1, 2, 3
@@ -62,6 +63,9 @@ def _guarded(action, args: argparse.Namespace) -> int:
     except SchemaDriftError as err:
         print(f"stopped: {err}", file=sys.stderr)
         return EXIT_DRIFT
+    except ExtractError as err:
+        print(f"extract failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def job_main(layers: tuple[str, ...], argv: list[str] | None = None, description: str | None = None) -> int:
@@ -70,6 +74,74 @@ def job_main(layers: tuple[str, ...], argv: list[str] | None = None, description
     _add_job_arguments(parser)
     args = parser.parse_args(argv)
     return _guarded(lambda a: _run_layers(a, layers), args)
+
+
+def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="source name: conf/sources/<source>.yaml")
+    parser.add_argument("--table", action="append", help="only this table (repeatable); default: all tables")
+    parser.add_argument("--start", help="explicit window start, ISO 8601 (UTC if no offset); with --end")
+    parser.add_argument("--end", help="explicit window end (exclusive), ISO 8601; with --start")
+    parser.add_argument(
+        "--full-refresh", action="store_true", help="re-read everything, not from the watermark"
+    )
+    parser.add_argument(
+        "--max-requests", type=int, help="REST APIs: stop cleanly after this many requests (resumable)"
+    )
+    parser.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")
+    parser.add_argument(
+        "--conf-dir", type=Path, help="configuration folder (default: $NORTHSTAR_CONF_DIR or ./conf)"
+    )
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    """Land new source rows into the landing zone: the source's `api` section (REST, no Spark needed) or
+    its `jdbc` section (PostgreSQL over Spark JDBC)."""
+    env = load_env(args.env, args.conf_dir)
+    source = load_source(args.source, args.conf_dir)
+    if source.api is not None:
+        from northstar.extract.rest import run_extract as run_api_extract
+
+        report = run_api_extract(
+            env,
+            source,
+            tables=args.table,
+            start=args.start,
+            end=args.end,
+            full_refresh=args.full_refresh,
+            max_requests=args.max_requests,
+        )
+        print(report.format())
+        return 0
+    if source.jdbc is None:
+        raise ConfigError(
+            f"source {source.name} has neither an api nor a jdbc section: nothing to extract "
+            "(file sources land by themselves; run `northstar run --source ...`)"
+        )
+    from datetime import datetime
+
+    from northstar.extract.jdbc import run_extract as run_jdbc_extract
+    from northstar.spark import get_spark
+
+    try:
+        start, end = (datetime.fromisoformat(v) if v else None for v in (args.start, args.end))
+    except ValueError as err:
+        raise ConfigError(f"--start/--end: {err} (write e.g. 2026-11-01T00:00:00Z)") from None
+    spark = get_spark(env, app_name=f"northstar-extract-{source.name}")
+    results = run_jdbc_extract(spark, env, source, args.table, start, end, args.full_refresh)
+    for r in results:
+        print(
+            f"extract {r.source}.{r.table} [{r.mode}] window {r.window_start or 'begin'} .. {r.window_end}: "
+            f"{r.rows} rows in {r.queries} queries (max {r.max_rows_per_query}/query), "
+            f"{len(r.files_written)} files written, {len(r.files_unchanged)} unchanged"
+        )
+    return 0
+
+
+def extract_main(argv: list[str] | None = None, description: str | None = None) -> int:
+    """Entry point of jobs/extract.py."""
+    parser = argparse.ArgumentParser(description=description)
+    _add_extract_arguments(parser)
+    return _guarded(_cmd_extract, parser.parse_args(argv))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -97,6 +169,13 @@ def _cmd_bench_merge(args: argparse.Namespace) -> int:
     from northstar.bench import run_merge_bench
 
     print(run_merge_bench(args.out, sizes=tuple(args.sizes), changes=args.changes))
+    return 0
+
+
+def _cmd_bench_extract(args: argparse.Namespace) -> int:
+    from northstar.extract.bench import run_extract_bench
+
+    print(run_extract_bench(args.out, orders=args.orders, page_size=args.page_size))
     return 0
 
 
@@ -193,10 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--layer", choices=["bronze", "silver", "all"], default="all")
     run.set_defaults(action=_cmd_run)
 
-    demo = commands.add_parser("demo", help="generate a marketplace feed and run it end to end locally")
+    extract = commands.add_parser(
+        "extract", help="extract a source (REST API or PostgreSQL) into landing (then: northstar run)"
+    )
+    _add_extract_arguments(extract)
+    extract.set_defaults(action=_cmd_extract)
+
+    demo = commands.add_parser("demo", help="partner API simulator -> extract -> bronze + silver, locally")
     demo.add_argument("--data-dir", type=Path, default=Path("data/demo"), help="reset and used by the demo")
     demo.add_argument("--orders", type=int, default=2000)
-    demo.add_argument("--files", type=int, default=6)
+    demo.add_argument("--files", type=int, default=6, help="unused: the demo now extracts through the API")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--conf-dir", type=Path)
     demo.set_defaults(action=_cmd_demo)
@@ -214,6 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench_merge.add_argument("--changes", type=int, default=20_000)
     bench_merge.add_argument("--out", type=Path, default=Path("bench-data/merge"))
     bench_merge.set_defaults(action=_cmd_bench_merge)
+
+    bench_extract = commands.add_parser(
+        "bench-extract", help="API landing throughput vs plain requests + gzip"
+    )
+    bench_extract.add_argument("--orders", type=int, default=3000)
+    bench_extract.add_argument("--page-size", type=int, default=100)
+    bench_extract.add_argument(
+        "--out", type=Path, default=Path("bench-data/extract"), help="working folder (reset)"
+    )
+    bench_extract.set_defaults(action=_cmd_bench_extract)
 
     validate = commands.add_parser("validate-conf", help="check every source file and the given env files")
     validate.add_argument("--conf-dir", type=Path)

@@ -14,6 +14,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from northstar.extract.api_spec import ApiSpec
+from northstar.extract.jdbc_config import JdbcSpec
+
 ATOMIC_TYPE = re.compile(
     r"^(string|boolean|tinyint|smallint|int|bigint|float|double|date|timestamp|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
 )
@@ -107,6 +110,40 @@ class TableSpec(_Strict):
         description="PCI: replace digit runs that pass the Luhn check before anything is stored, and flag "
         "the record (_pan_redacted)",
     )
+    rename: dict[str, Identifier] = Field(
+        default_factory=dict,
+        description="delivered column name (a CSV header, a top-level JSON field) -> column name; matched "
+        "ignoring case and surrounding spaces, applied in bronze before the contract",
+    )
+    derive: dict[Identifier, str] = Field(
+        default_factory=dict,
+        description="column name -> Spark SQL expression over the record (a dot path such as "
+        "data.object.id, or any expression), computed in silver before validation; primary_key and "
+        "ordering may name these columns",
+    )
+
+    @field_validator("rename")
+    @classmethod
+    def _rename_targets_unique(cls, value: dict[str, str]) -> dict[str, str]:
+        sources = [k.strip().lower() for k in value]
+        twice = sorted({k for k in sources if sources.count(k) > 1})
+        if twice:
+            raise ValueError(
+                f"delivered names mapped twice (case and spaces are ignored): {', '.join(twice)}"
+            )
+        targets = list(value.values())
+        twice = sorted({t for t in targets if targets.count(t) > 1})
+        if twice:
+            raise ValueError(f"several delivered names are renamed to {', '.join(twice)}; map each only once")
+        return value
+
+    @field_validator("derive")
+    @classmethod
+    def _derive_expressions_not_blank(cls, value: dict[str, str]) -> dict[str, str]:
+        blank = [name for name, expression in value.items() if not expression.strip()]
+        if blank:
+            raise ValueError(f"derived columns need an expression: {', '.join(blank)}")
+        return value
 
     @model_validator(mode="after")
     def _columns_are_declared(self) -> TableSpec:
@@ -116,11 +153,15 @@ class TableSpec(_Strict):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise ValueError(f"columns declared twice: {', '.join(duplicated)}")
+        clash = sorted(set(names) & set(self.derive))
+        if clash:
+            raise ValueError(f"derive would overwrite declared columns: {', '.join(clash)}; pick other names")
         for role in ("primary_key", "ordering", "partition_by"):
-            missing = [c for c in getattr(self, role) if c not in names]
+            missing = [c for c in getattr(self, role) if c not in names and c not in self.derive]
             if missing:
                 raise ValueError(
-                    f"{role} names {', '.join(missing)}, which is not in columns: {', '.join(names)}"
+                    f"{role} names {', '.join(missing)}, which is not in columns: {', '.join(names)} "
+                    "(nor in derive)"
                 )
         complex_keys = [
             c.name for c in self.columns if c.is_complex and c.name in self.primary_key + self.ordering
@@ -146,6 +187,21 @@ class SourceSpec(_Strict):
     description: str = ""
     owner: str = ""
     tables: dict[Identifier, TableSpec] = Field(min_length=1)
+    api: ApiSpec | None = Field(default=None, description="REST API to extract from (northstar extract)")
+    jdbc: JdbcSpec | None = Field(default=None, description="extract tables from PostgreSQL over JDBC")
+
+    @model_validator(mode="after")
+    def _extract_sections_name_tables(self) -> SourceSpec:
+        if self.api is not None and self.jdbc is not None:
+            raise ValueError("a source extracts from one system: give it an api or a jdbc section, not both")
+        unknown = [e for e in (self.api.endpoints if self.api else {}) if e not in self.tables]
+        if unknown:
+            raise ValueError(
+                f"api.endpoints names {', '.join(unknown)}, which is not a table: {', '.join(self.tables)}"
+            )
+        if self.jdbc is not None:
+            self.jdbc.check_tables(self.tables)
+        return self
 
 
 class EnvConfig(_Strict):

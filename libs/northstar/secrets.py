@@ -20,8 +20,9 @@ class SecretError(ValueError):
 def check_reference(ref: str) -> str:
     """Validate the form of a reference (for pydantic validators); returns it unchanged."""
     if not isinstance(ref, str) or not ref.startswith(PREFIXES) or ref.split(":", 1)[1] in ("", "#"):
+        # the rejected value is not repeated: it may be a password pasted into config by mistake
         raise ValueError(
-            f"secret reference {ref!r} is not allowed; write env:VARIABLE_NAME (local) or "
+            "a secret must be given as a reference: env:VARIABLE_NAME (local) or "
             "secretsmanager:<secret-id>[#json-key] (AWS Secrets Manager). Never put the secret itself in config."
         )
     return ref

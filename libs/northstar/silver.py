@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from northstar import delta, ledger
 from northstar.config import EnvConfig, SourceSpec
 from northstar.ledger import LedgerEntry
-from northstar.transforms import cdc
+from northstar.transforms import cdc, columns
 from northstar.transforms import silver as tx
 from northstar.transforms.bronze import CORRUPT, LINEAGE_COLUMNS, RECORD_HASH
 from northstar.transforms.schema import align_to, merge_types
@@ -89,6 +89,8 @@ def run_silver(
         batch = parsed_only(batch)
         if spec.cdc:
             batch = cdc.with_deleted_flag(cdc.normalize(batch, spec.cdc))
+        if spec.derive:
+            batch = columns.derive_columns(batch, spec.derive)  # e.g. a key on a nested path
         tagged = tx.classify(batch, spec).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             groups = (

@@ -150,3 +150,20 @@ def test_conform_nested_narrowing_rescues_the_original(spark):
     plans = [ColumnPlan("id", S, S), ColumnPlan("items", frame.schema["items"].dataType, target)]
     out = {r["id"]: r for r in conform(frame, plans, keep=[]).collect()}
     assert json.loads(out["1"]["_rescued_data"]) == {"items": '[{"q":1.5}]'}
+
+
+def test_conform_rescues_a_nested_value_delivered_for_an_atomic_column(spark):
+    # a batch in which every record has the new shape (the partner's shipping_fee object): no string fallback
+    frame = spark.createDataFrame(
+        [("1", (4.5, "USD")), ("2", None)], "id string, fee struct<amount:double,currency:string>"
+    )
+    out = conform(
+        frame,
+        [ColumnPlan("id", S, S), ColumnPlan("fee", frame.schema["fee"].dataType, T.DecimalType(12, 2))],
+        keep=[],
+    )
+    rows = {r["id"]: r for r in out.collect()}
+    assert rows["1"]["fee"] is None and json.loads(rows["1"]["_rescued_data"]) == {
+        "fee": '{"amount":4.5,"currency":"USD"}'
+    }
+    assert rows["2"]["_rescued_data"] is None

@@ -291,7 +291,10 @@ def conform(frame: DataFrame, plans: list[ColumnPlan], keep: list[str]) -> DataF
         columns.append(converted.alias(plan.name))
         if lossless(plan.delivered, plan.target):
             continue
-        if isinstance(plan.target, _COMPLEX) or isinstance(plan.delivered, _COMPLEX):
+        if isinstance(plan.delivered, _COMPLEX) and not isinstance(plan.target, _COMPLEX):
+            # a nested value never fits an atomic column (a batch where every record has the new shape)
+            lost = value.isNotNull()
+        elif isinstance(plan.target, _COMPLEX) or isinstance(plan.delivered, _COMPLEX):
             # something inside did not fit, or was left out: keep the original when it differs at all
             # (an object delivered for an atomic column converts to null, so only the null check applies)
             differs = (

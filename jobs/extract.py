@@ -1,0 +1,12 @@
+"""Extract a source into the landing zone: its REST API (`api:`) or PostgreSQL tables (`jdbc:`) (entry point).
+
+spark-submit jobs/extract.py --source shop_db --env local [--table orders] [--start ISO --end ISO] [--full-refresh]
+python jobs/extract.py --source marketplace --env local [--max-requests N]   # a REST API needs no Spark
+"""
+
+import sys
+
+from northstar.cli import extract_main
+
+if __name__ == "__main__":
+    sys.exit(extract_main(description=__doc__.splitlines()[0]))
