@@ -296,13 +296,9 @@ def conform(frame: DataFrame, plans: list[ColumnPlan], keep: list[str]) -> DataF
             lost = value.isNotNull()
         elif isinstance(plan.target, _COMPLEX) or isinstance(plan.delivered, _COMPLEX):
             # something inside did not fit, or was left out: keep the original when it differs at all
-            # (an object delivered for an atomic column converts to null, so only the null check applies)
-            differs = (
-                F.to_json(converted) != _original_json(value, plan.delivered)
-                if isinstance(plan.target, _COMPLEX)
-                else F.lit(False)
+            lost = value.isNotNull() & (
+                converted.isNull() | (F.to_json(converted) != _original_json(value, plan.delivered))
             )
-            lost = value.isNotNull() & (converted.isNull() | differs)
         elif isinstance(plan.delivered, _NUMERIC) and isinstance(plan.target, _NUMERIC):
             # narrowing numbers can truncate (1.5 -> 1) without becoming null
             lost = value.isNotNull() & (converted.isNull() | (converted.cast(plan.delivered) != value))
