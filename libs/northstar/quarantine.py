@@ -6,8 +6,10 @@ the run that rejected it and where it came from.
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+from northstar import delta
 
 QUARANTINE_COLUMNS = [
     "run_id",
@@ -61,3 +63,30 @@ def quarantine_rows(
         record_hash.alias("record_hash"),
         quarantined_at.alias("quarantined_at"),
     )
+
+
+def write_once(
+    spark: SparkSession,
+    rejected: DataFrame,
+    path: str,
+    *,
+    app_id: str,
+    window_version: int,
+    replace_where: str | None = None,
+) -> int | None:
+    """Write one window's rejected rows to a quarantine table exactly once.
+
+    Incremental (`replace_where` None): an append keyed to (`app_id`, `window_version`) with Delta's
+    idempotent writes (txnAppId / txnVersion), so a retry of the same window is skipped by Delta. Full
+    refresh: replace the rows matching `replace_where`. Returns the version written, or None when Delta
+    skipped the append because an earlier attempt at this window already wrote it.
+    """
+    writer = rejected.write.format("delta")
+    if replace_where is not None:
+        writer = writer.mode("overwrite").option("replaceWhere", replace_where)
+    else:
+        writer = writer.mode("append").option("txnAppId", app_id).option("txnVersion", window_version)
+    before = delta.latest_version(spark, path)
+    writer.save(path)
+    version = delta.latest_version(spark, path)
+    return None if version == before else version

@@ -17,7 +17,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from northstar import delta, ledger
+from northstar import delta, ledger, quarantine
 from northstar.config import EnvConfig, SourceSpec
 from northstar.ledger import LedgerEntry
 from northstar.transforms import cdc, columns
@@ -182,19 +182,15 @@ def _write_quarantine(
     rejected = tx.rejected_to_quarantine(
         tagged, run_id=entry.run_id, source=source, table=table, quarantined_at=now
     )
-    writer = rejected.write.format("delta")
-    if full_refresh:
-        writer = writer.mode("overwrite").option("replaceWhere", "layer = 'silver'")
-    else:
-        writer = (
-            writer.mode("append")
-            .option("txnAppId", f"silver-quarantine:{source}.{table}")
-            .option("txnVersion", bronze_version)
-        )
-    before = delta.latest_version(spark, path)
-    writer.save(path)
-    version = delta.latest_version(spark, path)
-    if version == before:
+    version = quarantine.write_once(
+        spark,
+        rejected,
+        path,
+        app_id=f"silver-quarantine:{source}.{table}",
+        window_version=bronze_version,
+        replace_where="layer = 'silver'" if full_refresh else None,
+    )
+    if version is None:
         return None  # already written by an earlier attempt at this window
     entry.delta_versions[f"quarantine.{source}_{table}"] = version
     return delta.commit_metrics(spark, path, version).get("numOutputRows", 0)

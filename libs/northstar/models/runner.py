@@ -201,23 +201,19 @@ def _write_quarantine(spark, env, spec, item, tagged, entry, end, full_refresh) 
         record_hash=F.col(c.RECORD_HASH),
         quarantined_at=F.lit(datetime.now(UTC)).cast("timestamp"),
     )
-    writer = rejected.write.format("delta")
-    if not delta.table_exists(spark, path):
-        writer = writer.mode("overwrite")
-    elif full_refresh:
-        writer = writer.mode("overwrite").option(
-            "replaceWhere", f"source = '{item.source}' AND table_name = '{item.table}'"
-        )
-    else:
-        writer = (
-            writer.mode("append")
-            .option("txnAppId", f"model-quarantine:{spec.name}:{item.source}.{item.table}")
-            .option("txnVersion", end)
-        )
-    before = delta.latest_version(spark, path)
-    writer.save(path)
-    version = delta.latest_version(spark, path)
-    if version == before:
+    version = quarantine.write_once(
+        spark,
+        rejected,
+        path,
+        app_id=f"model-quarantine:{spec.name}:{item.source}.{item.table}",
+        window_version=end,
+        replace_where=(
+            f"source = '{item.source}' AND table_name = '{item.table}'"
+            if full_refresh and delta.table_exists(spark, path)
+            else None
+        ),
+    )
+    if version is None:
         if not full_refresh:  # Delta skipped the append: this window's rows are already there
             entry.details["quarantine_written_by_earlier_attempt"] = 1
     else:
