@@ -87,6 +87,12 @@ def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-requests", type=int, help="REST APIs: stop cleanly after this many requests (resumable)"
     )
+    parser.add_argument(
+        "--lookback-hours",
+        type=float,
+        help="REST APIs: re-read this far behind the watermark instead of the conf's lookback_hours "
+        "(cheap hourly syncs with 1, a daily sweep with the default 24: docs/backfill.md)",
+    )
     parser.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")
     parser.add_argument(
         "--conf-dir", type=Path, help="configuration folder (default: $NORTHSTAR_CONF_DIR or ./conf)"
@@ -100,6 +106,10 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     source = load_source(args.source, args.conf_dir)
     if source.api is not None:
         from northstar.extract.rest import run_extract as run_api_extract
+
+        if args.lookback_hours is not None:  # e.g. hourly syncs read 1 h, a daily sweep the conf's 24 h
+            api = source.api.model_copy(update={"lookback_hours": args.lookback_hours})
+            source = source.model_copy(update={"api": api})
 
         report = run_api_extract(
             env,

@@ -350,3 +350,31 @@ def test_landing_on_s3_with_crash_and_resume(marketplace, monkeypatch):
         assert state.in_progress is None and state.watermark == max(r["updated_at"] for r in truth.values())
     finally:
         server.stop()
+
+
+def test_lookback_override_lets_hourly_syncs_read_one_hour(tmp_path, marketplace, capsys):
+    """`--lookback-hours 1`: the incremental run asks for records since the watermark minus one hour, not 24."""
+    from datetime import datetime
+
+    from northstar.cli import main
+
+    rate = (1000, 1.0)
+    with PartnerApiSimulator(orders=40, faults=Faults(), rate_limit=rate, token=TOKEN, now=TIMES[0]) as sim:
+        conf = write_conf(tmp_path / "conf", tmp_path / "data", sim.partner_url, rate)
+        args = ["extract", "--source", "marketplace", "--table", "orders", "--conf-dir", str(conf)]
+        assert main(args) == 0
+        landing = tmp_path / "data" / "landing"
+        store = StateStore(LocalStore(str(landing)), state_key("marketplace/orders"))
+        watermark = store.load().watermark
+        first_run = set(landing.rglob("*.manifest.json"))
+
+        sim.set_time(TIMES[1])
+        assert main([*args, "--lookback-hours", "1"]) == 0
+        urls = [
+            json.loads(p.read_text())["request"]["url"]
+            for p in set(landing.rglob("*.manifest.json")) - first_run
+        ]
+    assert urls
+    since = datetime.fromisoformat(watermark.replace("Z", "+00:00")) - timedelta(hours=1)
+    wanted = since.strftime("%Y-%m-%dT%H:%M:%S")
+    assert all(wanted in url.replace("%3A", ":") for url in urls), (wanted, urls[:2])
