@@ -54,6 +54,8 @@ def latest_landed(env: EnvConfig, source: SourceSpec, table: str) -> dict[str, d
     """The newest landed version of each key (what silver will hold)."""
     latest: dict[str, dict] = {}
     for record in landed_records(env, source, table):
+        if not isinstance(record, dict) or record.get(KEYS[table]) is None:
+            continue  # broken records (a simulator fault): bronze / silver quarantine them
         key = record[KEYS[table]]
         if key not in latest or record["updated_at"] > latest[key]["updated_at"]:
             latest[key] = record

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def run_demo(
     sim = PartnerApiSimulator(
         orders=orders,
         seed=seed,
-        faults=Faults.everything(seed=seed, timeouts=0),
+        faults=replace(Faults.everything(seed=seed, timeouts=0), bad_records=0.3),
         rate_limit=(source.api.rate_limit.requests, source.api.rate_limit.per_seconds),
         token=os.environ["NORTHSTAR_PARTNER_TOKEN"],
     ).start()
@@ -101,6 +102,8 @@ def run_demo(
             f"{sim.stats.requests} requests ({sim.stats.over_limit} over its rate limit),",
             f"through {faults['server_error']} server errors, {faults['disconnect']} dropped connections, {partial} partial "
             f"pages (re-fetched), {faults['repeated_record']} records repeated across pages,",
+            f"broken records in pages ({faults['malformed_record']} not JSON objects, {faults['null_key_record']} with a null "
+            "key, re-fetched pages counted twice: the landed ones are quarantined with a reason),",
             "late updates re-read through the 24 h lookback and the partner's schema change in delivery two.",
             "",
             run_report(entries),

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pyspark.sql import functions as F
 
-from northstar import ledger
+from northstar import delta, ledger
 from northstar.cli import main
 from northstar.extract.ratelimit import FakeClock
 from northstar.extract.rest import run_extract
@@ -62,6 +62,18 @@ def test_silver_equals_the_simulators_ground_truth_with_every_fault_on(spark, en
         assert rows and all(
             r.records_read == r.records_written + r.records_duplicate + r.records_quarantined for r in rows
         )
+        # broken records in the pages are landed as delivered and quarantined with a reason, not dropped
+        reasons = Counter()
+        for table in ("orders", "refunds"):
+            path = env.quarantine_path("marketplace", table)
+            if delta.table_exists(spark, path):
+                reasons.update(
+                    r.reason for r in spark.read.format("delta").load(path).select("reason").collect()
+                )
+        served = sim.stats.faults  # a re-fetched page serves its broken record again: served >= landed
+        assert served["malformed_record"] + served["null_key_record"] > 0, served
+        assert (reasons["malformed_record"] > 0) == (served["malformed_record"] > 0), (reasons, served)
+        assert (reasons["null_primary_key"] > 0) == (served["null_key_record"] > 0), (reasons, served)
         silver_runs = [r for r in rows if r.layer == "silver" and r.table_name == "orders"]
         assert sum(r.records_duplicate for r in silver_runs) > 0  # repeats and lookback re-reads, counted
 

@@ -273,8 +273,9 @@ class ApiClient:
         except ValueError:
             raise PartialPage(f"body is not complete JSON ({len(body)} bytes; truncated?)") from None
         records = document.get(endpoint.records_field) if isinstance(document, dict) else None
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        if not isinstance(records, list):
             raise PartialPage(f"no list of records under {endpoint.records_field!r}")
+        # a record that is not a JSON object is landed as delivered: bronze quarantines it with its raw text
         count = document.get("count")
         if isinstance(count, int) and count != len(records):
             raise PartialPage(f"page says {count} records but holds {len(records)}")
@@ -309,7 +310,8 @@ class ApiClient:
             has_more = bool(stated) if stated is not None else next_position is not None
         else:  # stripe
             has_more = bool(stated)
-            next_position = records[-1].get(endpoint.id_field) if records else None
+            last = records[-1] if records else None
+            next_position = last.get(endpoint.id_field) if isinstance(last, dict) else None
         if has_more and next_position is None:
             raise PartialPage("the page says more records follow but gives no next cursor")
         if has_more and len(records) < limit:
@@ -409,7 +411,8 @@ def extract_table(
         progress.page = number
         progress.records += len(records)
         for record in records:
-            progress.max_cursor = _cursor_max(progress.max_cursor, record.get(endpoint.cursor_field))
+            if isinstance(record, dict):
+                progress.max_cursor = _cursor_max(progress.max_cursor, record.get(endpoint.cursor_field))
         progress.next = page.next
         result.pages += 1
         result.records += len(records)

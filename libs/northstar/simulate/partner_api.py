@@ -62,6 +62,8 @@ class Faults:
     late_hours: float = 20.0
     schema_drift: bool = False  # from DRIFT_AT: `fulfillment` appears, `shipping_fee` becomes an object,
     #                            `channel` is renamed `sales_channel`
+    bad_records: float = 0.0  # partner pages that also carry a broken record: one that is not a JSON object,
+    #                          or a copy of a record with its key null (extra: the ground truth is unchanged)
 
     @classmethod
     def everything(cls, seed: int = 1, timeouts: float = 0.02) -> Faults:
@@ -74,6 +76,7 @@ class Faults:
             disconnects=0.05,
             late_updates=0.15,
             schema_drift=True,
+            bad_records=0.1,
         )
 
 
@@ -433,8 +436,18 @@ class PartnerApiSimulator:
             return self._error(handler, status, body)
         partial = rolls[3] < f.partial_pages and attempt == 0
         repeat = rolls[4] < f.repeats
+        if parts[0] == "partner" and rolls[5] < f.bad_records and body["data"]:
+            body["data"] = [*body["data"], self._bad_record(parts[2], body["data"][0], dice)]
         body, headers = self._shape(body, headers, partial, repeat, dice, parts[0])
         self._send(handler, 200, body, {**limit_headers, **headers})
+
+    def _bad_record(self, table: str, sample: dict, dice) -> object:
+        """A record the pipeline must quarantine, not drop: not an object, or a real record with a null key."""
+        if dice.random() < 0.5:
+            self._fault("malformed_record")
+            return "<record unavailable: upstream error 0x2f>"
+        self._fault("null_key_record")
+        return {**sample, PARTNER_TABLES[table]: None}
 
     def _fault(self, name: str) -> None:
         with self._lock:
