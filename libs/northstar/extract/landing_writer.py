@@ -19,6 +19,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlparse
 
 from northstar.transforms.pci import CANDIDATE, REDACTED
@@ -27,19 +28,16 @@ PAGE_SUFFIX = ".jsonl.gz"
 MANIFEST_SUFFIX = ".manifest.json"
 
 
-class ObjectStore:
+class ObjectStore(Protocol):
     """put/get/list of whole objects under a root (a local folder or an S3 prefix)."""
 
     root: str
 
-    def put(self, key: str, data: bytes) -> None:
-        raise NotImplementedError
+    def put(self, key: str, data: bytes) -> None: ...
 
-    def get(self, key: str) -> bytes | None:
-        raise NotImplementedError
+    def get(self, key: str) -> bytes | None: ...
 
-    def list(self, prefix: str) -> list[str]:
-        raise NotImplementedError
+    def list(self, prefix: str) -> list[str]: ...
 
     def url(self, key: str) -> str:
         return f"{self.root}/{key}"
