@@ -144,6 +144,32 @@ def keyed_token(value: Column, key: bytes) -> Column:
     return F.udf(token, T.StringType())(value)
 
 
+def status_check(status: Column, source_status: Column, model: str) -> tuple[Column, str, Column]:
+    """The check (failed, reason, detail) for a delivered status the model's status_map does not name."""
+    return (
+        status.isNull(),
+        UNMAPPED_STATUS,
+        F.concat(
+            F.lit("status '"),
+            F.coalesce(source_status, F.lit("<null>")),
+            F.lit(f"' is not in status_map of conf/models/{model}.yaml; add it, then --full-refresh"),
+        ),
+    )
+
+
+def currency_check(currency: Column, currencies: Iterable[str]) -> tuple[Column, str, Column]:
+    """The check (failed, reason, detail) for a missing or unknown currency code."""
+    return (
+        currency.isNull() | ~known_currency(currency, currencies),
+        UNKNOWN_CURRENCY,
+        F.concat(
+            F.lit("currency '"),
+            F.coalesce(currency, F.lit("<null>")),
+            F.lit("' is not an accepted ISO 4217 code"),
+        ),
+    )
+
+
 def first_problem(checks: list[tuple[Column, str, Column | str]]) -> tuple[Column, Column]:
     """(reason, detail) of the first check that fails, null when all pass."""
     reason = F.lit(None).cast("string")

@@ -154,24 +154,8 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
         [
             (bad_time, c.UNPARSEABLE_TIMESTAMP, "created_at or updated_at is not an ISO-8601 time"),
             (created.isNull() | updated.isNull(), c.MISSING_REQUIRED, "created_at or updated_at is missing"),
-            (
-                status.isNull(),
-                c.UNMAPPED_STATUS,
-                F.concat(
-                    F.lit("status '"),
-                    F.coalesce(source_status, F.lit("<null>")),
-                    F.lit("' is not in status_map of conf/models/orders.yaml; add it, then --full-refresh"),
-                ),
-            ),
-            (
-                currency.isNull() | ~c.known_currency(currency, ctx.currencies),
-                c.UNKNOWN_CURRENCY,
-                F.concat(
-                    F.lit("currency '"),
-                    F.coalesce(currency, F.lit("<null>")),
-                    F.lit("' is not an accepted ISO 4217 code"),
-                ),
-            ),
+            c.status_check(status, source_status, "orders"),
+            c.currency_check(currency, ctx.currencies),
             (
                 shipping_currency.isNotNull() & (shipping_currency != currency),
                 c.CURRENCY_MISMATCH,

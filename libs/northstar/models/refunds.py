@@ -51,24 +51,8 @@ def partner_refunds(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
             ),
             (updated.isNull(), c.MISSING_REQUIRED, "updated_at is missing"),
             (c.column_or_null(f, "order_id").isNull(), c.MISSING_REQUIRED, "order_id is missing"),
-            (
-                status.isNull(),
-                c.UNMAPPED_STATUS,
-                F.concat(
-                    F.lit("status '"),
-                    F.coalesce(source_status, F.lit("<null>")),
-                    F.lit("' is not in status_map of conf/models/refunds.yaml; add it, then --full-refresh"),
-                ),
-            ),
-            (
-                currency.isNull() | ~c.known_currency(currency, ctx.currencies),
-                c.UNKNOWN_CURRENCY,
-                F.concat(
-                    F.lit("currency '"),
-                    F.coalesce(currency, F.lit("<null>")),
-                    F.lit("' is not an accepted ISO 4217 code"),
-                ),
-            ),
+            c.status_check(status, source_status, "refunds"),
+            c.currency_check(currency, ctx.currencies),
             (amount_text.isNull(), c.MISSING_REQUIRED, "amount is missing"),
             (
                 c.unparseable(amount_text),
