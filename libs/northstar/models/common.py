@@ -11,24 +11,27 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from northstar.transforms.bronze import LANDING_FILE, RECORD_HASH
 from northstar.transforms.schema import RESCUED
+from northstar.transforms.silver import (  # noqa: F401  (the models use silver's disposition names)
+    CANDIDATE,
+    DISPOSITION,
+    EXACT_DUPLICATE,
+    QUARANTINED,
+    REASON,
+    REASON_DETAIL,
+    SUPERSEDED,
+    tag_dispositions,
+)
 
 AMOUNT = T.DecimalType(18, 2)
 AMOUNT_SQL = "decimal(18,2)"
 
-REASON, REASON_DETAIL, RAW = "_reason", "_reason_detail", "_raw_record"
-DISPOSITION = "_disposition"
-CANDIDATE, SUPERSEDED, EXACT_DUPLICATE, QUARANTINED = (
-    "candidate",
-    "superseded",
-    "exact_duplicate",
-    "quarantined",
-)
+RAW = "_raw_record"
 HELPER_COLUMNS = [REASON, REASON_DETAIL, RAW, DISPOSITION]
 
 # Quarantine reasons of the model layer (the `reason` column of quarantine.<model>).
@@ -237,18 +240,9 @@ def with_raw_record(frame: DataFrame, pii: Iterable[str]) -> DataFrame:
 
 
 def classify(conformed: DataFrame, key: list[str], ordering: list[str]) -> DataFrame:
-    """Tag each conformed row: quarantined (has a reason), candidate (the latest valid version of its key in
-    this batch), exact_duplicate (same version as the row before it) or superseded."""
-    is_valid = F.col(REASON).isNull()
-    newest_first = [F.col(c).desc() for c in ordering] + [F.col(RECORD_HASH).desc()]
-    by_key = Window.partitionBy(is_valid, *[F.col(c) for c in key]).orderBy(*newest_first)
-    disposition = (
-        F.when(~is_valid, F.lit(QUARANTINED))
-        .when(F.lag(RECORD_HASH).over(by_key) == F.col(RECORD_HASH), F.lit(EXACT_DUPLICATE))
-        .when(F.row_number().over(by_key) == 1, F.lit(CANDIDATE))
-        .otherwise(F.lit(SUPERSEDED))
-    )
-    return conformed.withColumn(DISPOSITION, disposition)
+    """Tag each conformed row as silver does: quarantined (has a reason), candidate (the latest valid version
+    of its key in this batch), exact_duplicate or superseded."""
+    return tag_dispositions(conformed, key, ordering)
 
 
 @dataclass(frozen=True)

@@ -74,13 +74,22 @@ def classify(batch: DataFrame, spec: TableSpec) -> DataFrame:
     delivered); identical records (same hash) sit next to each other in that order, so one window finds
     both duplicates and superseded versions.
     """
-    validated = validate(batch, spec)
+    return tag_dispositions(validate(batch, spec), spec.primary_key, spec.ordering)
+
+
+def tag_dispositions(validated: DataFrame, key: list[str], ordering: list[str]) -> DataFrame:
+    """Tag each row of a validated batch (`_reason` set on the invalid ones) with `_disposition`.
+
+    Shared by silver and the conformed models: rows with a reason are quarantined; among the valid rows of a
+    key, newest first by (ordering..., record hash), the first is the candidate, a row identical to the one
+    before it an exact duplicate, the rest superseded.
+    """
     is_valid = F.col(REASON).isNull()
-    newest_first = [F.col(f"`{c}`").desc() for c in spec.ordering] + [F.col(RECORD_HASH).desc()]
+    newest_first = [F.col(f"`{c}`").desc() for c in ordering] + [F.col(RECORD_HASH).desc()]
     # among identical copies, the first delivered is kept (what an incremental run keeps), so a replay
     # from bronze rebuilds silver with the same lineage
-    newest_first += [F.col(c).asc() for c in ("_ingest_time", LANDING_FILE) if c in batch.columns]
-    by_key = Window.partitionBy(is_valid, *[F.col(f"`{c}`") for c in spec.primary_key]).orderBy(*newest_first)
+    newest_first += [F.col(c).asc() for c in ("_ingest_time", LANDING_FILE) if c in validated.columns]
+    by_key = Window.partitionBy(is_valid, *[F.col(f"`{c}`") for c in key]).orderBy(*newest_first)
     disposition = (
         F.when(~is_valid, F.lit(QUARANTINED))
         .when(F.lag(RECORD_HASH).over(by_key) == F.col(RECORD_HASH), F.lit(EXACT_DUPLICATE))
