@@ -1,9 +1,12 @@
-"""Small helpers over Delta Lake's own API: does a table exist, its version, what a commit did."""
+"""Small helpers over Delta Lake's own API: does a table exist, its version, what a commit did, its change feed."""
 
 from __future__ import annotations
 
 from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
@@ -28,3 +31,19 @@ def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, in
     )
     metrics = (row["operationMetrics"] if row else None) or {}
     return {k: int(v) for k, v in metrics.items() if str(v).lstrip("-").isdigit()}
+
+
+def read_changes(
+    spark: SparkSession, path: str, start: int, end: int, change_types: tuple[str, ...] = ("insert",)
+) -> DataFrame:
+    """Rows of the given change types committed in versions start..end (inclusive), from the table's change
+    data feed, without the feed's own columns."""
+    return (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", start)
+        .option("endingVersion", end)
+        .load(path)
+        .where(F.col("_change_type").isin(*change_types))
+        .drop(*CDF_COLUMNS)
+    )

@@ -25,27 +25,12 @@ from northstar.transforms import silver as tx
 from northstar.transforms.bronze import CORRUPT, LINEAGE_COLUMNS, RECORD_HASH
 from northstar.transforms.schema import align_to, merge_types
 
-CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
-
 
 def parsed_only(bronze_rows: DataFrame) -> DataFrame:
     """Bronze rows that were parsed (unparseable ones carry only `_corrupt_record` and are quarantined)."""
     if CORRUPT not in bronze_rows.columns:
         return bronze_rows
     return bronze_rows.where(F.col(CORRUPT).isNull()).drop(CORRUPT)
-
-
-def read_bronze_changes(spark: SparkSession, bronze_path: str, start: int, end: int) -> DataFrame:
-    """Rows added to bronze in versions start..end (inclusive)."""
-    return (
-        spark.read.format("delta")
-        .option("readChangeFeed", "true")
-        .option("startingVersion", start)
-        .option("endingVersion", end)
-        .load(bronze_path)
-        .where(F.col("_change_type") == "insert")
-        .drop(*CDF_COLUMNS)
-    )
 
 
 def run_silver(
@@ -85,7 +70,7 @@ def run_silver(
         if full_refresh:
             batch = spark.read.format("delta").option("versionAsOf", end).load(bronze_path)
         else:
-            batch = read_bronze_changes(spark, bronze_path, start, end)
+            batch = delta.read_changes(spark, bronze_path, start, end)
         batch = parsed_only(batch)
         if spec.cdc:
             batch = cdc.with_deleted_flag(cdc.normalize(batch, spec.cdc))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from northstar import delta, ledger, quarantine
@@ -27,7 +27,6 @@ from northstar.transforms.silver import key_condition, newer_condition
 
 LAYER = "model"
 CHANGES = ("insert", "update_postimage")
-CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
 
 
 def model_path(env: EnvConfig, model: str) -> str:
@@ -81,19 +80,6 @@ def run_model(
     return entries
 
 
-def read_changes(spark: SparkSession, path: str, start: int, end: int) -> DataFrame:
-    """The silver rows inserted or updated in versions start..end (Delta change data feed)."""
-    return (
-        spark.read.format("delta")
-        .option("readChangeFeed", "true")
-        .option("startingVersion", start)
-        .option("endingVersion", end)
-        .load(path)
-        .where(F.col("_change_type").isin(*CHANGES))
-        .drop(*CDF_COLUMNS)
-    )
-
-
 def _run_input(
     spark: SparkSession,
     env: EnvConfig,
@@ -128,7 +114,7 @@ def _run_input(
         if done is None:  # first run or replay: the whole table as of `end`
             rows = spark.read.format("delta").option("versionAsOf", end).load(silver_path)
         else:
-            rows = read_changes(spark, silver_path, start, end)
+            rows = delta.read_changes(spark, silver_path, start, end, CHANGES)
         context = c.MappingContext(
             source_system=item.system,
             source_table=f"silver.{item.source}_{item.table}",
