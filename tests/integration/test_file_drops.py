@@ -108,15 +108,17 @@ def test_partners_with_different_headers_land_in_one_conformed_shape(spark, env,
 
 
 def test_late_files_apply_status_changes_in_order(spark, tmp_path, wms, feed):
-    in_order, late = make_env(tmp_path / "in_order"), make_env(tmp_path / "late")
+    at_once, late = make_env(tmp_path / "at_once"), make_env(tmp_path / "late")
     files = feed.files["acme"]
-    for env, order in ((in_order, files), (late, [*reversed(files[1:]), files[0]])):
-        for path in order:  # one file per run; in `late` every file is older than the one before it
-            deliver(env, "acme", [path])
-            for entry in run_source(spark, env, wms, tables=["shipments_acme"]):
-                assert entry.balanced, entry
+    deliver(at_once, "acme", files)  # every file in one run
+    for entry in run_source(spark, at_once, wms, tables=["shipments_acme"]):
+        assert entry.balanced, entry
+    for path in [*reversed(files[1:]), files[0]]:  # one file per run, each older than the one before it
+        deliver(late, "acme", [path])
+        for entry in run_source(spark, late, wms, tables=["shipments_acme"]):
+            assert entry.balanced, entry
     assert silver_state(spark, late, "acme") == truth_state(feed, "acme")
-    first = load(spark, in_order.silver_path(SOURCE, "shipments_acme"), RUN_SPECIFIC)
+    first = load(spark, at_once.silver_path(SOURCE, "shipments_acme"), RUN_SPECIFIC)
     second = load(spark, late.silver_path(SOURCE, "shipments_acme"), RUN_SPECIFIC)
     assert_df_equality(first, second, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
     not_applied = [

@@ -119,10 +119,11 @@ def test_running_twice_leaves_every_table_identical(spark, env, marketplace, fee
 def test_delivery_order_does_not_change_silver(spark, tmp_path, marketplace, feed):
     root, truth = feed
     forward, backward = make_env(tmp_path / "forward"), make_env(tmp_path / "backward")
-    for env, order in ((forward, [0, 1, 2, 3]), (backward, [3, 1, 2, 0])):
-        for number in order:  # one file per run, so later runs see older versions arriving late
-            deliver(root, env, marketplace, [number], tables=("orders",))
-            run_source(spark, env, marketplace, tables=["orders"])
+    deliver(root, forward, marketplace, [0, 1, 2, 3], tables=("orders",))  # all files in one run
+    run_source(spark, forward, marketplace, tables=["orders"])
+    for number in [3, 1, 2, 0]:  # one file per run, newest first: later runs see older versions arrive late
+        deliver(root, backward, marketplace, [number], tables=("orders",))
+        run_source(spark, backward, marketplace, tables=["orders"])
     first = load(spark, forward.silver_path("marketplace", "orders"), RUN_SPECIFIC)
     second = load(spark, backward.silver_path("marketplace", "orders"), RUN_SPECIFIC)
     assert_df_equality(first, second, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
