@@ -41,6 +41,10 @@ def order(order_id, status="paid", currency="USD", items=1, updated="2026-11-23T
         "currency": currency,
         "item_count": items,
         "totals": {"total": 10.0 * items},
+        "shipping_fee": 4.5,
+        # bronze cannot yet type a declared struct/array column that no record of a first batch carries
+        "customer": {"id": "C-1"},
+        "line_items": [{"sku": "SKU-1", "qty": items}],
         **extra,
     }
 
