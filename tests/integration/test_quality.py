@@ -246,6 +246,3 @@ def test_failed_audit_keeps_the_published_version_and_alerts(spark, env, tmp_pat
         ("gold-1", "published", 0, 0),
         ("gold-2", "refused", 1, 0),
     ]
-
-    fixed = write_and_audit("gold-3", [("2026-11-23", 100.0), ("2026-11-24", 95.0)])
-    assert (fixed.published, publish.published_version(spark, env, table)) == (True, 2)
