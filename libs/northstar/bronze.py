@@ -190,6 +190,7 @@ def run_bronze(
             )
             (
                 rejected.write.format("delta")
+                .option("mergeSchema", "true")  # quarantine tables from before check_name / replayed_run_id
                 .mode("overwrite")
                 .option("replaceWhere", f"layer = 'bronze' AND landing_file IN ({file_predicate})")
                 .save(quarantine_path)

@@ -6,7 +6,8 @@
 
 Each Delta table of every configured source is registered as `<layer>.<source>_<table>` (bronze, silver,
 quarantine), the conformed models as `silver.<model>` / `quarantine.<model>`, plus `ops.run_ledger` and
-`ops.landing_files`, as external tables over their paths in the
+`ops.landing_files`, the quality tables (`ops.check_results`, `ops.published_versions`, `ops.alerts`,
+`ops.quarantine_replays`), as external tables over their paths in the
 session's own in-memory catalog: nothing is written to a shared metastore.
 """
 
@@ -23,7 +24,14 @@ from northstar.spark import get_spark
 
 def table_paths(env: EnvConfig, conf_dir: Path | str | None = None) -> dict[str, str]:
     """Every table name the lake can have, mapped to its location."""
-    paths = {"ops.run_ledger": env.run_ledger_path, "ops.landing_files": env.landing_log_path}
+    paths = {
+        "ops.run_ledger": env.run_ledger_path,
+        "ops.landing_files": env.landing_log_path,
+        "ops.check_results": env.check_results_path,
+        "ops.published_versions": env.published_versions_path,
+        "ops.alerts": env.alerts_path,
+        "ops.quarantine_replays": env.quarantine_replays_path,
+    }
     for name in list_sources(conf_dir):
         for table in load_source(name, conf_dir).tables:
             paths[f"bronze.{name}_{table}"] = env.bronze_path(name, table)

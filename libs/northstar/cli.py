@@ -12,6 +12,7 @@ from pathlib import Path
 
 from northstar.config import ConfigError, list_sources, load_env, load_source
 from northstar.extract import ExtractError
+from northstar.quality.evaluate import QualityCheckFailed
 from northstar.transforms.schema import SchemaDriftError
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_DRIFT = 1, 2, 3
@@ -65,6 +66,9 @@ def _guarded(action, args: argparse.Namespace) -> int:
         return EXIT_DRIFT
     except ExtractError as err:
         print(f"extract failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except QualityCheckFailed as err:
+        print(f"stopped by a quality check: {err}", file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -205,6 +209,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(f"ok  model {name}: inputs {', '.join(f'{i.source}.{i.table}' for i in model.inputs)}")
         except ConfigError as err:
             problems.append(str(err))
+    from northstar.quality.spec import list_checked_tables, load_checks
+
+    for name in list_checked_tables(args.conf_dir):
+        try:
+            checks = load_checks(name, args.conf_dir)
+            print(f"ok  checks {name}: {', '.join(c.name for c in checks.checks)}")
+        except ConfigError as err:
+            problems.append(str(err))
     for env_name in args.env or ["local"]:
         try:
             load_env(env_name, args.conf_dir)
@@ -270,6 +282,81 @@ def _cmd_model(args: argparse.Namespace) -> int:
     print(
         run_report(run_models(spark, env, args.name, conf_dir=args.conf_dir, full_refresh=args.full_refresh))
     )
+    return 0
+
+
+def _source_table(value: str, conf_dir) -> tuple:
+    """`<source>.<table>` -> (SourceSpec, table), with an error naming what exists."""
+    source_name, _, table = value.partition(".")
+    if not table:
+        raise ConfigError(f"--table {value!r}: write <source>.<table>, e.g. marketplace.orders")
+    source = load_source(source_name, conf_dir)
+    if table not in source.tables:
+        raise ConfigError(
+            f"--table {value}: source {source_name} has no table {table} (its tables: {', '.join(source.tables)})"
+        )
+    return source, table
+
+
+def _cmd_quarantine_list(args: argparse.Namespace) -> int:
+    from pyspark.sql import functions as F
+
+    from northstar import delta
+    from northstar.spark import get_spark
+
+    env = load_env(args.env, args.conf_dir)
+    sources = (
+        [load_source(args.source, args.conf_dir)]
+        if args.source
+        else [load_source(n, args.conf_dir) for n in list_sources(args.conf_dir)]
+    )
+    spark = get_spark(env, app_name="northstar-quarantine-list")
+    frames = []
+    for source in sources:
+        for table in source.tables:
+            path = env.quarantine_path(source.name, table)
+            if delta.table_exists(spark, path):
+                frame = spark.read.format("delta").load(path)
+                if "check_name" not in frame.columns:  # a table written before checks existed
+                    frame = frame.withColumn("check_name", F.lit(None).cast("string"))
+                if "replayed_run_id" not in frame.columns:
+                    frame = frame.withColumn("replayed_run_id", F.lit(None).cast("string"))
+                frames.append(frame.withColumn("table", F.lit(f"{source.name}.{table}")))
+    if not frames:
+        print("no quarantine tables yet")
+        return 0
+    from functools import reduce
+
+    rows = reduce(lambda a, b: a.unionByName(b), frames)
+    rows.groupBy("table", "layer", "reason", "check_name").agg(
+        F.count("*").alias("rows"),
+        F.count_if(F.col("replayed_run_id").isNotNull()).alias("replayed"),
+        F.max("quarantined_at").alias("last_quarantined_at"),
+    ).orderBy("table", "layer", "reason", "check_name").show(args.limit, truncate=False)
+    return 0
+
+
+def _cmd_quarantine_replay(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from northstar.quality.replay import replay
+    from northstar.report import run_report
+    from northstar.spark import get_spark
+
+    env = load_env(args.env, args.conf_dir)
+    source, table = _source_table(args.table, args.conf_dir)
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError as err:
+            raise ConfigError(f"--since: {err} (write e.g. 2026-11-01T00:00:00Z)") from None
+        since = since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since
+    spark = get_spark(env, app_name=f"northstar-quarantine-replay-{source.name}-{table}")
+    entry = replay(
+        spark, env, source, table, check=args.check, run_id=args.run_id, since=since, conf_dir=args.conf_dir
+    )
+    print(run_report([entry]))
     return 0
 
 
@@ -351,6 +438,29 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--conf-dir", type=Path)
     model.add_argument("--full-refresh", action="store_true", help="rebuild from the whole silver input")
     model.set_defaults(action=_cmd_model)
+
+    quarantined = commands.add_parser(
+        "quarantine", help="quarantined records: counts, and replay after a fix"
+    )
+    quarantine_commands = quarantined.add_subparsers(dest="quarantine_command", required=True)
+    listing = quarantine_commands.add_parser(
+        "list", help="quarantined rows by table, layer, reason and check"
+    )
+    listing.add_argument("--source", help="only this source")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--env", default="local")
+    listing.add_argument("--conf-dir", type=Path)
+    listing.set_defaults(action=_cmd_quarantine_list)
+    replaying = quarantine_commands.add_parser(
+        "replay", help="re-process quarantined silver records through the current rules (idempotent)"
+    )
+    replaying.add_argument("--table", required=True, help="<source>.<table>, e.g. marketplace.orders")
+    replaying.add_argument("--check", help="only records quarantined by this check (conf/quality/)")
+    replaying.add_argument("--run-id", help="only records quarantined by this run")
+    replaying.add_argument("--since", help="only records quarantined at or after this time (ISO 8601, UTC)")
+    replaying.add_argument("--env", default="local")
+    replaying.add_argument("--conf-dir", type=Path)
+    replaying.set_defaults(action=_cmd_quarantine_replay)
     return parser
 
 

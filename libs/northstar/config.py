@@ -215,6 +215,11 @@ class EnvConfig(_Strict):
     lake: str = Field(min_length=1)
     quarantine: str = Field(min_length=1)
     spark: dict[str, str] = Field(default_factory=dict)
+    alert_sinks: list[Literal["log", "delta"]] = Field(
+        default_factory=lambda: ["log", "delta"],
+        description="where northstar.alerts.send delivers: log (a structured line), delta (ops.alerts); "
+        "SNS/Slack come with the orchestration issue",
+    )
 
     @field_validator("landing", "lake", "quarantine")
     @classmethod
@@ -255,6 +260,23 @@ class EnvConfig(_Strict):
     @property
     def landing_log_path(self) -> str:
         return f"{self.lake}/_ops/landing_files"
+
+    # Data quality (docs/quality.md): check results, the publish pointer, alerts, the quarantine replay log.
+    @property
+    def check_results_path(self) -> str:
+        return f"{self.lake}/_ops/check_results"
+
+    @property
+    def published_versions_path(self) -> str:
+        return f"{self.lake}/_ops/published_versions"
+
+    @property
+    def alerts_path(self) -> str:
+        return f"{self.lake}/_ops/alerts"
+
+    @property
+    def quarantine_replays_path(self) -> str:
+        return f"{self.lake}/_ops/quarantine_replays"
 
 
 def default_conf_dir() -> Path:

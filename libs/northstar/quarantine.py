@@ -22,6 +22,8 @@ QUARANTINE_COLUMNS = [
     "landing_file",
     "record_hash",
     "quarantined_at",
+    "check_name",
+    "replayed_run_id",
 ]
 
 # Reason codes (the `reason` column); `reason_detail` says what exactly was wrong.
@@ -30,6 +32,7 @@ NULL_KEY = "null_primary_key"
 NULL_ORDERING = "null_ordering_value"
 MISSING_REQUIRED = "missing_required_value"
 INVALID_CHANGE = "invalid_change_event"
+FAILED_CHECK = "failed_check"  # a quarantine-severity check of conf/quality/ (check_name says which)
 
 
 def quarantine_rows(
@@ -45,8 +48,10 @@ def quarantine_rows(
     landing_file: Column,
     record_hash: Column,
     quarantined_at: Column,
+    check_name: Column | None = None,
 ) -> DataFrame:
-    """Shape rejected records into the quarantine table's columns."""
+    """Shape rejected records into the quarantine table's columns. `replayed_run_id` starts null and is set
+    by `northstar quarantine replay` when the record is re-processed."""
 
     def as_column(value: Column | str) -> Column:
         return F.lit(value) if isinstance(value, str) else value
@@ -62,6 +67,8 @@ def quarantine_rows(
         landing_file.alias("landing_file"),
         record_hash.alias("record_hash"),
         quarantined_at.alias("quarantined_at"),
+        (F.lit(None).cast("string") if check_name is None else check_name).alias("check_name"),
+        F.lit(None).cast("string").alias("replayed_run_id"),
     )
 
 
@@ -81,7 +88,7 @@ def write_once(
     refresh: replace the rows matching `replace_where`. Returns the version written, or None when Delta
     skipped the append because an earlier attempt at this window already wrote it.
     """
-    writer = rejected.write.format("delta")
+    writer = rejected.write.format("delta").option("mergeSchema", "true")  # tables from before check_name
     if replace_where is not None:
         writer = writer.mode("overwrite").option("replaceWhere", replace_where)
     else:

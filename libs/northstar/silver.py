@@ -11,15 +11,20 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 from functools import reduce
+from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from northstar import delta, ledger, quarantine
+from northstar import alerts, delta, ledger, quarantine
 from northstar.config import EnvConfig, SourceSpec
 from northstar.ledger import LedgerEntry
+from northstar.quality import checks as qc
+from northstar.quality import evaluate
+from northstar.quality import results as qr
+from northstar.quality.spec import TableChecks, load_checks
 from northstar.transforms import cdc, columns
 from northstar.transforms import silver as tx
 from northstar.transforms.bronze import CORRUPT, LINEAGE_COLUMNS, RECORD_HASH
@@ -33,6 +38,45 @@ def parsed_only(bronze_rows: DataFrame) -> DataFrame:
     return bronze_rows.where(F.col(CORRUPT).isNull()).drop(CORRUPT)
 
 
+def prepare_batch(bronze_rows: DataFrame, spec) -> DataFrame:
+    """Bronze rows as silver judges them: parsed ones only, change events normalised, derived columns added.
+    (Quarantine keeps each rejected record in this shape as JSON, so a replay parses it back with this schema.)"""
+    batch = parsed_only(bronze_rows)
+    if spec.cdc:
+        batch = cdc.with_deleted_flag(cdc.normalize(batch, spec.cdc))
+    if spec.derive:
+        batch = columns.derive_columns(batch, spec.derive)  # e.g. a key on a nested path
+    return batch
+
+
+def classify_with_checks(
+    spark: SparkSession,
+    env: EnvConfig,
+    spec,
+    batch: DataFrame,
+    checks: TableChecks | None,
+    conf_dir: Path | str | None = None,
+) -> DataFrame:
+    """Validate the batch, flag it with the table's row-level checks (conf/quality/), and tag dispositions:
+    a record failing a quarantine-severity check is quarantined (reason failed_check, `_check` names it)."""
+    validated = tx.validate(batch, spec)
+    if checks is not None:
+        validated = evaluate.flag(
+            spark, env, checks, validated, eligible=F.col(tx.REASON).isNull(), conf_dir=conf_dir
+        )
+        failed_check = F.col(qc.CHECK).isNotNull()
+        validated = validated.withColumn(
+            tx.REASON, F.when(failed_check, F.lit(quarantine.FAILED_CHECK)).otherwise(F.col(tx.REASON))
+        ).withColumn(
+            tx.REASON_DETAIL, F.when(failed_check, F.col(qc.CHECK_DETAIL)).otherwise(F.col(tx.REASON_DETAIL))
+        )
+    return tx.tag_dispositions(validated, spec.primary_key, spec.ordering)
+
+
+def silver_table_name(source: str, table: str) -> str:
+    return f"silver.{source}_{table}"
+
+
 def run_silver(
     spark: SparkSession,
     env: EnvConfig,
@@ -41,9 +85,18 @@ def run_silver(
     *,
     run_id: str | None = None,
     full_refresh: bool = False,
+    checks: TableChecks | None = None,
+    conf_dir: Path | str | None = None,
 ) -> LedgerEntry:
-    """Bring silver up to date with bronze. `full_refresh` rebuilds silver from all of bronze (replay)."""
+    """Bring silver up to date with bronze. `full_refresh` rebuilds silver from all of bronze (replay).
+
+    The table's checks (`checks`, default conf/quality/silver.<source>_<table>.yaml) run on each batch:
+    quarantine-severity failures go to quarantine, a failed fail-severity check stops the run before any
+    write, and every result is stored in ops.check_results.
+    """
     spec = source.tables[table]
+    if checks is None:
+        checks = load_checks(silver_table_name(source.name, table), conf_dir)
     bronze_path = env.bronze_path(source.name, table)
     silver_path = env.silver_path(source.name, table)
     quarantine_path = env.quarantine_path(source.name, table)
@@ -71,12 +124,10 @@ def run_silver(
             batch = spark.read.format("delta").option("versionAsOf", end).load(bronze_path)
         else:
             batch = delta.read_changes(spark, bronze_path, start, end)
-        batch = parsed_only(batch)
-        if spec.cdc:
-            batch = cdc.with_deleted_flag(cdc.normalize(batch, spec.cdc))
-        if spec.derive:
-            batch = columns.derive_columns(batch, spec.derive)  # e.g. a key on a nested path
-        tagged = tx.classify(batch, spec).persist(StorageLevel.MEMORY_AND_DISK)
+        batch = prepare_batch(batch, spec)
+        tagged = persisted = classify_with_checks(spark, env, spec, batch, checks, conf_dir).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
         try:
             groups = (
                 tagged.groupBy(tx.DISPOSITION, tx.REASON)
@@ -99,6 +150,9 @@ def run_silver(
                     entry.details[f"quarantined.{reason}"] = n
             entry.details["exact_duplicates"] = by_disposition.get(tx.EXACT_DUPLICATE, 0)
             entry.details["superseded_in_batch"] = by_disposition.get(tx.SUPERSEDED, 0)
+            if checks is not None:
+                _judge_batch(spark, env, checks, tagged, batch, silver_path, spec, entry, now)
+                tagged = tagged.drop(*[c for c in qc.flag_columns(tagged) if c != qc.CHECK])
 
             entry.records_quarantined = by_disposition.get(tx.QUARANTINED, 0)
             if entry.records_quarantined or full_refresh:
@@ -154,8 +208,52 @@ def run_silver(
                 + entry.details["not_applied"]
             )
         finally:
-            tagged.unpersist()
+            persisted.unpersist()
     return entry
+
+
+def _judge_batch(spark, env, checks, tagged, batch, silver_path, spec, entry: LedgerEntry, now) -> None:
+    """Judge the batch with the table's checks, store the results (and the failures in the ledger's details);
+    raise QualityCheckFailed, before anything is written, when a fail-severity check failed."""
+    baseline = (
+        spark.read.format("delta").load(silver_path).schema
+        if delta.table_exists(spark, silver_path)
+        else None
+    )
+    found = evaluate.judge(
+        spark,
+        env,
+        checks,
+        tagged,
+        tx.candidates(tagged).drop(*qc.flag_columns(tagged)),
+        run_id=entry.run_id,
+        key=spec.primary_key,
+        as_of=now,
+        rows=entry.records_read,
+        row_count_history=evaluate.ledger_row_counts(
+            spark, env, job="silver", source=entry.source, table=entry.table_name, before_run=entry.run_id
+        ),
+        current_schema=batch.schema,
+        baseline_schema=baseline,
+        ignore_columns=tuple(tx.HISTORY_COLUMNS),
+    )
+    for result in found:
+        if result.status not in (qr.PASS, qr.SKIPPED):
+            entry.details[f"check.{result.check_name}"] = result.failed_rows or 1
+    qr.write(spark, env, found)
+    failed = evaluate.stopping(found)
+    if failed:
+        alerts.send(
+            env,
+            alerts.Alert(
+                kind="quality_check_failed",
+                table=checks.table,
+                run_id=entry.run_id,
+                message=f"{len(failed)} fail-severity checks failed; the run stopped before writing",
+                details={r.check_name: r.explanation for r in failed},
+            ),
+        )
+        raise evaluate.QualityCheckFailed(checks.table, entry.run_id, failed)
 
 
 def _write_quarantine(

@@ -23,7 +23,8 @@ EXACT_DUPLICATE = "exact_duplicate"  # same key and same record hash as another 
 SUPERSEDED = "superseded"  # an older version of a key whose newer version is in the same batch
 QUARANTINED = "quarantined"
 
-HELPER_COLUMNS = [DISPOSITION, REASON, REASON_DETAIL]
+CHECK = "_check"  # the quarantine-severity check (conf/quality/) a record failed, if that is its reason
+HELPER_COLUMNS = [DISPOSITION, REASON, REASON_DETAIL, CHECK]
 
 
 def _first_problem(checks: list[tuple[Column, str, str]]) -> tuple[Column, Column]:
@@ -139,6 +140,7 @@ def rejected_to_quarantine(
         landing_file=F.col(LANDING_FILE),
         record_hash=F.col(RECORD_HASH),
         quarantined_at=F.lit(quarantined_at).cast("timestamp"),
+        check_name=F.col(CHECK) if CHECK in tagged.columns else None,
     )
 
 

@@ -1,0 +1,64 @@
+"""Alerts: `send(env, Alert)` delivers an event to the sinks the environment names (`alert_sinks`).
+
+Implemented sinks: `log` (one structured JSON line on the `northstar.alerts` logger, for CloudWatch) and
+`delta` (a row appended to ops.alerts). SNS and Slack delivery belong to the orchestration issue: add a
+sink name to EnvConfig.alert_sinks and a function to SINKS here; callers do not change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from pyspark.sql import SparkSession
+
+from northstar.config import EnvConfig
+
+ALERT_SCHEMA = (
+    "kind string, severity string, table_name string, run_id string, message string, "
+    "details map<string,string>, raised_at timestamp"
+)
+log = logging.getLogger("northstar.alerts")
+
+
+@dataclass
+class Alert:
+    """Something a person must look at: what happened, to which table, in which run, and the evidence."""
+
+    kind: str
+    table: str
+    run_id: str
+    message: str
+    details: dict[str, str] = field(default_factory=dict)
+    severity: str = "error"
+    raised_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def row(self) -> dict:
+        row = asdict(self)
+        row["table_name"] = row.pop("table")
+        return row
+
+
+def _to_log(env: EnvConfig, event: Alert) -> None:
+    log.error(json.dumps({"alert": event.kind, "env": env.name, **event.row()}, default=str, sort_keys=True))
+
+
+def _to_delta(env: EnvConfig, event: Alert) -> None:
+    spark = SparkSession.getActiveSession()
+    if spark is None:  # no Spark in this process (e.g. a REST extract): the log line is the record
+        log.warning("alert %s not written to ops.alerts: no active Spark session", event.kind)
+        return
+    frame = spark.createDataFrame([event.row()], ALERT_SCHEMA)
+    frame.write.format("delta").mode("append").save(env.alerts_path)
+
+
+SINKS: dict[str, Callable[[EnvConfig, Alert], None]] = {"log": _to_log, "delta": _to_delta}
+
+
+def send(env: EnvConfig, event: Alert) -> None:
+    """Deliver `event` to every sink of the environment."""
+    for sink in env.alert_sinks:
+        SINKS[sink](env, event)

@@ -1,0 +1,2 @@
+"""Data quality: declarative checks per table (conf/quality/), their stored results, quarantine replay, and
+write-audit-publish (docs/quality.md)."""

@@ -1,0 +1,159 @@
+"""Write-audit-publish: a table's published version moves only when the run's checks pass.
+
+A job writes its table as usual (write), judges it with `evaluate.run_checks` (audit), then calls
+`audit_and_publish`: when no fail-severity check failed, the table's current Delta version becomes the
+published one; otherwise the last good version stays published, the refusal is recorded and an alert raised.
+Readers (dashboards, the Snowflake publish) read `read_published`, never the latest version. The pointer is
+the append-only Delta table ops.published_versions: one row per decision, so the history of what was
+published, refused and why is kept (SOX).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from northstar import alerts, delta
+from northstar.config import EnvConfig
+from northstar.quality.evaluate import table_path
+from northstar.quality.results import FAIL, CheckResult
+
+PUBLISHED, REFUSED = "published", "refused"
+DECISION_SCHEMA = (
+    "table_name string, version bigint, run_id string, decision string, failed_checks array<string>, "
+    "published_version bigint, decided_at timestamp"
+)
+
+
+@dataclass
+class PublishDecision:
+    """What `audit_and_publish` decided for one run of one table."""
+
+    table: str
+    run_id: str
+    version: int  # the table version the run produced and the audit judged
+    published: bool  # True: `version` is now the published version
+    published_version: int | None  # the version readers get after this decision (None: never published)
+    failed_checks: list[str] = field(default_factory=list)
+    decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def decision(self) -> str:
+        return PUBLISHED if self.published else REFUSED
+
+
+def _failed_checks(table: str, results: list[CheckResult] | DataFrame) -> list[str]:
+    """Names of fail-severity checks of `table` that failed (results of other tables are ignored)."""
+    if isinstance(results, DataFrame):
+        rows = results.where((F.col("table_name") == table) & (F.col("status") == FAIL)).select("check_name")
+        return sorted({r["check_name"] for r in rows.collect()})
+    return sorted({r.check_name for r in results if r.table_name == table and r.status == FAIL})
+
+
+def _decisions(spark: SparkSession, env: EnvConfig, table: str) -> DataFrame | None:
+    if not delta.table_exists(spark, env.published_versions_path):
+        return None
+    return spark.read.format("delta").load(env.published_versions_path).where(F.col("table_name") == table)
+
+
+def published_version(spark: SparkSession, env: EnvConfig, table: str) -> int | None:
+    """The table's last good (published) Delta version, None if it was never published."""
+    decisions = _decisions(spark, env, table)
+    if decisions is None:
+        return None
+    row = decisions.where(F.col("decision") == PUBLISHED).orderBy(F.col("decided_at").desc()).first()
+    return None if row is None else row["version"]
+
+
+def read_published(
+    spark: SparkSession,
+    env: EnvConfig,
+    table: str,
+    *,
+    path: str | None = None,
+    conf_dir: Path | str | None = None,
+) -> DataFrame:
+    """The table as of its published version (Delta time travel). Raises when it was never published."""
+    version = published_version(spark, env, table)
+    if version is None:
+        raise LookupError(
+            f"{table} has no published version yet: no run of it has passed its audit "
+            "(see ops.published_versions and ops.check_results)"
+        )
+    location = path or table_path(env, table, conf_dir)
+    return spark.read.format("delta").option("versionAsOf", version).load(location)
+
+
+def audit_and_publish(
+    spark: SparkSession,
+    env: EnvConfig,
+    table: str,
+    run_id: str,
+    results: list[CheckResult] | DataFrame,
+    *,
+    path: str | None = None,
+    conf_dir: Path | str | None = None,
+) -> PublishDecision:
+    """Publish the table's current version if no fail-severity check of `table` failed in `results`; else keep
+    the last published version, record the refusal and raise an alert. Calling it again for the same run
+    and version returns the recorded decision without writing a second row."""
+    location = path or table_path(env, table, conf_dir)
+    version = delta.latest_version(spark, location)
+    if version is None:
+        raise LookupError(f"{table}: no Delta table at {location}; write the table before auditing it")
+    decisions = _decisions(spark, env, table)
+    if decisions is not None:
+        earlier = decisions.where((F.col("run_id") == run_id) & (F.col("version") == version)).first()
+        if earlier is not None:
+            return PublishDecision(
+                table=table,
+                run_id=run_id,
+                version=version,
+                published=earlier["decision"] == PUBLISHED,
+                published_version=earlier["published_version"],
+                failed_checks=list(earlier["failed_checks"] or []),
+                decided_at=earlier["decided_at"],
+            )
+    failed = _failed_checks(table, results)
+    current = published_version(spark, env, table)
+    decision = PublishDecision(
+        table=table,
+        run_id=run_id,
+        version=version,
+        published=not failed,
+        published_version=current if failed else version,
+        failed_checks=failed,
+    )
+    row = {
+        "table_name": table,
+        "version": version,
+        "run_id": run_id,
+        "decision": decision.decision,
+        "failed_checks": failed,
+        "published_version": decision.published_version,
+        "decided_at": decision.decided_at,
+    }
+    spark.createDataFrame([row], DECISION_SCHEMA).write.format("delta").mode("append").save(
+        env.published_versions_path
+    )
+    if failed:
+        kept = "never published" if current is None else f"version {current} stays published"
+        alerts.send(
+            env,
+            alerts.Alert(
+                kind="audit_failed",
+                table=table,
+                run_id=run_id,
+                message=f"{table} version {version} failed its audit ({', '.join(failed)}); {kept}",
+                details={
+                    "version": str(version),
+                    "published_version": str(current),
+                    "failed": ",".join(failed),
+                },
+            ),
+        )
+    return decision
