@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from northstar.extract.api_spec import ApiSpec
 from northstar.extract.jdbc_config import JdbcSpec
+from northstar.secrets import check_reference
+from northstar.orchestration.env_spec import AlertsSpec, DeltaLogStoreSpec, EmrSpec
 
 ATOMIC_TYPE = re.compile(
     r"^(string|boolean|tinyint|smallint|int|bigint|float|double|date|timestamp|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
@@ -215,6 +217,19 @@ class EnvConfig(_Strict):
     lake: str = Field(min_length=1)
     quarantine: str = Field(min_length=1)
     spark: dict[str, str] = Field(default_factory=dict)
+    # orchestration (docs/orchestration.md, docs/operations.md): what runs here, where DAGs start jobs,
+    # where alerts go
+    sources: list[Identifier] | None = Field(
+        default=None, description="sources this environment runs (default: every file in conf/sources)"
+    )
+    secrets: dict[Identifier, str] = Field(
+        default_factory=dict, description="named secret references (env:NAME or secretsmanager:ID#key)"
+    )
+    emr: EmrSpec | None = Field(default=None, description="EMR Serverless applications, role, artifacts")
+    alerts: AlertsSpec | None = Field(default=None, description="SNS topic, Slack webhook reference")
+    delta_log_store: DeltaLogStoreSpec | None = Field(
+        default=None, description="DynamoDB table for Delta commits on S3 (concurrent writers)"
+    )
 
     @field_validator("landing", "lake", "quarantine")
     @classmethod
@@ -229,6 +244,13 @@ class EnvConfig(_Strict):
     def _spark_values_as_text(cls, value: object) -> object:
         if isinstance(value, dict):
             return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_references(cls, value: dict[str, str]) -> dict[str, str]:
+        for ref in value.values():
+            check_reference(ref)
         return value
 
     # Where each table lives. Names follow `<layer>.<source>_<table>`.
