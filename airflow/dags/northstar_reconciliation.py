@@ -1,4 +1,4 @@
-"""The daily financial reconciliation DAG, due by 06:30 UTC (deadline guard and check), generated from conf."""
+"""Airflow: The daily financial reconciliation DAG, due by 06:30 UTC (deadline guard and check), generated from conf."""
 
 from northstar.orchestration.dags import reconciliation_dag
 

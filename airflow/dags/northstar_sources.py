@@ -1,4 +1,4 @@
-"""One DAG per source (extract -> bronze -> silver -> ...), generated from conf/orchestration/pipelines.yaml."""
+"""Airflow: One DAG per source (extract -> bronze -> silver -> ...), generated from conf/orchestration/pipelines.yaml."""
 
 from northstar.orchestration.dags import source_dags
 
