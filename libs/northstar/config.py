@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from northstar.extract.api_spec import ApiSpec
 from northstar.extract.jdbc_config import JdbcSpec
-from northstar.secrets import check_reference
 from northstar.orchestration.env_spec import AlertsSpec, DeltaLogStoreSpec, EmrSpec
+from northstar.secrets import check_reference
 
 ATOMIC_TYPE = re.compile(
     r"^(string|boolean|tinyint|smallint|int|bigint|float|double|date|timestamp|decimal\(\s*\d+\s*,\s*\d+\s*\))$"

@@ -74,7 +74,9 @@ def stack(aws, tmp_path_factory):
     sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
     topic = sns.create_topic(Name="northstar-test-alerts")["TopicArn"]
     queue = sqs.create_queue(QueueName="northstar-test-alerts")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
 
     conf = tmp_path_factory.mktemp("conf")
@@ -116,7 +118,9 @@ def test_every_dag_file_imports_without_errors(monkeypatch):
     bag = DagBag(dag_folder=str(REPO / "airflow" / "dags"))
     assert bag.import_errors == {}
     pipelines = load_pipelines(REPO / "conf")
-    expected = {f"northstar_{s}" for s in pipelines.sources} | {f"northstar_backfill_{s}" for s in pipelines.sources}
+    expected = {f"northstar_{s}" for s in pipelines.sources} | {
+        f"northstar_backfill_{s}" for s in pipelines.sources
+    }
     assert set(bag.dag_ids) == expected | {"northstar_daily_reconciliation"}
     assert not (REPO / "airflow" / "__init__.py").exists()
 
@@ -130,7 +134,11 @@ def test_task_graph_matches_conf(env_name):
     for source, pipeline in pipelines.sources.items():
         for dag, stages, app in (
             (sources[f"northstar_{source}"], pipeline.stages, env.emr.applications.scheduled),
-            (backfills[f"northstar_backfill_{source}"], pipelines.backfill_stages(source), env.emr.applications.backfill),
+            (
+                backfills[f"northstar_backfill_{source}"],
+                pipelines.backfill_stages(source),
+                env.emr.applications.backfill,
+            ),
         ):
             assert sorted(t.task_id for t in dag.tasks) == sorted(stages)
             for upstream, downstream in zip(stages, stages[1:], strict=False):
@@ -169,19 +177,29 @@ def test_dag_runs_end_to_end_and_submits_the_configured_job_runs(airflow_db, sta
 
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
     emr, app = stack["emr"], stack["apps"]["scheduled"]
-    job_runs = [emr.get_job_run(applicationId=app, jobRunId=r["id"])["jobRun"] for r in emr.list_job_runs(applicationId=app)["jobRuns"]]
+    job_runs = [
+        emr.get_job_run(applicationId=app, jobRunId=r["id"])["jobRun"]
+        for r in emr.list_job_runs(applicationId=app)["jobRuns"]
+    ]
     by_entry = {j["jobDriver"]["sparkSubmit"]["entryPoint"]: j for j in job_runs}
     release = "s3://northstar-test-artifacts/releases/1.2.3-test"
     assert set(by_entry) == {f"{release}/jobs/{j}.py" for j in ("extract", "bronze_ingest", "silver_merge")}
     extract = by_entry[f"{release}/jobs/extract.py"]
-    assert extract["jobDriver"]["sparkSubmit"]["entryPointArguments"] == ["--source", "shop_db", "--env", "test"]
+    assert extract["jobDriver"]["sparkSubmit"]["entryPointArguments"] == [
+        "--source",
+        "shop_db",
+        "--env",
+        "test",
+    ]
     parameters = extract["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"]
     assert f"--conf spark.archives={release}/northstar-env.tar.gz#environment" in parameters
     assert f"{release}/jars/postgresql-42.7.4.jar" in parameters
     assert "--conf spark.emr-serverless.executor.cores=4" in parameters
     assert "spark.delta.logStore.s3a.impl=io.delta.storage.S3DynamoDBLogStore" in parameters
     assert extract["executionRole"] == "arn:aws:iam::123456789012:role/northstar-test-emr-job"
-    log_uri = extract["configurationOverrides"]["monitoringConfiguration"]["s3MonitoringConfiguration"]["logUri"]
+    log_uri = extract["configurationOverrides"]["monitoringConfiguration"]["s3MonitoringConfiguration"][
+        "logUri"
+    ]
     assert log_uri == "s3://northstar-test-artifacts/logs"
     assert _messages(stack) == []  # success sends no alert
 

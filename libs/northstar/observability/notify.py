@@ -44,7 +44,9 @@ def task_failed_alert(env: str, context: dict) -> Alert:
         f"task: {task_id}",
         f"run: {run_id}",
         f"try: {getattr(ti, 'try_number', '?')}",
-        f"error: {type(error).__name__ + ': ' + str(error) if error else 'unknown (see the task log)'}"[:2000],
+        f"error: {type(error).__name__ + ': ' + str(error) if error else 'unknown (see the task log)'}"[
+            :2000
+        ],
         f"log: {getattr(ti, 'log_url', '') or 'Airflow UI -> ' + dag_id}",
         "runbook: docs/runbooks/README.md (extraction-failure.md for extract tasks, backfill.md for backfills)",
     ]
@@ -61,7 +63,11 @@ def freshness_alert(env: str, breaches: Iterable[dict], limit_minutes: int) -> A
     stale = [b for b in breaches if b["breach"]]
     if not stale:
         return None
-    lines = [f"env: {env}", f"freshness limit: {limit_minutes} min", "stale tables (source.table layer: age):"]
+    lines = [
+        f"env: {env}",
+        f"freshness limit: {limit_minutes} min",
+        "stale tables (source.table layer: age):",
+    ]
     for b in stale:
         age = "never succeeded" if b["freshness_minutes"] is None else f"{b['freshness_minutes']:.0f} min"
         lines.append(f"  {b['source']}.{b['table_name']} {b['layer']}: {age} (last run {b['last_status']})")

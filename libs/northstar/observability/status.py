@@ -34,10 +34,18 @@ def table_status(ledger_rows: DataFrame, now: datetime, freshness_minutes: int) 
     return (
         per_layer.withColumn("_order", order)
         .withColumn("_upstream_success", F.lag("last_success").over(upstream))
-        .withColumn("freshness_minutes", F.round(minutes(F.lit(now).cast("timestamp"), F.col("last_success")), 1))
+        .withColumn(
+            "freshness_minutes", F.round(minutes(F.lit(now).cast("timestamp"), F.col("last_success")), 1)
+        )
         .withColumn(
             "lag_minutes",
-            F.round(F.greatest(F.lit(0.0), minutes(F.col("_upstream_success"), F.col("last_success"))), 1),
+            # greatest() skips NULLs: no upstream success (or none here) must stay NULL, not 0
+            F.when(
+                F.col("_upstream_success").isNotNull() & F.col("last_success").isNotNull(),
+                F.round(
+                    F.greatest(F.lit(0.0), minutes(F.col("_upstream_success"), F.col("last_success"))), 1
+                ),
+            ),
         )
         .withColumn(
             "breach",

@@ -20,7 +20,10 @@ from northstar.orchestration.spec import PipelinesSpec, load_pipelines
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 TAGS = ["northstar"]
 # Airflow macros the window placeholders become
-SCHEDULED_WINDOW = {"window_start": "{{ data_interval_start | ts }}", "window_end": "{{ data_interval_end | ts }}"}
+SCHEDULED_WINDOW = {
+    "window_start": "{{ data_interval_start | ts }}",
+    "window_end": "{{ data_interval_end | ts }}",
+}
 BACKFILL_WINDOW = {"window_start": "{{ params.start }}", "window_end": "{{ params.end }}"}
 
 
@@ -154,7 +157,9 @@ def source_dags(env_name: str | None = None, conf_dir: str | Path | None = None)
             start_date=START_DATE,
             catchup=False,
             max_active_runs=1,
-            default_args=_default_args(pipelines, env, conf_dir, pipelines.defaults.execution_timeout_minutes),
+            default_args=_default_args(
+                pipelines, env, conf_dir, pipelines.defaults.execution_timeout_minutes
+            ),
             tags=[*TAGS, source, env.name],
         ) as dag:
             chain(
@@ -234,16 +239,18 @@ def backfill_dags(env_name: str | None = None, conf_dir: str | Path | None = Non
             catchup=False,
             max_active_runs=1,
             params={
-                "start": Param("2026-01-01T00:00:00+00:00", type="string", description="window start, ISO 8601"),
-                "end": Param("2026-01-02T00:00:00+00:00", type="string", description="window end (exclusive)"),
+                "start": Param(
+                    "2026-01-01T00:00:00+00:00", type="string", description="window start, ISO 8601"
+                ),
+                "end": Param(
+                    "2026-01-02T00:00:00+00:00", type="string", description="window end (exclusive)"
+                ),
             },
             default_args=_default_args(pipelines, env, conf_dir, spec.execution_timeout_minutes),
             tags=[*TAGS, "backfill", source, env.name],
         ) as dag:
             chain(
-                *_stage_tasks(
-                    pipelines, env, stages, env.emr.applications.backfill, source, BACKFILL_WINDOW
-                )
+                *_stage_tasks(pipelines, env, stages, env.emr.applications.backfill, source, BACKFILL_WINDOW)
             )
         dags[dag_id] = dag
     return dags

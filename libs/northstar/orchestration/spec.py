@@ -101,7 +101,9 @@ class PipelinesSpec(_Strict):
         for where, names in lists.items():
             unknown = [s for s in names if s not in self.stages]
             if unknown:
-                problems.append(f"{where} names {', '.join(unknown)}; defined stages: {', '.join(self.stages)}")
+                problems.append(
+                    f"{where} names {', '.join(unknown)}; defined stages: {', '.join(self.stages)}"
+                )
         pools_used = {n: s.pool for n, s in self.stages.items() if s.pool}
         for name, pipeline in self.sources.items():
             for stage, pool in pipeline.pools.items():
@@ -110,7 +112,9 @@ class PipelinesSpec(_Strict):
                 pools_used[f"sources.{name}.pools.{stage}"] = pool
         for where, pool in pools_used.items():
             if pool not in self.pools:
-                problems.append(f"{where} uses pool {pool}; declared pools: {', '.join(self.pools) or 'none'}")
+                problems.append(
+                    f"{where} uses pool {pool}; declared pools: {', '.join(self.pools) or 'none'}"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return self
