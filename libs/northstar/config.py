@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from northstar.extract.api_spec import ApiSpec
 from northstar.extract.jdbc_config import JdbcSpec
@@ -222,7 +230,7 @@ class EnvConfig(_Strict):
     sources: list[Identifier] | None = Field(
         default=None, description="sources this environment runs (default: every file in conf/sources)"
     )
-    secrets: dict[Identifier, str] = Field(
+    secrets: dict[Identifier, Annotated[str, AfterValidator(check_reference)]] = Field(
         default_factory=dict, description="named secret references (env:NAME or secretsmanager:ID#key)"
     )
     emr: EmrSpec | None = Field(default=None, description="EMR Serverless applications, role, artifacts")
@@ -244,13 +252,6 @@ class EnvConfig(_Strict):
     def _spark_values_as_text(cls, value: object) -> object:
         if isinstance(value, dict):
             return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
-        return value
-
-    @field_validator("secrets")
-    @classmethod
-    def _secret_references(cls, value: dict[str, str]) -> dict[str, str]:
-        for ref in value.values():
-            check_reference(ref)
         return value
 
     # Where each table lives. Names follow `<layer>.<source>_<table>`.
