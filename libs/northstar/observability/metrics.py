@@ -45,6 +45,8 @@ def ledger_metrics(env: str, runs: Iterable[dict]) -> list[dict]:
         failed = 1.0 if run["status"] == "failed" else 0.0
         name = "CheckFailures" if run["layer"] == "checks" else "RunFailures"
         data.append({"MetricName": name, "Dimensions": dims, "Timestamp": at, "Value": failed})
+        # per env as well: the CloudWatch alarm (infra/cloudformation) watches this one
+        data.append({"MetricName": name, "Dimensions": dims[:1], "Timestamp": at, "Value": failed})
     return data
 
 
@@ -56,6 +58,11 @@ def status_metrics(env: str, status_rows: Iterable[dict], now) -> list[dict]:
         for column, name in (("freshness_minutes", "FreshnessMinutes"), ("lag_minutes", "LagMinutes")):
             if row[column] is not None:
                 data.append({"MetricName": name, "Dimensions": dims, "Timestamp": now, "Value": row[column]})
+                # per (env, layer) too: the freshness alarm watches the stalest table of a layer
+                layer_dims = [dims[0], dims[3]]
+                data.append(
+                    {"MetricName": name, "Dimensions": layer_dims, "Timestamp": now, "Value": row[column]}
+                )
     return data
 
 
