@@ -1,0 +1,59 @@
+"""Open the lake by table name in a notebook or `pyspark` shell.
+
+    from northstar.catalog import open_lake
+    spark = open_lake("local")            # or open_lake("dev", conf_dir="conf")
+    spark.table("silver.marketplace_orders").show()
+
+Each Delta table of every configured source is registered as `<layer>.<source>_<table>` (bronze, silver,
+quarantine), the conformed models as `silver.<model>` / `quarantine.<model>`, plus `ops.run_ledger` and
+`ops.landing_files`, as external tables over their paths in the
+session's own in-memory catalog: nothing is written to a shared metastore.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from northstar import delta
+from northstar.config import EnvConfig, list_sources, load_env, load_source
+from northstar.spark import get_spark
+
+
+def table_paths(env: EnvConfig, conf_dir: Path | str | None = None) -> dict[str, str]:
+    """Every table name the lake can have, mapped to its location."""
+    paths = {"ops.run_ledger": env.run_ledger_path, "ops.landing_files": env.landing_log_path}
+    for name in list_sources(conf_dir):
+        for table in load_source(name, conf_dir).tables:
+            paths[f"bronze.{name}_{table}"] = env.bronze_path(name, table)
+            paths[f"silver.{name}_{table}"] = env.silver_path(name, table)
+            paths[f"quarantine.{name}_{table}"] = env.quarantine_path(name, table)
+    from northstar.models.runner import model_path, model_quarantine_path
+    from northstar.models.spec import list_models
+
+    for model in list_models(conf_dir):  # conformed models: silver.orders, quarantine.orders, ...
+        paths[f"silver.{model}"] = model_path(env, model)
+        paths[f"quarantine.{model}"] = model_quarantine_path(env, model)
+    return paths
+
+
+def register_tables(spark: SparkSession, env: EnvConfig, conf_dir: Path | str | None = None) -> list[str]:
+    """Register every existing table as `<layer>.<name>`; returns the names registered."""
+    registered = []
+    for name, path in table_paths(env, conf_dir).items():
+        if not delta.table_exists(spark, path):
+            continue
+        database, table = name.split(".", 1)
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {database}.{table} USING DELTA LOCATION '{path}'")
+        registered.append(name)
+    return registered
+
+
+def open_lake(env_name: str = "local", conf_dir: Path | str | None = None) -> SparkSession:
+    """A session for `env_name` with the lake's tables registered by name."""
+    env = load_env(env_name, conf_dir)
+    spark = get_spark(env, app_name="northstar-notebook")
+    register_tables(spark, env, conf_dir)
+    return spark

@@ -1,0 +1,538 @@
+"""REST API extraction: page through each endpoint, land every page, commit the cursor after it is landed.
+
+`run_extract` runs a full, incremental or backfill extract of a source's `api:` endpoints. Incremental runs
+ask for records whose cursor field (e.g. `updated_at`) is at or after the watermark minus the lookback,
+so late updates are re-read; silver counts the re-read copies as duplicates. Every request goes through
+one rate limiter per API; 429, 5xx, timeouts, connection errors and partial pages are retried with
+exponential backoff and jitter (tenacity). A page is landed, then its manifest written, then the state
+committed: a crash anywhere resumes at the first uncommitted page, which overwrites its own object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urljoin, urlparse
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from northstar.config import ConfigError, EnvConfig, SourceSpec, _expand_env_vars
+from northstar.extract import ExtractError, landing_writer
+from northstar.extract.api_spec import ApiSpec, EndpointSpec
+from northstar.extract.landing_writer import ObjectStore, open_store
+from northstar.extract.ratelimit import BudgetExhausted, Clock, RateLimiter
+from northstar.extract.state import RunProgress, StateStore, TableState, state_key
+from northstar.secrets import Secret, SecretError, resolve
+
+# Points of a page's life where tests inject crashes: fetched -> landed -> manifested -> committed.
+Hook = Callable[[str, str, int], None]
+REQUEST_LOG = "_extract/{source}/_requests.json"
+
+
+class PartialPage(Exception):
+    """The page is incomplete (truncated body, fewer records than it says, a missing next cursor)."""
+
+
+class RetryableStatus(Exception):
+    """429 or 5xx: try again (after Retry-After when the server gave one)."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status}" + (f" (Retry-After {retry_after:g} s)" if retry_after else ""))
+        self.status, self.retry_after = status, retry_after
+
+
+RETRYABLE = (
+    RetryableStatus,
+    PartialPage,
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+@dataclass
+class Page:
+    records: list[dict]
+    next: str | int | None
+    has_more: bool
+    request: dict
+    status: int
+    attempts: int
+
+
+@dataclass
+class TableResult:
+    """What one table's extract did (`status`: done, budget_spent or failed)."""
+
+    table: str
+    status: str = "running"
+    mode: str = ""
+    run_id: str = ""
+    since: str | int | None = None
+    pages: int = 0
+    records: int = 0
+    resumed_at_page: int = 0
+    watermark: str | int | None = None
+    error: str = ""
+
+
+@dataclass
+class ExtractReport:
+    source: str
+    tables: list[TableResult] = field(default_factory=list)
+    requests: int = 0
+    retries: Counter = field(default_factory=Counter)
+    waited_seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return all(t.status == "done" for t in self.tables)
+
+    def format(self) -> str:
+        lines = [
+            f"extract {self.source}: {self.requests} requests, waited {self.waited_seconds:.1f} s for the rate limit"
+        ]
+        if self.retries:
+            lines.append("  retries: " + ", ".join(f"{k} {v}" for k, v in sorted(self.retries.items())))
+        for t in self.tables:
+            resumed = f", resumed at page {t.resumed_at_page + 1}" if t.resumed_at_page else ""
+            lines.append(
+                f"  {t.table:<18} {t.status:<13} {t.mode:<11} pages {t.pages:>5}  records {t.records:>8}"
+                f"  watermark {t.watermark}{resumed}  run {t.run_id}"
+            )
+            if t.error:
+                lines.append(f"    {t.error}")
+        if any(t.status == "budget_spent" for t in self.tables):
+            lines.append(
+                "  request budget spent: state is saved; the next run resumes where this one stopped"
+            )
+        return "\n".join(lines)
+
+
+def shift_cursor(value: str | int, hours: float, fmt: str) -> str | int:
+    """The cursor value `hours` earlier (ISO-8601 text keeps its millisecond `Z` form; unix stays seconds)."""
+    if fmt == "unix":
+        return int(value) - int(hours * 3600)
+    moved = datetime.fromisoformat(str(value).replace("Z", "+00:00")) - timedelta(hours=hours)
+    return moved.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _cursor_max(current, candidate):
+    if candidate is None:
+        return current
+    return candidate if current is None or candidate > current else current
+
+
+def _link_next(header: str | None) -> str | None:
+    """The rel="next" target of an RFC 8288 Link header."""
+    for part in (header or "").split(","):
+        pieces = part.split(";")
+        if len(pieces) > 1 and any(
+            p.strip().replace(" ", "") in ('rel="next"', "rel=next") for p in pieces[1:]
+        ):
+            return pieces[0].strip().strip("<>")
+    return None
+
+
+class ApiClient:
+    """Fetch one page of an endpoint, with the rate limiter, retries and partial-page checks."""
+
+    def __init__(
+        self,
+        api: ApiSpec,
+        base_url: str,
+        limiter: RateLimiter,
+        clock: Clock,
+        token: Secret | None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.api, self.base_url, self.limiter, self.clock = api, base_url.rstrip("/"), limiter, clock
+        self.session = session or requests.Session()
+        self.headers = {"Accept": "application/json", "User-Agent": "northstar-extract/1"}
+        if api.auth and token is not None:
+            prefix = f"{api.auth.scheme} " if api.auth.scheme else ""
+            self.headers[api.auth.header] = prefix + token.value
+        self.retries: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def _count(self, reason: str) -> None:
+        with self._lock:
+            self.retries[reason] += 1
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = wait_exponential_jitter(
+            initial=self.api.retries.initial_seconds,
+            max=self.api.retries.max_seconds,
+            jitter=self.api.retries.initial_seconds,
+        )(state)
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None) or 0
+        return max(backoff, retry_after)
+
+    def fetch(self, table: str, endpoint: EndpointSpec, position, since, until, page_number: int) -> Page:
+        """The page at `position` (None: the first), retried until complete or the retry limit."""
+        attempts = self.api.retries.attempts
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(RETRYABLE),
+            sleep=self.clock.sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    page = self._fetch_once(endpoint, position, since, until)
+                    page.attempts = attempt.retry_state.attempt_number
+                    return page
+        except RETRYABLE as err:
+            raise ExtractError(
+                f"{table}: page {page_number} failed {attempts} times in a row (last: "
+                f"{type(err).__name__}: {err}). Nothing after the last landed page was committed; fix the "
+                "cause (or raise api.retries.attempts) and run the same command again to resume."
+            ) from err
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request(self, endpoint: EndpointSpec, position, since, until) -> tuple[str, dict | None]:
+        limit = endpoint.page_size or self.api.page_size
+        if endpoint.pagination == "link" and position:
+            return str(position), None  # the server's own next link carries every parameter
+        params: dict = dict(endpoint.params)
+        if since is not None:
+            params[endpoint.since_param] = since
+        if until is not None:
+            params[endpoint.until_param] = until
+        style = endpoint.pagination
+        if style == "page":
+            params.update(page=position or 1, per_page=limit)
+        elif style == "offset":
+            params.update(offset=position or 0, limit=limit)
+        else:
+            params["limit"] = limit
+            if position is not None and style == "cursor":
+                params["cursor"] = position
+            if position is not None and style == "stripe":
+                params["starting_after"] = position
+        return self.base_url + endpoint.path, params
+
+    def _fetch_once(self, endpoint: EndpointSpec, position, since, until) -> Page:
+        url, params = self._request(endpoint, position, since, until)
+        slot = self.limiter.acquire()
+        try:
+            response = self.session.get(
+                url, params=params, headers=self.headers, timeout=self.api.timeout_seconds
+            )
+            body = response.content
+        except requests.RequestException as err:
+            self._count(type(err).__name__)
+            raise
+        finally:
+            self.limiter.release(slot)
+        now = self.clock.now()
+        if response.headers.get("X-RateLimit-Remaining") == "0":
+            reset = float(response.headers.get("X-RateLimit-Reset") or self.limiter.per_seconds)
+            self.limiter.pause_until(now + reset)
+        status = response.status_code
+        if status == 429 or status >= 500:
+            retry_after = response.headers.get("Retry-After")
+            seconds = (
+                float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+            )
+            if seconds:
+                self.limiter.pause_until(now + seconds)
+            self._count(f"http_{status}")
+            raise RetryableStatus(status, seconds)
+        if status in (401, 403):
+            raise ExtractError(
+                f"{url}: HTTP {status}: the API refused the credentials from {self.api.auth.secret if self.api.auth else 'no auth'}; "
+                "check the secret holds a valid token"
+            )
+        if status >= 400:
+            raise ExtractError(f"{url}: HTTP {status}: {body[:300].decode(errors='replace')}")
+        request = {"method": "GET", "url": response.url if params is not None else url, "status": status}
+        try:
+            return self._parse(endpoint, position, body, response.headers, request, status)
+        except PartialPage as err:
+            self._count("partial_page")
+            raise PartialPage(f"{err} ({request['url']})") from None
+
+    def _parse(
+        self, endpoint: EndpointSpec, position, body: bytes, headers, request: dict, status: int
+    ) -> Page:
+        limit = endpoint.page_size or self.api.page_size
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise PartialPage(f"body is not complete JSON ({len(body)} bytes; truncated?)") from None
+        records = document.get(endpoint.records_field) if isinstance(document, dict) else None
+        if not isinstance(records, list):
+            raise PartialPage(f"no list of records under {endpoint.records_field!r}")
+        # a record that is not a JSON object is landed as delivered: bronze quarantines it with its raw text
+        count = document.get("count")
+        if isinstance(count, int) and count != len(records):
+            raise PartialPage(f"page says {count} records but holds {len(records)}")
+        style, stated = endpoint.pagination, document.get("has_more")
+        if style == "cursor":
+            next_position = document.get("next_cursor")
+            has_more = bool(stated) if stated is not None else next_position is not None
+        elif style == "page":
+            page, total_pages = position or 1, document.get("total_pages")
+            next_position = page + 1
+            has_more = (
+                bool(stated)
+                if stated is not None
+                else (page < total_pages if isinstance(total_pages, int) else len(records) >= limit)
+            )
+        elif style == "offset":
+            offset, total = position or 0, document.get("total")
+            next_position = offset + limit
+            has_more = (
+                bool(stated)
+                if stated is not None
+                else (offset + limit < total if isinstance(total, int) else len(records) >= limit)
+            )
+        elif style == "link":
+            next_position = _link_next(headers.get("Link"))
+            if next_position:
+                next_position = urljoin(self.base_url + "/", next_position)
+                if urlparse(next_position).netloc != urlparse(self.base_url).netloc:
+                    raise ExtractError(
+                        f"the API's next link {next_position} leaves {self.base_url}; refusing to follow it"
+                    )
+            has_more = bool(stated) if stated is not None else next_position is not None
+        else:  # stripe
+            has_more = bool(stated)
+            last = records[-1] if records else None
+            next_position = last.get(endpoint.id_field) if isinstance(last, dict) else None
+        if has_more and next_position is None:
+            raise PartialPage("the page says more records follow but gives no next cursor")
+        if has_more and len(records) < limit:
+            raise PartialPage(f"short page: {len(records)} of {limit} records while more follow")
+        if has_more and next_position == position:
+            raise ExtractError(
+                f"{request['url']}: the API returned the same next position {position!r} again"
+            )
+        return Page(records, next_position if has_more else None, has_more, request, status, 1)
+
+
+def new_run_id(clock: Clock, mode: str) -> str:
+    stamp = datetime.fromtimestamp(clock.now(), UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{mode}-{os.urandom(3).hex()}"
+
+
+def _start_progress(
+    api: ApiSpec, endpoint: EndpointSpec, state: TableState, run_id_for, start, end, full_refresh
+):
+    if start is not None or end is not None:
+        return RunProgress(run_id_for("backfill"), "backfill", start, end)
+    if full_refresh or state.watermark is None:
+        return RunProgress(run_id_for("full"), "full", None, None)
+    since = shift_cursor(state.watermark, api.lookback_hours, endpoint.cursor_format)
+    return RunProgress(run_id_for("incremental"), "incremental", since, None)
+
+
+def extract_table(
+    source: SourceSpec,
+    table: str,
+    client: ApiClient,
+    store: ObjectStore,
+    *,
+    start=None,
+    end=None,
+    full_refresh: bool = False,
+    hook: Hook | None = None,
+) -> TableResult:
+    """Extract one endpoint into its table's landing folder; returns what it did (raises ExtractError)."""
+    api = source.api
+    endpoint = api.endpoints[table]
+    spec = source.tables[table]
+    folder = spec.landing.strip("/")
+    states = StateStore(store, state_key(folder, start, end) if (start or end) else state_key(folder))
+    state = states.load()
+    result = TableResult(table)
+    progress = state.in_progress
+    if progress is not None and full_refresh and progress.mode != "full":
+        progress = None  # a full refresh replaces an unfinished incremental run (its landed pages stay valid)
+    if progress is None:
+        progress = _start_progress(
+            api, endpoint, state, lambda mode: new_run_id(client.clock, mode), start, end, full_refresh
+        )
+        state.in_progress = progress
+        states.commit(state)
+    else:
+        result.resumed_at_page = progress.page
+    result.mode, result.run_id, result.since = progress.mode, progress.run_id, progress.since
+    hook = hook or (lambda point, table, page: None)
+    while True:
+        number = progress.page + 1
+        if number > api.max_pages_per_run:
+            raise ExtractError(
+                f"{table}: more than max_pages_per_run={api.max_pages_per_run} pages; stopping"
+            )
+        try:
+            page = client.fetch(table, endpoint, progress.next, progress.since, progress.until, number)
+        except BudgetExhausted as err:
+            result.status, result.error, result.watermark = "budget_spent", str(err), state.watermark
+            return result
+        hook("fetched", table, number)
+        records = page.records
+        if endpoint.stamp_field:
+            fetched = (
+                datetime.fromtimestamp(client.clock.now(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            )
+            records = [{**r, endpoint.stamp_field: fetched} for r in records]
+        key = landing_writer.page_key(folder, progress.run_id, number)
+        if records:
+            landed = landing_writer.write_page(store, key, records, redact=spec.redact_card_numbers)
+            hook("landed", table, number)
+            landing_writer.write_manifest(
+                store,
+                landed,
+                {
+                    "source": source.name,
+                    "table": table,
+                    "run_id": progress.run_id,
+                    "page": number,
+                    "request": page.request,
+                    "position": progress.next,
+                    "attempts": page.attempts,
+                    "fetched_at": datetime.fromtimestamp(client.clock.now(), UTC).isoformat(),
+                },
+            )
+            hook("manifested", table, number)
+        progress.page = number
+        progress.records += len(records)
+        for record in records:
+            if isinstance(record, dict):
+                progress.max_cursor = _cursor_max(progress.max_cursor, record.get(endpoint.cursor_field))
+        progress.next = page.next
+        result.pages += 1
+        result.records += len(records)
+        if not page.has_more:
+            if progress.mode != "backfill":  # a backfill window never moves the incremental watermark
+                state.watermark = _cursor_max(state.watermark, progress.max_cursor)
+            state.history = [
+                *state.history[-9:],
+                {
+                    "run_id": progress.run_id,
+                    "mode": progress.mode,
+                    "since": progress.since,
+                    "until": progress.until,
+                    "pages": progress.page,
+                    "records": progress.records,
+                    "max_cursor": progress.max_cursor,
+                },
+            ]
+            state.last_run_id, state.in_progress = progress.run_id, None
+            state.last_finished_at = datetime.fromtimestamp(client.clock.now(), UTC).isoformat()
+            state.runs_finished += 1
+        states.commit(state)
+        hook("committed", table, number)
+        if not page.has_more:
+            result.status, result.watermark = "done", state.watermark
+            return result
+
+
+def run_extract(
+    env: EnvConfig,
+    source: SourceSpec,
+    tables: list[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    full_refresh: bool = False,
+    *,
+    max_requests: int | None = None,
+    clock: Clock | None = None,
+    hook: Hook | None = None,
+    store: ObjectStore | None = None,
+    session: requests.Session | None = None,
+) -> ExtractReport:
+    """Extract the source's API endpoints (all, or `tables`) into the env's landing zone.
+
+    Incremental by default (the whole history on the first run); `full_refresh` re-reads everything;
+    `start`/`end` extract that window of the cursor field (a backfill, resumable, never moving the
+    watermark). `max_requests` caps this run's requests: when spent, the run stops cleanly with its state
+    saved and `report.complete` False. Raises ExtractError when an endpoint fails for good (other
+    endpoints finish first; every state stays at its last landed page).
+    """
+    api = source.api
+    if api is None:
+        raise ConfigError(f"source {source.name} has no api: section; add one (see docs/api-sources.md)")
+    if full_refresh and (start or end):
+        raise ConfigError("--full-refresh and --start/--end do not go together: pick one")
+    chosen = tables or list(api.endpoints)
+    unknown = [t for t in chosen if t not in api.endpoints]
+    if unknown:
+        raise ConfigError(
+            f"source {source.name} has no API endpoint for {', '.join(unknown)} (endpoints: {', '.join(api.endpoints)})"
+        )
+    try:
+        base_url = _expand_env_vars(api.base_url)
+    except KeyError as err:
+        raise ConfigError(
+            f"source {source.name}: api.base_url uses ${{{err.args[0]}}}, which is not set"
+        ) from None
+    try:
+        token = resolve(api.auth.secret) if api.auth else None
+    except SecretError as err:
+        raise ConfigError(str(err)) from None
+    clock = clock or Clock()
+    store = store or open_store(env.landing)
+    limiter = RateLimiter(
+        api.rate_limit.requests,
+        api.rate_limit.per_seconds,
+        clock=clock,
+        max_wait_seconds=api.rate_limit.max_wait_seconds,
+        max_requests=max_requests,
+    )
+    log_key = REQUEST_LOG.format(source=source.name)
+    previous = store.get(log_key)
+    if previous:
+        limiter.preload(json.loads(previous).get("stamps", []))
+    log_lock = threading.Lock()
+
+    def save_request_log() -> None:
+        """Every request is in the log before it is sent, so a killed run's requests still count next time."""
+        with log_lock:
+            stamps = limiter.recent_stamps(in_flight_for=api.timeout_seconds)
+            store.put(log_key, json.dumps({"stamps": stamps}).encode())
+
+    limiter.on_acquire = save_request_log
+    client = ApiClient(api, base_url, limiter, clock, token, session)
+    report = ExtractReport(source.name)
+
+    def one(table: str) -> TableResult:
+        try:
+            return extract_table(
+                source, table, client, store, start=start, end=end, full_refresh=full_refresh, hook=hook
+            )
+        except ExtractError as err:
+            return TableResult(table, status="failed", error=str(err))
+
+    try:
+        with ThreadPoolExecutor(
+            max_workers=min(api.workers, len(chosen)), thread_name_prefix="extract"
+        ) as pool:
+            report.tables = list(pool.map(one, chosen))
+    finally:
+        save_request_log()
+        report.requests, report.retries, report.waited_seconds = (
+            limiter.sent,
+            client.retries,
+            limiter.waited_seconds,
+        )
+    failed = [t for t in report.tables if t.status == "failed"]
+    if failed:
+        raise ExtractError(
+            f"{len(failed)} of {len(report.tables)} endpoints failed; each one's state stays at its last "
+            "landed page, so the same command resumes once the cause is fixed\n" + report.format()
+        )
+    return report

@@ -1,0 +1,1 @@
+"""Seeded generators of realistic source data for the demo, tests and benchmarks."""

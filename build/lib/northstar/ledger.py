@@ -1,0 +1,118 @@
+"""The run ledger: one row per job run in a Delta table (`ops.run_ledger`), with the run's accounting.
+
+Every row satisfies records_read = records_written + records_duplicate + records_quarantined.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from northstar import delta
+from northstar.config import EnvConfig
+
+LEDGER_SCHEMA = (
+    "run_id string, job string, env string, source string, table_name string, layer string, status string, "
+    "window_start timestamp, window_end timestamp, input_version_start bigint, input_version_end bigint, "
+    "records_read bigint, records_written bigint, records_duplicate bigint, records_quarantined bigint, "
+    "details map<string,bigint>, delta_versions map<string,bigint>, started_at timestamp, ended_at timestamp, "
+    "error string"
+)
+
+SUCCESS, NOOP, FAILED = "success", "noop", "failed"
+
+
+def new_run_id(layer: str) -> str:
+    """Sortable and unique: <layer>-<UTC time>-<random>."""
+    return f"{layer}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class LedgerEntry:
+    """What one run of one job did to one table."""
+
+    run_id: str
+    job: str
+    env: str
+    source: str
+    table_name: str
+    layer: str
+    status: str = SUCCESS
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    input_version_start: int | None = None
+    input_version_end: int | None = None
+    records_read: int = 0
+    records_written: int = 0
+    records_duplicate: int = 0
+    records_quarantined: int = 0
+    details: dict[str, int] = field(default_factory=dict)
+    delta_versions: dict[str, int] = field(default_factory=dict)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    ended_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def balanced(self) -> bool:
+        return self.records_read == self.records_written + self.records_duplicate + self.records_quarantined
+
+    def check_balanced(self) -> None:
+        """Refuse to record a run whose counts do not add up: that is a pipeline bug, not a data problem."""
+        if not self.balanced:
+            raise AccountingError(
+                f"{self.layer} run {self.run_id} for {self.source}.{self.table_name}: read {self.records_read} "
+                f"!= written {self.records_written} + duplicate {self.records_duplicate} + quarantined "
+                f"{self.records_quarantined}. Records were lost or double counted; nothing was published to the "
+                "ledger as success. Report this as a pipeline bug with the run id."
+            )
+
+
+class AccountingError(RuntimeError):
+    """records_read != records_written + records_duplicate + records_quarantined."""
+
+
+def append(spark: SparkSession, env: EnvConfig, entry: LedgerEntry) -> None:
+    entry.ended_at = entry.ended_at or datetime.now(UTC)
+    row = asdict(entry)
+    frame = spark.createDataFrame([row], LEDGER_SCHEMA)
+    frame.write.format("delta").mode("append").save(env.run_ledger_path)
+
+
+@contextmanager
+def recorded(spark: SparkSession, env: EnvConfig, entry: LedgerEntry) -> Iterator[LedgerEntry]:
+    """Run the body, then write `entry` to the ledger: checked for balance on success, `failed` on error."""
+    try:
+        yield entry
+        entry.check_balanced()
+    except BaseException as err:
+        entry.status = FAILED
+        entry.error = f"{type(err).__name__}: {err}"[:4000]
+        append(spark, env, entry)
+        raise
+    append(spark, env, entry)
+
+
+def read(spark: SparkSession, env: EnvConfig) -> DataFrame:
+    if not delta.table_exists(spark, env.run_ledger_path):
+        return spark.createDataFrame([], LEDGER_SCHEMA)
+    return spark.read.format("delta").load(env.run_ledger_path)
+
+
+def last_input_version(
+    spark: SparkSession, env: EnvConfig, layer: str, source: str, table: str
+) -> int | None:
+    """The highest input version a successful run of this layer has consumed (None if it never ran)."""
+    row = (
+        read(spark, env)
+        .where((F.col("layer") == layer) & (F.col("source") == source) & (F.col("table_name") == table))
+        .where(F.col("status").isin(SUCCESS, NOOP))
+        .agg(F.max("input_version_end").alias("version"))
+        .first()
+    )
+    return row["version"] if row else None

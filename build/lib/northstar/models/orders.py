@@ -1,0 +1,220 @@
+"""The conformed orders model (silver.orders): one row per (source_system, order_id), its latest version.
+
+Statuses are mapped to ACCEPTED_STATUSES, amounts are decimal(18,2) with an ISO 4217 currency, times are UTC
+instants, line items are array<struct<line_id, sku, quantity, unit_price, discount_amount>>, and the customer
+is a keyed token (HMAC-SHA256 of `<source_system>:<customer_id>`): no name, email, phone or address.
+A row that cannot be conformed carries `_reason`/`_reason_detail` and goes to quarantine.orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from northstar.models import common as c
+
+KEY = ["source_system", "order_id"]
+ORDERING = ["updated_at"]  # then the silver record hash, as in silver
+ACCEPTED_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled", "returned")
+
+LINE_ITEM = T.StructType(
+    [
+        T.StructField("line_id", T.StringType()),
+        T.StructField("sku", T.StringType()),
+        T.StructField("quantity", T.IntegerType()),
+        T.StructField("unit_price", c.AMOUNT),
+        T.StructField("discount_amount", c.AMOUNT),
+    ]
+)
+LINE_ITEMS = T.ArrayType(LINE_ITEM)
+AMOUNTS = ("subtotal_amount", "tax_amount", "shipping_amount", "discount_amount", "total_amount")
+COLUMNS = [
+    "source_system",
+    "order_id",
+    "status",
+    "source_status",
+    "customer_token",
+    "ship_to_country",
+    "sales_channel",
+    "fulfillment_channel",
+    "currency",
+    *AMOUNTS,
+    "line_items",
+    "item_count",
+    "created_at",
+    "updated_at",
+    "_source_table",
+    c.RECORD_HASH,
+    c.LANDING_FILE,
+]
+
+
+def _line_items(frame: DataFrame) -> Column:
+    """`line_items` as LINE_ITEMS whatever fields the delivered elements have (missing ones are null)."""
+    delivered = c.field_type(frame.schema, "line_items")
+    if not isinstance(delivered, T.ArrayType) or not isinstance(delivered.elementType, T.StructType):
+        return F.array().cast(LINE_ITEMS)
+    element = delivered.elementType
+
+    def get(x: Column, name: str, cast: str) -> Column:
+        return x[name].try_cast(cast) if name in element.fieldNames() else F.lit(None).cast(cast)
+
+    discounts = c.field_type(element, "discounts")
+    has_amounts = (
+        isinstance(discounts, T.ArrayType)
+        and isinstance(discounts.elementType, T.StructType)
+        and "amount" in discounts.elementType.fieldNames()
+    )
+
+    def discount(x: Column) -> Column:
+        if not has_amounts:
+            return F.lit(0).cast(c.AMOUNT_SQL)
+        return F.aggregate(
+            F.coalesce(x["discounts"], F.array().cast(discounts)),
+            F.lit(0).cast(c.AMOUNT_SQL),
+            lambda total, d: (total + c.amount(d["amount"].cast("string"))).try_cast(c.AMOUNT_SQL),
+        )
+
+    def unit_price(x: Column) -> Column:
+        if "unit_price" not in element.fieldNames():
+            return F.lit(None).cast(c.AMOUNT_SQL)
+        return c.amount(x["unit_price"].cast("string"))
+
+    return F.transform(
+        F.coalesce(F.col("line_items"), F.array().cast(delivered)),
+        lambda x: F.struct(
+            get(x, "line_id", "string").alias("line_id"),
+            get(x, "sku", "string").alias("sku"),
+            get(x, "quantity", "int").alias("quantity"),
+            unit_price(x).alias("unit_price"),
+            discount(x).alias("discount_amount"),
+        ),
+    ).cast(LINE_ITEMS)
+
+
+def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
+    """The marketplace partner's orders (conf/sources/marketplace.yaml) -> conformed orders.
+
+    Drift handled: `shipping_fee` a number (API v1) or an object {amount, currency} (v2, kept by bronze in
+    `_rescued_data`); `fulfillment` present only from v2 on; `totals.discount` used when the partner sends it.
+    Soft cases: no customer -> null token; missing tax/shipping/discount -> 0.00; no line items -> [].
+    """
+    f = silver
+    currency = c.currency_code(c.column_or_null(f, "currency"))
+    texts = {
+        "subtotal": c.delivered_text(f, "totals.subtotal"),
+        "tax": c.delivered_text(f, "totals.tax"),
+        "shipping_fee": F.coalesce(
+            c.delivered_text(f, "shipping_fee.amount"), c.delivered_text(f, "shipping_fee")
+        ),
+        "discount": c.delivered_text(f, "totals.discount"),
+        "total": c.delivered_text(f, "totals.total"),
+    }
+    shipping_currency = c.currency_code(c.delivered_text(f, "shipping_fee.currency"))
+    # stage the values the checks and outputs share, so each is computed once per row
+    f = f.withColumns(
+        {
+            **{f"__text_{name}": text for name, text in texts.items()},
+            "__items": _line_items(f),
+            "__currency": currency,
+            "__shipping_currency": shipping_currency,
+        }
+    )
+    f = f.withColumns({f"__amount_{name}": c.amount(F.col(f"__text_{name}")) for name in texts})
+    texts = {name: F.col(f"__text_{name}") for name in texts}
+    currency, shipping_currency, items = F.col("__currency"), F.col("__shipping_currency"), F.col("__items")
+    source_status = c.column_or_null(f, "status")
+    status = c.mapped_status(source_status, ctx.status_map)
+    customer_id = c.column_or_null(f, "customer.customer_id")
+    if ctx.token_key is None:
+        raise ValueError("the orders model needs a token key (customer_token_key in conf/models/orders.yaml)")
+    token = F.when(
+        customer_id.isNotNull(),
+        c.keyed_token(F.concat_ws(":", F.lit(ctx.source_system), customer_id), ctx.token_key),
+    )
+    created, updated = c.utc_timestamp(f, "created_at"), c.utc_timestamp(f, "updated_at")
+    bad_time = c.unparseable_time(f, "created_at") | c.unparseable_time(f, "updated_at")
+    bad_amounts = [
+        (name, text.isNotNull() & F.col(f"__amount_{name}").isNull()) for name, text in texts.items()
+    ]
+    bad_line = F.exists(
+        items,
+        lambda i: (
+            i["sku"].isNull()
+            | F.coalesce(i["quantity"] <= 0, F.lit(True))
+            | i["unit_price"].isNull()
+            | i["discount_amount"].isNull()
+        ),
+    )
+    reason, detail = c.first_problem(
+        [
+            (bad_time, c.UNPARSEABLE_TIMESTAMP, "created_at or updated_at is not an ISO-8601 time"),
+            (created.isNull() | updated.isNull(), c.MISSING_REQUIRED, "created_at or updated_at is missing"),
+            c.status_check(status, source_status, "orders"),
+            c.currency_check(currency, ctx.currencies),
+            (
+                shipping_currency.isNotNull() & (shipping_currency != currency),
+                c.CURRENCY_MISMATCH,
+                F.concat(
+                    F.lit("shipping_fee.currency "),
+                    shipping_currency,
+                    F.lit(" differs from the order's "),
+                    currency,
+                ),
+            ),
+            (
+                texts["subtotal"].isNull() | texts["total"].isNull(),
+                c.MISSING_REQUIRED,
+                "totals.subtotal or totals.total is missing",
+            ),
+            (
+                reduce(lambda a, b: a | b, [flag for _, flag in bad_amounts]),
+                c.UNPARSEABLE_AMOUNT,
+                F.concat(F.lit("not an amount with at most 2 decimals: "), c.names_of(bad_amounts)),
+            ),
+            (
+                bad_line,
+                c.INVALID_LINE_ITEM,
+                "a line item has no sku, no positive quantity, or an unparseable unit_price/discount",
+            ),
+        ]
+    )
+
+    def money(name: str, default_zero: bool) -> Column:
+        value = F.col(f"__amount_{name}")
+        return F.coalesce(value, F.lit(0).cast(c.AMOUNT_SQL)) if default_zero else value
+
+    return c.conformed_select(
+        f,
+        {
+            "source_system": F.lit(ctx.source_system),
+            "order_id": F.col("order_id").cast("string"),
+            "status": status,
+            "source_status": source_status,
+            "customer_token": token,
+            "ship_to_country": F.upper(c.column_or_null(f, "customer.shipping_address.country")),
+            "sales_channel": c.column_or_null(f, "channel"),
+            "fulfillment_channel": c.column_or_null(f, "fulfillment.channel"),
+            "currency": currency,
+            "subtotal_amount": money("subtotal", False),
+            "tax_amount": money("tax", True),
+            "shipping_amount": money("shipping_fee", True),
+            "discount_amount": money("discount", True),
+            "total_amount": money("total", False),
+            "line_items": items,
+            "item_count": F.size(items),
+            "created_at": created,
+            "updated_at": updated,
+            **c.lineage(f, ctx.source_table),
+            c.REASON: reason,
+            c.REASON_DETAIL: detail,
+        },
+    )
+
+
+# Mappings a conf/models/orders.yaml input may name. A second order source with a different shape adds one.
+MAPPINGS: dict[str, Callable[[DataFrame, c.MappingContext], DataFrame]] = {"partner_orders": partner_orders}

@@ -1,0 +1,128 @@
+"""Model definitions: conf/models/<model>.yaml names the silver inputs, the mapping and the status map.
+
+A second source for a model is one more entry under `inputs` (plus a mapping function when its shape differs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from northstar.config import (
+    ConfigError,
+    Identifier,
+    _format_validation_error,
+    _read_yaml,
+    default_conf_dir,
+)
+from northstar.models import common, orders, refunds
+from northstar.secrets import check_reference
+
+# The models this code knows: their conformed shape and the mappings their inputs may name.
+MODULES = {"orders": orders, "refunds": refunds}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelInput(_Strict):
+    """One silver table feeding a model."""
+
+    source: Identifier = Field(description="conf/sources/<source>.yaml")
+    table: Identifier = Field(description="the source's table: silver.<source>_<table>")
+    mapping: str = Field(description="the mapping function in northstar.models.<model> (MAPPINGS)")
+    source_system: Identifier | None = Field(
+        default=None, description="value of source_system (default: source)"
+    )
+    status_map: dict[str, str] = Field(
+        min_length=1, description="source status (lower case) -> accepted status"
+    )
+
+    @field_validator("status_map")
+    @classmethod
+    def _lower_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k.strip().lower(): v for k, v in value.items()}
+
+    @property
+    def system(self) -> str:
+        return self.source_system or self.source
+
+
+class ModelSpec(_Strict):
+    """A conformed model and its inputs."""
+
+    name: Identifier
+    description: str = ""
+    owner: str = ""
+    customer_token_key: str | None = Field(
+        default=None, description="secret reference of the customer-token key (env:NAME or secretsmanager:ID)"
+    )
+    currencies: list[str] | None = Field(default=None, description="accepted ISO 4217 codes (default: all)")
+    inputs: list[ModelInput] = Field(min_length=1)
+
+    @field_validator("customer_token_key")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        return None if value is None else check_reference(value)
+
+    @field_validator("currencies")
+    @classmethod
+    def _iso(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        value = [v.strip().upper() for v in value]
+        unknown = sorted(set(value) - common.ISO_4217)
+        if unknown:
+            raise ValueError(f"not ISO 4217 currency codes: {', '.join(unknown)}")
+        return value
+
+    @model_validator(mode="after")
+    def _known(self) -> ModelSpec:
+        if self.name not in MODULES:
+            raise ValueError(
+                f"no model named {self.name!r} in northstar.models (known: {', '.join(MODULES)})"
+            )
+        module = MODULES[self.name]
+        for n, item in enumerate(self.inputs):
+            if item.mapping not in module.MAPPINGS:
+                raise ValueError(
+                    f"inputs.{n}.mapping: unknown mapping {item.mapping!r} for {self.name} "
+                    f"(known: {', '.join(module.MAPPINGS)})"
+                )
+            wrong = sorted({v for v in item.status_map.values() if v not in module.ACCEPTED_STATUSES})
+            if wrong:
+                raise ValueError(
+                    f"inputs.{n}.status_map maps to {', '.join(wrong)}, not in the accepted statuses of "
+                    f"{self.name}: {', '.join(module.ACCEPTED_STATUSES)}"
+                )
+        for attribute in ("source", "system"):
+            values = [getattr(i, attribute) for i in self.inputs]
+            if len(values) != len(set(values)):
+                raise ValueError(f"two inputs share a {attribute.replace('system', 'source_system')}")
+        return self
+
+    @property
+    def accepted_currencies(self) -> frozenset[str]:
+        return frozenset(self.currencies) if self.currencies else common.ISO_4217
+
+
+def list_models(conf_dir: Path | str | None = None) -> list[str]:
+    conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
+    return sorted(p.stem for p in (conf_dir / "models").glob("*.yaml"))
+
+
+def load_model(name: str, conf_dir: Path | str | None = None) -> ModelSpec:
+    """Load conf/models/<name>.yaml (${VAR} and ${VAR:-default} expanded from the environment)."""
+    conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
+    path = conf_dir / "models" / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(list_models(conf_dir)) or "none"
+        raise ConfigError(f"{path}: no such model file (models in {conf_dir / 'models'}: {known}; or 'all')")
+    data = _read_yaml(path, expand_env=True)
+    data.setdefault("name", path.stem)
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(path, "model", err)) from None

@@ -1,0 +1,92 @@
+"""Quarantine tables: one Delta table per source table, holding every rejected record with its reason.
+
+Nothing is dropped silently: a record that cannot go on is written here with the raw record, the reason,
+the run that rejected it and where it came from.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from northstar import delta
+
+QUARANTINE_COLUMNS = [
+    "run_id",
+    "layer",
+    "source",
+    "table_name",
+    "reason",
+    "reason_detail",
+    "raw_record",
+    "landing_file",
+    "record_hash",
+    "quarantined_at",
+]
+
+# Reason codes (the `reason` column); `reason_detail` says what exactly was wrong.
+MALFORMED = "malformed_record"
+NULL_KEY = "null_primary_key"
+NULL_ORDERING = "null_ordering_value"
+MISSING_REQUIRED = "missing_required_value"
+INVALID_CHANGE = "invalid_change_event"
+
+
+def quarantine_rows(
+    rejected: DataFrame,
+    *,
+    run_id: str,
+    layer: str,
+    source: str,
+    table: str,
+    reason: Column | str,
+    reason_detail: Column | str,
+    raw_record: Column,
+    landing_file: Column,
+    record_hash: Column,
+    quarantined_at: Column,
+) -> DataFrame:
+    """Shape rejected records into the quarantine table's columns."""
+
+    def as_column(value: Column | str) -> Column:
+        return F.lit(value) if isinstance(value, str) else value
+
+    return rejected.select(
+        F.lit(run_id).alias("run_id"),
+        F.lit(layer).alias("layer"),
+        F.lit(source).alias("source"),
+        F.lit(table).alias("table_name"),
+        as_column(reason).alias("reason"),
+        as_column(reason_detail).alias("reason_detail"),
+        raw_record.alias("raw_record"),
+        landing_file.alias("landing_file"),
+        record_hash.alias("record_hash"),
+        quarantined_at.alias("quarantined_at"),
+    )
+
+
+def write_once(
+    spark: SparkSession,
+    rejected: DataFrame,
+    path: str,
+    *,
+    app_id: str,
+    window_version: int,
+    replace_where: str | None = None,
+) -> int | None:
+    """Write one window's rejected rows to a quarantine table exactly once.
+
+    Incremental (`replace_where` None): an append keyed to (`app_id`, `window_version`) with Delta's
+    idempotent writes (txnAppId / txnVersion), so a retry of the same window is skipped by Delta. Full
+    refresh: replace the rows matching `replace_where`. Returns the version written, or None when Delta
+    skipped the append because an earlier attempt at this window already wrote it.
+    """
+    writer = rejected.write.format("delta")
+    if replace_where is not None:
+        writer = writer.mode("overwrite").option("replaceWhere", replace_where)
+    else:
+        writer = writer.mode("append").option("txnAppId", app_id).option("txnVersion", window_version)
+    before = delta.latest_version(spark, path)
+    writer.save(path)
+    version = delta.latest_version(spark, path)
+    return None if version == before else version

@@ -1,0 +1,74 @@
+"""Change-data-capture events -> one row per event with the table's columns and `_cdc_op` (I, U or D).
+
+AWS DMS writes rows with an `Op` column (I/U/D; a full load has none) and the table's columns.
+Debezium writes envelopes: `before`, `after`, `op` (c/r/u/d), `ts_ms` and `source` (with `lsn`); the row
+is `after`, or `before` for a delete. Its ordering values come out as `_cdc_ts_ms` and `_cdc_lsn`, so a
+table can order by `[_cdc_ts_ms, _cdc_lsn]`: equal timestamps are broken by the log position.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from northstar.config import CdcSpec
+
+OP = "_cdc_op"
+DELETED = "_deleted"
+INSERT, UPDATE, DELETE = "I", "U", "D"
+
+_DEBEZIUM_OPS = {"c": INSERT, "r": INSERT, "u": UPDATE, "d": DELETE}
+_DEBEZIUM_ENVELOPE = ["before", "after", "op", "ts_ms", "source", "transaction", "payload", "schema"]
+
+
+def normalize_dms(events: DataFrame, op_column: str = "Op") -> DataFrame:
+    """DMS rows: the `Op` column becomes `_cdc_op` (a full-load row without one is an insert)."""
+    if op_column not in events.columns:
+        return events.withColumn(OP, F.lit(INSERT))
+    op = F.upper(F.trim(F.col(op_column)))
+    return events.withColumn(OP, F.when(op.isin(INSERT, UPDATE, DELETE), op)).drop(op_column)
+
+
+def normalize_debezium(events: DataFrame) -> DataFrame:
+    """Debezium envelopes (optionally wrapped in `payload`): the row image's columns, `_cdc_op`,
+    `_cdc_ts_ms` and `_cdc_lsn`, next to the lineage columns the events already carry."""
+    if "payload" in events.columns and "op" not in events.columns:
+        lineage = [c for c in events.columns if c.startswith("_")]
+        events = events.select("payload.*", *lineage)
+    op = F.col("op")
+    images = {
+        name: events.schema[name].dataType.fieldNames() if name in events.columns else []
+        for name in ("before", "after")
+    }
+    fields = list(dict.fromkeys(images["after"] + images["before"]))
+
+    def image_field(name: str) -> F.Column:
+        # a batch may lack `before` (all inserts) or `after` (all deletes), or carry a key-only `before`
+        before = F.col("before").getField(name) if name in images["before"] else F.lit(None)
+        after = F.col("after").getField(name) if name in images["after"] else F.lit(None)
+        return F.when(op == "d", before).otherwise(after).alias(name)
+
+    mapping = F.create_map(*[F.lit(x) for pair in _DEBEZIUM_OPS.items() for x in pair])
+    source_fields = events.schema["source"].dataType.fieldNames() if "source" in events.columns else []
+    lineage = [c for c in events.columns if c.startswith("_")]
+    return events.select(
+        *[image_field(f) for f in fields],
+        mapping[op].alias(OP),
+        F.col("ts_ms").cast("long").alias("_cdc_ts_ms"),
+        (F.col("source.lsn").cast("long") if "lsn" in source_fields else F.lit(None).cast("long")).alias(
+            "_cdc_lsn"
+        ),
+        *lineage,
+    )
+
+
+def normalize(events: DataFrame, cdc: CdcSpec) -> DataFrame:
+    """Events of either format as rows with `_cdc_op`; an unknown op leaves `_cdc_op` null (quarantined)."""
+    if cdc.format == "dms":
+        return normalize_dms(events, cdc.op_column)
+    return normalize_debezium(events)
+
+
+def with_deleted_flag(rows: DataFrame) -> DataFrame:
+    """`_deleted`: true for a delete event; the flag silver keeps under soft deletes."""
+    return rows.withColumn(DELETED, F.col(OP) == F.lit(DELETE))

@@ -1,0 +1,314 @@
+"""Schema contract and drift: decide each column's target type, and conform a batch to it without losing values.
+
+`plan_columns` compares what a batch delivered (its inferred schema) with the contract and the table's
+existing schema, applying the table's drift policy (evolve / rescue / fail). `conform` turns that plan
+into columns: values that fit are cast, values that do not are kept as JSON in `_rescued_data`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from northstar.config import TableSpec
+
+RESCUED = "_rescued_data"
+
+_ATOMIC = {
+    "string": T.StringType(),
+    "boolean": T.BooleanType(),
+    "tinyint": T.ByteType(),
+    "smallint": T.ShortType(),
+    "int": T.IntegerType(),
+    "bigint": T.LongType(),
+    "float": T.FloatType(),
+    "double": T.DoubleType(),
+    "date": T.DateType(),
+    "timestamp": T.TimestampType(),
+}
+_NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
+_COMPLEX = (T.StructType, T.ArrayType, T.MapType)
+
+
+class SchemaDriftError(ValueError):
+    """The batch's schema changed and the table's drift policy is `fail`."""
+
+
+def contract_type(type_name: str) -> T.DataType | None:
+    """The Spark type for a contract type name; None for struct/array/map (keep the delivered shape)."""
+    if type_name in _ATOMIC:
+        return _ATOMIC[type_name]
+    if type_name.startswith("decimal"):
+        precision, scale = (int(x) for x in type_name[type_name.index("(") + 1 : -1].split(","))
+        return T.DecimalType(precision, scale)
+    return None
+
+
+def merge_types(current: T.DataType, incoming: T.DataType, add_fields: bool = True) -> T.DataType:
+    """`current` widened with what `incoming` adds: new struct fields appended (if add_fields), current leaf
+    types kept on conflict so the table's types never change under its readers."""
+    if isinstance(current, T.StructType) and isinstance(incoming, T.StructType):
+        incoming_by_name = {f.name: f for f in incoming.fields}
+        fields = [
+            T.StructField(
+                f.name, merge_types(f.dataType, incoming_by_name[f.name].dataType, add_fields), True
+            )
+            if f.name in incoming_by_name
+            else f
+            for f in current.fields
+        ]
+        if add_fields:
+            known = {f.name for f in current.fields}
+            fields += [
+                T.StructField(f.name, f.dataType, True) for f in incoming.fields if f.name not in known
+            ]
+        return T.StructType(fields)
+    if isinstance(current, T.ArrayType) and isinstance(incoming, T.ArrayType):
+        return T.ArrayType(merge_types(current.elementType, incoming.elementType, add_fields), True)
+    return current
+
+
+def compatible(delivered: T.DataType, target: T.DataType) -> bool:
+    """True when values of `delivered` can be expected to fit `target` (JSON has no dates, so strings fit them)."""
+    if delivered == target:
+        return True
+    if isinstance(target, _NUMERIC) and isinstance(delivered, _NUMERIC):
+        return True
+    if isinstance(target, (T.StringType, T.DateType, T.TimestampType)) and isinstance(
+        delivered, T.StringType
+    ):
+        return True
+    if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
+        target_by_name = {f.name: f.dataType for f in target.fields}
+        return all(
+            f.name in target_by_name and compatible(f.dataType, target_by_name[f.name])
+            for f in delivered.fields
+        )
+    if isinstance(target, T.ArrayType) and isinstance(delivered, T.ArrayType):
+        return compatible(delivered.elementType, target.elementType)
+    if isinstance(target, T.MapType) and isinstance(delivered, T.MapType):
+        return compatible(delivered.valueType, target.valueType)
+    return False
+
+
+_INTEGRAL_DIGITS = {T.ByteType: 3, T.ShortType: 5, T.IntegerType: 10, T.LongType: 19}
+_INTEGRAL_RANK = [T.ByteType, T.ShortType, T.IntegerType, T.LongType]
+
+
+def lossless(delivered: T.DataType, target: T.DataType) -> bool:
+    """True when every value of `delivered` is represented exactly in `target`, so no check per row is needed."""
+    if delivered == target:
+        return True
+    d, t = type(delivered), type(target)
+    if d in _INTEGRAL_DIGITS and t in _INTEGRAL_DIGITS:
+        return _INTEGRAL_RANK.index(d) <= _INTEGRAL_RANK.index(t)
+    if d in _INTEGRAL_DIGITS and t is T.DoubleType:
+        return d is not T.LongType
+    if d in _INTEGRAL_DIGITS and t is T.DecimalType:
+        return target.precision - target.scale >= _INTEGRAL_DIGITS[d]
+    if d is T.FloatType and t is T.DoubleType:
+        return True
+    if d is T.DecimalType and t is T.DecimalType:
+        return target.scale >= delivered.scale and (
+            target.precision - target.scale >= delivered.precision - delivered.scale
+        )
+    if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
+        target_by_name = {f.name: f.dataType for f in target.fields}
+        return all(
+            f.name in target_by_name and lossless(f.dataType, target_by_name[f.name])
+            for f in delivered.fields
+        )
+    if isinstance(target, T.ArrayType) and isinstance(delivered, T.ArrayType):
+        return lossless(delivered.elementType, target.elementType)
+    if isinstance(target, T.MapType) and isinstance(delivered, T.MapType):
+        return lossless(delivered.keyType, target.keyType) and lossless(delivered.valueType, target.valueType)
+    return False
+
+
+def describe_change(delivered: T.DataType, target: T.DataType, path: str) -> list[str]:
+    """Human-readable list of what differs, naming nested fields by dot path."""
+    if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
+        target_by_name = {f.name: f.dataType for f in target.fields}
+        changes = []
+        for f in delivered.fields:
+            if f.name not in target_by_name:
+                changes.append(f"new field {path}.{f.name} ({f.dataType.simpleString()})")
+            else:
+                changes += describe_change(f.dataType, target_by_name[f.name], f"{path}.{f.name}")
+        return changes
+    if isinstance(target, T.ArrayType) and isinstance(delivered, T.ArrayType):
+        return describe_change(delivered.elementType, target.elementType, f"{path}[]")
+    if compatible(delivered, target):
+        return []
+    return [f"{path} changed type from {target.simpleString()} to {delivered.simpleString()}"]
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """What to do with one column of a batch."""
+
+    name: str
+    delivered: T.DataType | None  # None: the batch does not have this column
+    target: T.DataType | None  # None: not kept as a column (rescued whole)
+
+    @property
+    def rescued_whole(self) -> bool:
+        return self.delivered is not None and self.target is None
+
+
+def plan_columns(spec: TableSpec, delivered: T.StructType, existing: T.StructType | None) -> list[ColumnPlan]:
+    """Decide the target type of every column, applying the table's drift policy.
+
+    `existing` is the table's current data schema (lineage columns left out), None before its first write.
+
+    A column is new when neither the contract nor the existing table has it. Under `evolve` it is added,
+    under `rescue` its values go to `_rescued_data`, under `fail` the run stops naming it.
+    """
+    existing_types = {f.name: f.dataType for f in (existing.fields if existing else [])}
+    delivered_types = {f.name: f.dataType for f in delivered.fields}
+    declared = {c.name: c for c in spec.columns or []}
+    first_batch_defines = not declared and not existing_types
+    plans: list[ColumnPlan] = []
+    drift: list[str] = []
+
+    for name, column in declared.items():
+        fixed = contract_type(column.type)
+        got = delivered_types.get(name)
+        if fixed is not None:
+            target = fixed
+        else:
+            base = existing_types.get(name) or got
+            target = (
+                merge_types(base, got, spec.drift == "evolve")
+                if base is not None and got is not None
+                else base
+            )
+            if got is not None and not isinstance(got, _COMPLEX):
+                target = existing_types.get(name)  # a scalar where a nested value is declared: rescue it
+        if got is not None:
+            drift += (
+                describe_change(got, target, name)
+                if target is not None
+                else [f"{name} changed type from {column.type} to {got.simpleString()}"]
+            )
+        plans.append(ColumnPlan(name, got, target))
+
+    for name, got in delivered_types.items():
+        if name in declared:
+            continue
+        if name in existing_types:
+            target = merge_types(existing_types[name], got, spec.drift == "evolve")
+            drift += describe_change(got, existing_types[name], name)
+            plans.append(ColumnPlan(name, got, target))
+        elif first_batch_defines or spec.drift == "evolve":
+            if not first_batch_defines:
+                drift.append(f"new column {name} ({got.simpleString()})")
+            plans.append(ColumnPlan(name, got, got))
+        else:
+            drift.append(f"new column {name} ({got.simpleString()})")
+            plans.append(ColumnPlan(name, got, None))
+
+    if spec.drift == "fail" and drift:
+        raise SchemaDriftError(
+            "schema drift with drift policy 'fail': "
+            + "; ".join(drift)
+            + ". Update the table's columns in its "
+            "source YAML (or set drift: evolve / rescue) and re-run; the landing files stay pending until then."
+        )
+    return plans
+
+
+def _convert(value: Column, delivered: T.DataType, target: T.DataType) -> Column:
+    """An expression turning `value` of type `delivered` into `target`; unfit values become null."""
+    if delivered == target:
+        return value
+    if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
+        delivered_by_name = {f.name: f.dataType for f in delivered.fields}
+        fields = [
+            (
+                _convert(value.getField(f.name), delivered_by_name[f.name], f.dataType)
+                if f.name in delivered_by_name
+                else F.lit(None).cast(f.dataType)
+            ).alias(f.name)
+            for f in target.fields
+        ]
+        return F.when(value.isNull(), F.lit(None).cast(target)).otherwise(F.struct(*fields))
+    if isinstance(target, T.ArrayType) and isinstance(delivered, T.ArrayType):
+        return F.transform(
+            value, lambda element: _convert(element, delivered.elementType, target.elementType)
+        )
+    if isinstance(target, _COMPLEX):
+        text = value if isinstance(delivered, T.StringType) else F.to_json(value)
+        return F.from_json(text, target)
+    if isinstance(delivered, _COMPLEX):
+        return F.lit(None).cast(target)
+    return value.try_cast(target)
+
+
+def _original_json(value: Column, delivered: T.DataType) -> Column:
+    return F.to_json(value) if isinstance(delivered, _COMPLEX) else value
+
+
+def align_to(frame: DataFrame, target: T.StructType) -> DataFrame:
+    """Select `target`'s columns, in its order and with its exact types, from `frame` (null where missing).
+
+    Nested structs are rebuilt by field name and a null struct stays null, so Delta never has to cast
+    (its MERGE cast turns a NULL struct into a struct of NULLs: delta-io/delta#2248).
+    """
+    delivered = {f.name: f.dataType for f in frame.schema.fields}
+    return frame.select(
+        *[
+            (
+                _convert(F.col(f"`{f.name}`"), delivered[f.name], f.dataType)
+                if f.name in delivered
+                else F.lit(None).cast(f.dataType)
+            ).alias(f.name)
+            for f in target.fields
+        ]
+    )
+
+
+def conform(frame: DataFrame, plans: list[ColumnPlan], keep: list[str]) -> DataFrame:
+    """Apply `plans` to `frame`: typed columns in plan order, then `keep` columns, then `_rescued_data`.
+
+    `_rescued_data` is a JSON object of the original values that did not fit their column (or that belong
+    to columns the policy rescues), or null when everything fit.
+    """
+    columns: list[Column] = []
+    rescued: list[Column] = []
+    for plan in plans:
+        value = F.col(f"`{plan.name}`")
+        if plan.delivered is None:
+            columns.append(F.lit(None).cast(plan.target).alias(plan.name))
+            continue
+        if plan.target is None:
+            rescued.append(_original_json(value, plan.delivered).alias(plan.name))
+            continue
+        converted = _convert(value, plan.delivered, plan.target)
+        columns.append(converted.alias(plan.name))
+        if lossless(plan.delivered, plan.target):
+            continue
+        if isinstance(plan.delivered, _COMPLEX) and not isinstance(plan.target, _COMPLEX):
+            # a nested value never fits an atomic column (a batch where every record has the new shape)
+            lost = value.isNotNull()
+        elif isinstance(plan.target, _COMPLEX) or isinstance(plan.delivered, _COMPLEX):
+            # something inside did not fit, or was left out: keep the original when it differs at all
+            lost = value.isNotNull() & (
+                converted.isNull() | (F.to_json(converted) != _original_json(value, plan.delivered))
+            )
+        elif isinstance(plan.delivered, _NUMERIC) and isinstance(plan.target, _NUMERIC):
+            # narrowing numbers can truncate (1.5 -> 1) without becoming null
+            lost = value.isNotNull() & (converted.isNull() | (converted.cast(plan.delivered) != value))
+        else:
+            lost = value.isNotNull() & converted.isNull()
+        rescued.append(F.when(lost, _original_json(value, plan.delivered)).alias(plan.name))
+
+    if rescued:
+        as_json = F.to_json(F.struct(*rescued))
+        rescued_column = F.when(as_json != F.lit("{}"), as_json)
+    else:
+        rescued_column = F.lit(None).cast("string")
+    return frame.select(*columns, *[F.col(c) for c in keep], rescued_column.alias(RESCUED))
