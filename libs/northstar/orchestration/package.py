@@ -80,6 +80,7 @@ def build(out: Path, version: str, requirements: list[str], conf_dir: Path, jars
     if requirements:
         subprocess.run([*pip, *requirements], check=True)
     wheels = out / "wheel"
+    had_build_dir = (REPO / "build").exists()
     subprocess.run(
         [
             sys.executable,
@@ -94,6 +95,8 @@ def build(out: Path, version: str, requirements: list[str], conf_dir: Path, jars
         ],
         check=True,
     )
+    if not had_build_dir:  # setuptools builds in the checkout; leave it as it was
+        shutil.rmtree(REPO / "build", ignore_errors=True)
     subprocess.run([*pip, *map(str, wheels.glob("*.whl"))], check=True)
     shutil.copytree(conf_dir, venv / Path(CONF_IN_ARCHIVE).name)
     venv_pack.pack(prefix=str(venv), output=str(out / ARCHIVE_NAME), compress_level=1, verbose=False)

@@ -1,1 +1,0 @@
-"""Seeded generators of realistic source data for the demo, tests and benchmarks."""

@@ -1,1 +1,0 @@
-"""DataFrame -> DataFrame transforms, one module per layer; no reading or writing inside."""
