@@ -1,8 +1,11 @@
 # One entry point for everything; each target is one line in README.md.
-.PHONY: setup services demo test test-fast bench bench-merge bench-extract lint format clean
+.PHONY: setup setup-airflow2 services demo test test-fast bench bench-merge bench-extract lint format clean
 
 setup:  ## Python venv from requirements.lock + JVM jars via Maven (idempotent)
 	@scripts/setup.sh
+
+setup-airflow2:  ## .venv-airflow2: Apache Airflow 2.11 to prove the DAGs import on the 2.x line (idempotent)
+	@scripts/setup-airflow2.sh
 
 demo: setup  ## partner API simulator -> extract -> bronze + silver end to end on the local stack
 	.venv/bin/northstar demo
@@ -10,7 +13,7 @@ demo: setup  ## partner API simulator -> extract -> bronze + silver end to end o
 services:  ## the local PostgreSQL the extraction tests read (scripts/postgres.sh: install, init, start; idempotent)
 	@scripts/postgres.sh
 
-test: setup services  ## the whole test suite (what CI runs)
+test: setup setup-airflow2 services  ## the whole test suite (what CI runs)
 	.venv/bin/pytest -n 2 --dist loadfile
 
 test-fast: setup  ## unit tests only

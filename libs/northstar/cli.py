@@ -223,9 +223,34 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(f"ok  env {env_name}")
         except ConfigError as err:
             problems.append(str(err))
+    if args.promotion:
+        from northstar.orchestration.promotion import check_promotion
+        from northstar.orchestration.spec import load_pipelines
+
+        names = [n.strip() for n in args.promotion.split(",") if n.strip()]
+        try:
+            load_pipelines(args.conf_dir)
+            found = check_promotion(names, args.conf_dir)
+            problems += found
+            if not found:
+                print(f"ok  promotion {' -> '.join(names)}")
+        except ConfigError as err:
+            problems.append(str(err))
     for problem in problems:
         print(problem, file=sys.stderr)
     return EXIT_CONFIG if problems else 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from northstar.observability.commands import status
+
+    return status(args)
+
+
+def _cmd_package(args: argparse.Namespace) -> int:
+    from northstar.orchestration.package import package_command
+
+    return package_command(args)
 
 
 def _cmd_ledger(args: argparse.Namespace) -> int:
@@ -410,7 +435,32 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate-conf", help="check every source file and the given env files")
     validate.add_argument("--conf-dir", type=Path)
     validate.add_argument("--env", action="append", help="env to check (repeatable; default: local)")
+    validate.add_argument(
+        "--promotion",
+        help="envs in promotion order, e.g. dev,staging,prod: each must have what the one before has",
+    )
     validate.set_defaults(action=_cmd_validate)
+
+    status = commands.add_parser("status", help="freshness and lag per table from the run ledger")
+    status.add_argument("--env", default="local")
+    status.add_argument("--conf-dir", type=Path)
+    status.add_argument("--source")
+    status.add_argument(
+        "--publish", action="store_true", help="also send metrics to CloudWatch, breaches to SNS"
+    )
+    status.set_defaults(action=_cmd_status)
+
+    package = commands.add_parser(
+        "package", help="build the EMR Serverless release (venv-pack archive, jobs, conf, jars) and upload it"
+    )
+    package.add_argument("--env", help="upload to this env's emr.artifacts (default: build only)")
+    package.add_argument("--conf-dir", type=Path)
+    package.add_argument("--out", type=Path, default=Path("dist/release"), help="build folder (reset)")
+    package.add_argument("--version", help="release version (default: git describe --always --dirty)")
+    package.add_argument(
+        "--requirements", type=Path, default=Path("requirements.lock"), help="what goes into the venv"
+    )
+    package.set_defaults(action=_cmd_package)
 
     show = commands.add_parser("ledger", help="show recent runs from the run ledger")
     show.add_argument("--env", default="local")

@@ -12,10 +12,20 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from northstar.extract.api_spec import ApiSpec
 from northstar.extract.jdbc_config import JdbcSpec
+from northstar.orchestration.env_spec import AlertsSpec, DeltaLogStoreSpec, EmrSpec
+from northstar.secrets import check_reference
 
 ATOMIC_TYPE = re.compile(
     r"^(string|boolean|tinyint|smallint|int|bigint|float|double|date|timestamp|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
@@ -215,10 +225,23 @@ class EnvConfig(_Strict):
     lake: str = Field(min_length=1)
     quarantine: str = Field(min_length=1)
     spark: dict[str, str] = Field(default_factory=dict)
-    alert_sinks: list[Literal["log", "delta"]] = Field(
+    alert_sinks: list[Literal["log", "delta", "sns"]] = Field(
         default_factory=lambda: ["log", "delta"],
         description="where northstar.alerts.send delivers: log (a structured line), delta (ops.alerts); "
-        "SNS/Slack come with the orchestration issue",
+        "sns (the topic and Slack webhook in `alerts:`)",
+    )
+    # orchestration (docs/orchestration.md, docs/operations.md): what runs here, where DAGs start jobs,
+    # where alerts go
+    sources: list[Identifier] | None = Field(
+        default=None, description="sources this environment runs (default: every file in conf/sources)"
+    )
+    secrets: dict[Identifier, Annotated[str, AfterValidator(check_reference)]] = Field(
+        default_factory=dict, description="named secret references (env:NAME or secretsmanager:ID#key)"
+    )
+    emr: EmrSpec | None = Field(default=None, description="EMR Serverless applications, role, artifacts")
+    alerts: AlertsSpec | None = Field(default=None, description="SNS topic, Slack webhook reference")
+    delta_log_store: DeltaLogStoreSpec | None = Field(
+        default=None, description="DynamoDB table for Delta commits on S3 (concurrent writers)"
     )
 
     @field_validator("landing", "lake", "quarantine")

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from northstar import alerts, delta, ledger, quarantine
 from northstar.config import EnvConfig, SourceSpec
+from northstar.conflicts import retry_on_conflict
 from northstar.ledger import LedgerEntry
 from northstar.quality import checks as qc
 from northstar.quality import evaluate
@@ -320,6 +321,29 @@ def _merge(
         target = spark.read.format("delta").load(path).schema
     newer = tx.newer_condition(spec.ordering)
     condition = F.expr(tx.key_condition(spec.primary_key)) & _touched_partitions(latest, spec.partition_by)
+
+    def build_merge():  # rebuilt on every try, so a retry after a concurrent commit reads the new version
+        return _merge_builder(spark, path, latest, target, spec, condition, newer, hard_deletes)
+
+    def attempt() -> int:
+        start = delta.latest_version(spark, path)
+        build_merge().execute()
+        return start
+
+    before = retry_on_conflict(attempt, what=name)
+    version = delta.latest_version(spark, path)
+    if version == before:  # nothing to merge (e.g. every event was older than a tombstone): no commit
+        metrics = {}
+    else:
+        entry.delta_versions[name] = version
+        metrics = delta.commit_metrics(spark, path, version)
+    if hard_deletes:
+        _record_tombstones(spark, latest, tombstones, spec, full_refresh=False)
+    return metrics
+
+
+def _merge_builder(spark, path, latest, target, spec, condition, newer, hard_deletes):
+    """The silver MERGE: insert new keys, update with strictly newer versions (CDC deletes per policy)."""
     merge = DeltaTable.forPath(spark, path).alias("t").merge(align_to(latest, target).alias("s"), condition)
     if spec.cdc is None:
         merge = merge.whenMatchedUpdateAll(condition=newer).whenNotMatchedInsertAll()
@@ -336,17 +360,7 @@ def _merge(
             merge = merge.whenMatchedUpdate(condition=f"{newer} AND {is_delete}", set=keep_values)
         merge = merge.whenMatchedUpdateAll(condition=f"{newer} AND NOT {is_delete}")
         merge = merge.whenNotMatchedInsertAll(condition=f"NOT {is_delete}" if hard_deletes else None)
-    before = delta.latest_version(spark, path)
-    merge.execute()
-    version = delta.latest_version(spark, path)
-    if version == before:  # nothing to merge (e.g. every event was older than a tombstone): no commit
-        metrics = {}
-    else:
-        entry.delta_versions[name] = version
-        metrics = delta.commit_metrics(spark, path, version)
-    if hard_deletes:
-        _record_tombstones(spark, latest, tombstones, spec, full_refresh=False)
-    return metrics
+    return merge
 
 
 def _evolved_schema(spark: SparkSession, path: str, incoming: DataFrame):

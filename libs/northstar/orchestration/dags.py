@@ -1,0 +1,264 @@
+"""Build the Airflow DAGs from conf: one per source, the daily reconciliation, one backfill per source.
+
+The files in airflow/dags/ only call these functions; everything a DAG runs comes from
+conf/orchestration/pipelines.yaml (stages, pools, schedules, retries) and conf/env/<env>.yaml (EMR Serverless
+applications, role, artifacts, alerts). Runs on Airflow 2.11 and 3.x: version-specific imports are in
+`_airflow()` only.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from northstar.config import EnvConfig, list_sources, load_env
+from northstar.orchestration import deadline as dl
+from northstar.orchestration.emr import configuration_overrides, job_driver, require_emr
+from northstar.orchestration.spec import PipelinesSpec, load_pipelines
+
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+TAGS = ["northstar"]
+# Airflow macros the window placeholders become
+SCHEDULED_WINDOW = {
+    "window_start": "{{ data_interval_start | ts }}",
+    "window_end": "{{ data_interval_end | ts }}",
+}
+BACKFILL_WINDOW = {"window_start": "{{ params.start }}", "window_end": "{{ params.end }}"}
+
+
+def _airflow():
+    """DAG, chain, Param, PythonOperator, TriggerRule and the EMR operator, from Airflow 3 or 2."""
+    from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
+
+    try:  # Airflow 3: the task SDK
+        from airflow.sdk import DAG, Param, chain
+    except ImportError:  # Airflow 2.x
+        from airflow import DAG
+        from airflow.models.baseoperator import chain
+        from airflow.models.param import Param
+    try:
+        from airflow.providers.standard.operators.python import PythonOperator
+    except ImportError:
+        from airflow.operators.python import PythonOperator
+    try:
+        from airflow.task.trigger_rule import TriggerRule
+    except ImportError:
+        from airflow.utils.trigger_rule import TriggerRule
+    return DAG, chain, Param, PythonOperator, TriggerRule, EmrServerlessStartJobOperator
+
+
+def current_env_name() -> str:
+    """The env the DAGs are generated for: $NORTHSTAR_ENV (set per Airflow deployment), default dev."""
+    return os.environ.get("NORTHSTAR_ENV", "dev")
+
+
+class FailureAlert:
+    """on_failure_callback: publish the failed task to the env's SNS topic (and Slack)."""
+
+    def __init__(self, env_name: str, conf_dir: str | None) -> None:
+        self.env_name, self.conf_dir = env_name, conf_dir
+
+    def __call__(self, context: dict) -> None:
+        from northstar.observability.notify import send, task_failed_alert
+
+        env = load_env(self.env_name, self.conf_dir)
+        send(env, task_failed_alert(env.name, context))
+
+
+def check_deadline(
+    env_name: str,
+    conf_dir: str | None,
+    dag_id: str,
+    deadline_utc: str,
+    expected_minutes: float,
+    finished: bool,
+    data_interval_end=None,
+    **_context,
+) -> str:
+    """The guard (finished=False: will the run finish in time?) and the final check (finished=True: did it?)."""
+    from northstar.observability.notify import deadline_alert, send
+
+    now = datetime.now(UTC)
+    deadline = dl.deadline_for(data_interval_end or now, deadline_utc)
+    end = now if finished else dl.predicted_end(now, expected_minutes)
+    if end <= deadline:
+        return f"on time: {'finished' if finished else 'predicted'} {end:%H:%M} <= {deadline:%H:%M} UTC"
+    send(load_env(env_name, conf_dir), deadline_alert(env_name, dag_id, deadline, end, missed=finished))
+    return f"{'missed' if finished else 'at risk'}: {end:%H:%M} > {deadline:%H:%M} UTC (alert sent)"
+
+
+def _default_args(pipelines: PipelinesSpec, env: EnvConfig, conf_dir: str | None, timeout: float) -> dict:
+    d = pipelines.defaults
+    return {
+        "owner": d.owner,
+        "retries": d.retries,
+        "retry_delay": timedelta(minutes=d.retry_delay_minutes),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=d.max_retry_delay_minutes),
+        "execution_timeout": timedelta(minutes=timeout),
+        "on_failure_callback": FailureAlert(env.name, conf_dir),
+    }
+
+
+def _stage_tasks(
+    pipelines: PipelinesSpec,
+    env: EnvConfig,
+    stages: list[str],
+    application: str,
+    source: str | None,
+    window: dict[str, str],
+) -> list:
+    *_, EmrServerlessStartJobOperator = _airflow()
+    emr = require_emr(env)
+    tasks = []
+    for stage_name in stages:
+        stage = pipelines.stages[stage_name]
+        placeholders = {**window, **({"source": source} if source else {})}
+        pool = pipelines.pool_for(source, stage_name)
+        tasks.append(
+            EmrServerlessStartJobOperator(
+                task_id=stage_name,
+                name=f"northstar-{env.name}-{source or 'daily'}-{stage_name}",
+                application_id=application,
+                execution_role_arn=emr.execution_role_arn,
+                job_driver=job_driver(env, stage, **placeholders),
+                configuration_overrides=configuration_overrides(env),
+                aws_conn_id=emr.aws_conn_id,
+                region_name=emr.region,
+                wait_for_completion=True,
+                waiter_delay=emr.waiter_delay_seconds,
+                waiter_max_attempts=emr.waiter_max_attempts,
+                **({"pool": pool} if pool else {}),
+            )
+        )
+    return tasks
+
+
+def _sources(pipelines: PipelinesSpec, env: EnvConfig, conf_dir: str | None) -> list[str]:
+    enabled = env.sources if env.sources is not None else list_sources(conf_dir)
+    return [s for s in pipelines.sources if s in enabled]
+
+
+def source_dags(env_name: str | None = None, conf_dir: str | Path | None = None) -> dict:
+    """northstar_<source>: the source's stages in order on the scheduled application."""
+    DAG, chain, *_ = _airflow()
+    conf_dir = str(conf_dir) if conf_dir else None
+    env = load_env(env_name or current_env_name(), conf_dir)
+    pipelines = load_pipelines(conf_dir)
+    dags = {}
+    for source in _sources(pipelines, env, conf_dir):
+        pipeline = pipelines.sources[source]
+        dag_id = f"northstar_{source}"
+        with DAG(
+            dag_id=dag_id,
+            description=f"{source}: {' -> '.join(pipeline.stages)} on EMR Serverless ({env.name})",
+            schedule=pipeline.schedule,
+            start_date=START_DATE,
+            catchup=False,
+            max_active_runs=1,
+            default_args=_default_args(
+                pipelines, env, conf_dir, pipelines.defaults.execution_timeout_minutes
+            ),
+            tags=[*TAGS, source, env.name],
+        ) as dag:
+            chain(
+                *_stage_tasks(
+                    pipelines, env, pipeline.stages, env.emr.applications.scheduled, source, SCHEDULED_WINDOW
+                )
+            )
+        dags[dag_id] = dag
+    return dags
+
+
+def reconciliation_dag(env_name: str | None = None, conf_dir: str | Path | None = None) -> dict:
+    """northstar_daily_reconciliation: deadline guard -> stages -> deadline check (ALL_DONE)."""
+    DAG, chain, _, PythonOperator, TriggerRule, _ = _airflow()
+    conf_dir = str(conf_dir) if conf_dir else None
+    env = load_env(env_name or current_env_name(), conf_dir)
+    pipelines = load_pipelines(conf_dir)
+    spec = pipelines.reconciliation
+    if spec is None:
+        return {}
+    dag_id = "northstar_daily_reconciliation"
+    deadline_kwargs = {
+        "env_name": env.name,
+        "conf_dir": conf_dir,
+        "dag_id": dag_id,
+        "deadline_utc": spec.deadline_utc,
+        "expected_minutes": spec.expected_minutes,
+    }
+    with DAG(
+        dag_id=dag_id,
+        description=f"daily financial reconciliation, done by {spec.deadline_utc} UTC ({env.name})",
+        schedule=spec.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(pipelines, env, conf_dir, pipelines.defaults.execution_timeout_minutes),
+        tags=[*TAGS, "reconciliation", env.name],
+    ) as dag:
+        guard = PythonOperator(
+            task_id="deadline_guard",
+            python_callable=check_deadline,
+            op_kwargs={**deadline_kwargs, "finished": False},
+            retries=0,
+        )
+        stages = _stage_tasks(
+            pipelines, env, spec.stages, env.emr.applications.scheduled, None, SCHEDULED_WINDOW
+        )
+        final = PythonOperator(
+            task_id="deadline_check",
+            python_callable=check_deadline,
+            op_kwargs={**deadline_kwargs, "finished": True},
+            trigger_rule=TriggerRule.ALL_DONE,
+            retries=0,
+        )
+        chain(guard, *stages, final)
+    return {dag_id: dag}
+
+
+def backfill_dags(env_name: str | None = None, conf_dir: str | Path | None = None) -> dict:
+    """northstar_backfill_<source>: the backfill stages for a window given as parameters, on the backfill app."""
+    DAG, chain, Param, *_ = _airflow()
+    conf_dir = str(conf_dir) if conf_dir else None
+    env = load_env(env_name or current_env_name(), conf_dir)
+    pipelines = load_pipelines(conf_dir)
+    spec = pipelines.backfill
+    if spec is None:
+        return {}
+    dags = {}
+    for source in _sources(pipelines, env, conf_dir):
+        dag_id = f"northstar_backfill_{source}"
+        stages = pipelines.backfill_stages(source)
+        with DAG(
+            dag_id=dag_id,
+            description=f"backfill {source} for a window: {' -> '.join(stages)} ({env.name})",
+            schedule=None,
+            start_date=START_DATE,
+            catchup=False,
+            max_active_runs=1,
+            params={
+                "start": Param(
+                    "2026-01-01T00:00:00+00:00", type="string", description="window start, ISO 8601"
+                ),
+                "end": Param(
+                    "2026-01-02T00:00:00+00:00", type="string", description="window end (exclusive)"
+                ),
+            },
+            default_args=_default_args(pipelines, env, conf_dir, spec.execution_timeout_minutes),
+            tags=[*TAGS, "backfill", source, env.name],
+        ) as dag:
+            chain(
+                *_stage_tasks(pipelines, env, stages, env.emr.applications.backfill, source, BACKFILL_WINDOW)
+            )
+        dags[dag_id] = dag
+    return dags
+
+
+def referenced_entry_points(pipelines: PipelinesSpec) -> set[str]:
+    """Every jobs/ entry point a generated DAG can start (for the test that they all exist)."""
+    names = {s for p in pipelines.sources.values() for s in p.stages}
+    names |= set(pipelines.reconciliation.stages if pipelines.reconciliation else [])
+    names |= set(pipelines.backfill.substitute.values() if pipelines.backfill else [])
+    return {pipelines.stages[n].entry_point for n in names}

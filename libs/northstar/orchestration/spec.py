@@ -1,0 +1,149 @@
+"""conf/orchestration/pipelines.yaml as pydantic models: stages (entry point + arguments), pools, DAG schedules.
+
+No Airflow import here: the specs are validated by `northstar validate-conf` and unit tests without Airflow.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from northstar.config import ConfigError, Identifier, _format_validation_error, _read_yaml, default_conf_dir
+
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# what a stage's arguments may name; filled at DAG generation ({source}, {env}) or at run time (the window)
+PLACEHOLDERS = ("source", "env", "window_start", "window_end")
+DEADLINE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StageSpec(_Strict):
+    """One pipeline step: a spark-submit entry point in jobs/ and its arguments."""
+
+    entry_point: str = Field(pattern=r"^jobs/[a-z0-9_]+\.py$", description="jobs/<name>.py")
+    arguments: list[str] = Field(default_factory=list)
+    pool: str | None = Field(default=None, description="Airflow pool capping this stage's concurrency")
+
+    @field_validator("arguments")
+    @classmethod
+    def _known_placeholders(cls, value: list[str]) -> list[str]:
+        unknown = sorted({p for a in value for p in PLACEHOLDER.findall(a) if p not in PLACEHOLDERS})
+        if unknown:
+            raise ValueError(f"unknown placeholders {unknown}; allowed: {', '.join(PLACEHOLDERS)}")
+        return value
+
+
+class PoolSpec(_Strict):
+    slots: int = Field(ge=1)
+    description: str = ""
+
+
+class Defaults(_Strict):
+    retries: int = Field(default=3, ge=0)
+    retry_delay_minutes: float = Field(default=2, gt=0)
+    max_retry_delay_minutes: float = Field(default=30, gt=0)
+    execution_timeout_minutes: float = Field(default=90, gt=0)
+    owner: str = "data-engineering"
+
+
+class SourcePipeline(_Strict):
+    """The DAG of one source: its schedule and stages in order."""
+
+    schedule: str = Field(min_length=1, description="cron expression or @preset")
+    stages: list[Identifier] = Field(min_length=1)
+    pools: dict[Identifier, str] = Field(default_factory=dict, description="stage -> pool for this source")
+
+
+class ReconciliationPipeline(_Strict):
+    schedule: str = Field(min_length=1)
+    stages: list[Identifier] = Field(min_length=1)
+    deadline_utc: str = Field(description="HH:MM UTC the run must finish by")
+    expected_minutes: float = Field(gt=0, description="how long a run takes (for the deadline prediction)")
+
+    @field_validator("deadline_utc")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        if not DEADLINE.match(value):
+            raise ValueError(f"write the deadline as HH:MM in UTC, e.g. 06:30 (got {value!r})")
+        return value
+
+
+class BackfillPipeline(_Strict):
+    """Backfills run each source's own stages, with some swapped for their windowed form."""
+
+    substitute: dict[Identifier, Identifier] = Field(default_factory=dict, description="stage -> stage")
+    execution_timeout_minutes: float = Field(default=720, gt=0)
+
+
+class PipelinesSpec(_Strict):
+    """Every DAG the project generates."""
+
+    stages: dict[Identifier, StageSpec] = Field(min_length=1)
+    pools: dict[Identifier, PoolSpec] = Field(default_factory=dict)
+    defaults: Defaults = Defaults()
+    sources: dict[Identifier, SourcePipeline] = Field(default_factory=dict)
+    reconciliation: ReconciliationPipeline | None = None
+    backfill: BackfillPipeline | None = None
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> PipelinesSpec:
+        problems = []
+        lists = {f"sources.{n}.stages": p.stages for n, p in self.sources.items()}
+        if self.reconciliation:
+            lists["reconciliation.stages"] = self.reconciliation.stages
+        if self.backfill:
+            lists["backfill.substitute"] = list(self.backfill.substitute.values())
+        for where, names in lists.items():
+            unknown = [s for s in names if s not in self.stages]
+            if unknown:
+                problems.append(
+                    f"{where} names {', '.join(unknown)}; defined stages: {', '.join(self.stages)}"
+                )
+        pools_used = {n: s.pool for n, s in self.stages.items() if s.pool}
+        for name, pipeline in self.sources.items():
+            for stage, pool in pipeline.pools.items():
+                if stage not in pipeline.stages:
+                    problems.append(f"sources.{name}.pools names stage {stage}, which this DAG does not run")
+                pools_used[f"sources.{name}.pools.{stage}"] = pool
+        for where, pool in pools_used.items():
+            if pool not in self.pools:
+                problems.append(
+                    f"{where} uses pool {pool}; declared pools: {', '.join(self.pools) or 'none'}"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def backfill_stages(self, source: str) -> list[str]:
+        swap = self.backfill.substitute if self.backfill else {}
+        return [swap.get(s, s) for s in self.sources[source].stages]
+
+    def pool_for(self, source: str | None, stage: str) -> str | None:
+        """The pool a stage runs in: the source's override, else the stage's own, else none."""
+        overrides = self.sources[source].pools if source in self.sources else {}
+        swapped_from = {v: k for k, v in (self.backfill.substitute if self.backfill else {}).items()}
+        for name in (stage, swapped_from.get(stage)):
+            if name in overrides:
+                return overrides[name]
+        return self.stages[stage].pool
+
+
+def load_pipelines(conf_dir: Path | str | None = None) -> PipelinesSpec:
+    """Load conf/orchestration/pipelines.yaml; a bad file is a ConfigError naming the file and field."""
+    conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
+    path = conf_dir / "orchestration" / "pipelines.yaml"
+    data = _read_yaml(path)
+    try:
+        return PipelinesSpec.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(path, "pipelines file", err)) from None
+
+
+def fill(arguments: list[str], **values: str) -> list[str]:
+    """Replace {placeholder}s that have a value; others stay for a later step (the run's window)."""
+    return [PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), a) for a in arguments]

@@ -1,0 +1,225 @@
+"""The generated Airflow DAGs on real Apache Airflow 3 (SQLite metadata DB) against moto's EMR Serverless/S3/SNS.
+
+moto stands in for EMR Serverless, S3, SNS and SQS (this machine cannot reach AWS): it creates applications
+in STARTED and finishes job runs at once with SUCCESS, so the DAG's waiters return after one poll. Airflow
+itself runs for real: the DAGs are parsed by a DagBag and one runs end to end with dag.test().
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+
+# Airflow reads its settings when first imported: give it a private home and SQLite DB before that.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="northstar-airflow-")
+os.environ.update(
+    {
+        "AIRFLOW_HOME": _AIRFLOW_HOME,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parents[2] / "airflow" / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AIRFLOW_CONN_AWS_DEFAULT": '{"conn_type": "aws"}',
+    }
+)
+airflow = pytest.importorskip("airflow")
+from moto import mock_aws  # noqa: E402
+
+from northstar.config import load_env  # noqa: E402
+from northstar.orchestration import dags as factory  # noqa: E402
+from northstar.orchestration.spec import load_pipelines  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def airflow_db():
+    from airflow.utils import db
+
+    db.initdb()
+    yield
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def aws():
+    with mock_aws():
+        yield
+
+
+@pytest.fixture(scope="module")
+def stack(aws, tmp_path_factory):
+    """moto resources + a conf folder whose `test` env points at them (retries off: a failure is final)."""
+    emr = boto3.client("emr-serverless", region_name=REGION)
+    apps = {
+        kind: emr.create_application(name=f"northstar-test-{kind}", releaseLabel="emr-7.9.0", type="SPARK")[
+            "applicationId"
+        ]
+        for kind in ("scheduled", "backfill")
+    }
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="northstar-test-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="northstar-test-alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="northstar-test-alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+
+    conf = tmp_path_factory.mktemp("conf")
+    shutil.copytree(REPO / "conf", conf, dirs_exist_ok=True)
+    pipelines = yaml.safe_load((conf / "orchestration" / "pipelines.yaml").read_text())
+    pipelines["defaults"]["retries"] = 0
+    (conf / "orchestration" / "pipelines.yaml").write_text(yaml.safe_dump(pipelines))
+    env = yaml.safe_load((REPO / "conf" / "env" / "dev.yaml").read_text())
+    env["emr"].update(
+        applications=apps,
+        execution_role_arn="arn:aws:iam::123456789012:role/northstar-test-emr-job",
+        log_uri="s3://northstar-test-artifacts/logs",
+        artifacts="s3://northstar-test-artifacts/releases",
+        artifact_version="1.2.3-test",
+        waiter_delay_seconds=1,
+        waiter_max_attempts=5,
+    )
+    env["alerts"] = {"sns_topic_arn": topic, "freshness_minutes": 30}
+    (conf / "env" / "test.yaml").write_text(yaml.safe_dump(env))
+    return {"conf": conf, "apps": apps, "queue": queue, "emr": emr, "sqs": sqs}
+
+
+def _messages(stack) -> list[dict]:
+    import json
+
+    out = stack["sqs"].receive_message(QueueUrl=stack["queue"], MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    for m in out.get("Messages", []):
+        stack["sqs"].delete_message(QueueUrl=stack["queue"], ReceiptHandle=m["ReceiptHandle"])
+    return [json.loads(m["Body"]) for m in out.get("Messages", [])]
+
+
+def test_every_dag_file_imports_without_errors(monkeypatch):
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2
+        from airflow.models.dagbag import DagBag
+
+    monkeypatch.setenv("NORTHSTAR_ENV", "prod")
+    bag = DagBag(dag_folder=str(REPO / "airflow" / "dags"))
+    assert bag.import_errors == {}
+    pipelines = load_pipelines(REPO / "conf")
+    expected = {f"northstar_{s}" for s in pipelines.sources} | {
+        f"northstar_backfill_{s}" for s in pipelines.sources
+    }
+    assert set(bag.dag_ids) == expected | {"northstar_daily_reconciliation"}
+    assert not (REPO / "airflow" / "__init__.py").exists()
+
+
+@pytest.mark.parametrize("env_name", ["dev", "staging", "prod"])
+def test_task_graph_matches_conf(env_name):
+    pipelines = load_pipelines(REPO / "conf")
+    env = load_env(env_name, REPO / "conf")
+    sources = factory.source_dags(env_name, REPO / "conf")
+    backfills = factory.backfill_dags(env_name, REPO / "conf")
+    for source, pipeline in pipelines.sources.items():
+        for dag, stages, app in (
+            (sources[f"northstar_{source}"], pipeline.stages, env.emr.applications.scheduled),
+            (
+                backfills[f"northstar_backfill_{source}"],
+                pipelines.backfill_stages(source),
+                env.emr.applications.backfill,
+            ),
+        ):
+            assert sorted(t.task_id for t in dag.tasks) == sorted(stages)
+            for upstream, downstream in zip(stages, stages[1:], strict=False):
+                assert dag.get_task(upstream).downstream_task_ids == {downstream}
+            assert dag.get_task(stages[0]).upstream_task_ids == set()
+            assert dag.catchup is False
+            for name in stages:
+                task = dag.get_task(name)
+                stage = pipelines.stages[name]
+                assert task.application_id == app
+                assert task.job_driver["sparkSubmit"]["entryPoint"].endswith("/" + stage.entry_point)
+                assert task.pool == (pipelines.pool_for(source, name) or "default_pool")
+                assert task.retries == pipelines.defaults.retries and task.retry_exponential_backoff
+                assert task.on_failure_callback
+    # the scheduled app and the backfill app are different EMR Serverless applications
+    assert env.emr.applications.scheduled != env.emr.applications.backfill
+    assert sources["northstar_shop_db"].get_task("extract").pool == "postgres_extracts"
+    reconciliation = factory.reconciliation_dag(env_name, REPO / "conf")["northstar_daily_reconciliation"]
+    chain = ["deadline_guard", *pipelines.reconciliation.stages, "deadline_check"]
+    for upstream, downstream in zip(chain, chain[1:], strict=False):
+        assert reconciliation.get_task(upstream).downstream_task_ids == {downstream}
+    assert reconciliation.get_task("deadline_check").trigger_rule == "all_done"
+
+
+def test_every_entry_point_a_dag_references_exists():
+    referenced = factory.referenced_entry_points(load_pipelines(REPO / "conf"))
+    assert referenced and all((REPO / path).is_file() for path in referenced), referenced
+    assert {"jobs/extract.py", "jobs/bronze_ingest.py", "jobs/silver_merge.py"} <= referenced
+
+
+def test_dag_runs_end_to_end_and_submits_the_configured_job_runs(airflow_db, stack, monkeypatch):
+    monkeypatch.setenv("NORTHSTAR_CONF_DIR", str(stack["conf"]))
+    dag = factory.source_dags("test", stack["conf"])["northstar_shop_db"]
+
+    run = dag.test()
+
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    emr, app = stack["emr"], stack["apps"]["scheduled"]
+    job_runs = [
+        emr.get_job_run(applicationId=app, jobRunId=r["id"])["jobRun"]
+        for r in emr.list_job_runs(applicationId=app)["jobRuns"]
+    ]
+    by_entry = {j["jobDriver"]["sparkSubmit"]["entryPoint"]: j for j in job_runs}
+    release = "s3://northstar-test-artifacts/releases/1.2.3-test"
+    assert set(by_entry) == {f"{release}/jobs/{j}.py" for j in ("extract", "bronze_ingest", "silver_merge")}
+    extract = by_entry[f"{release}/jobs/extract.py"]
+    assert extract["jobDriver"]["sparkSubmit"]["entryPointArguments"] == [
+        "--source",
+        "shop_db",
+        "--env",
+        "test",
+    ]
+    parameters = extract["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"]
+    assert f"--conf spark.archives={release}/northstar-env.tar.gz#environment" in parameters
+    assert f"{release}/jars/postgresql-42.7.4.jar" in parameters
+    assert "--conf spark.emr-serverless.executor.cores=4" in parameters
+    assert "spark.delta.logStore.s3a.impl=io.delta.storage.S3DynamoDBLogStore" in parameters
+    assert extract["executionRole"] == "arn:aws:iam::123456789012:role/northstar-test-emr-job"
+    log_uri = extract["configurationOverrides"]["monitoringConfiguration"]["s3MonitoringConfiguration"][
+        "logUri"
+    ]
+    assert log_uri == "s3://northstar-test-artifacts/logs"
+    assert _messages(stack) == []  # success sends no alert
+
+
+def test_failed_task_publishes_an_sns_alert(airflow_db, stack, monkeypatch):
+    monkeypatch.setenv("NORTHSTAR_CONF_DIR", str(stack["conf"]))
+    broken = yaml.safe_load((stack["conf"] / "env" / "test.yaml").read_text())
+    broken["emr"]["applications"]["scheduled"] = "00nosuchapp0000"  # moto: ResourceNotFoundException
+    (stack["conf"] / "env" / "broken.yaml").write_text(yaml.safe_dump(broken))
+    dag = factory.source_dags("broken", stack["conf"])["northstar_wms"]
+
+    run = dag.test()
+
+    assert "failed" in str(run.state).lower()
+    messages = _messages(stack)
+    assert [m["Subject"] for m in messages] == ["[northstar broken] FAILED northstar_wms.ingest"]
+    body = messages[0]["Message"]
+    assert "dag: northstar_wms" in body and "task: ingest" in body and "error: " in body
+    assert messages[0]["MessageAttributes"]["kind"]["Value"] == "task_failed"
+
+
+def test_no_airflow_package_shadows_apache_airflow():
+    assert Path(airflow.__file__).resolve().is_relative_to(Path(sys.prefix).resolve())
