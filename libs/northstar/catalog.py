@@ -5,8 +5,8 @@
     spark.table("silver.marketplace_orders").show()
 
 Each Delta table of every configured source is registered as `<layer>.<source>_<table>` (bronze, silver,
-quarantine), the conformed models as `silver.<model>` / `quarantine.<model>`, plus `ops.run_ledger` and
-`ops.landing_files`, as external tables over their paths in the
+quarantine), the conformed models as `silver.<model>` / `quarantine.<model>`, plus `ops.run_ledger`,
+`ops.landing_files`, `ops.reconciliation` and `ops.corrections`, as external tables over their paths in the
 session's own in-memory catalog: nothing is written to a shared metastore.
 """
 
@@ -23,7 +23,15 @@ from northstar.spark import get_spark
 
 def table_paths(env: EnvConfig, conf_dir: Path | str | None = None) -> dict[str, str]:
     """Every table name the lake can have, mapped to its location."""
-    paths = {"ops.run_ledger": env.run_ledger_path, "ops.landing_files": env.landing_log_path}
+    from northstar.quality.corrections import corrections_path
+    from northstar.quality.reconcile import reconciliation_path
+
+    paths = {
+        "ops.run_ledger": env.run_ledger_path,
+        "ops.landing_files": env.landing_log_path,
+        "ops.reconciliation": reconciliation_path(env),
+        "ops.corrections": corrections_path(env),
+    }
     for name in list_sources(conf_dir):
         for table in load_source(name, conf_dir).tables:
             paths[f"bronze.{name}_{table}"] = env.bronze_path(name, table)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from northstar.config import ConfigError, list_sources, load_env, load_source
 from northstar.extract import ExtractError
+from northstar.quality.errors import CorrectionError
 from northstar.transforms.schema import SchemaDriftError
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_DRIFT = 1, 2, 3
@@ -66,6 +67,9 @@ def _guarded(action, args: argparse.Namespace) -> int:
     except ExtractError as err:
         print(f"extract failed: {err}", file=sys.stderr)
         return EXIT_FAILED
+    except CorrectionError as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def job_main(layers: tuple[str, ...], argv: list[str] | None = None, description: str | None = None) -> int:
@@ -203,6 +207,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         try:
             model = load_model(name, args.conf_dir)
             print(f"ok  model {name}: inputs {', '.join(f'{i.source}.{i.table}' for i in model.inputs)}")
+        except ConfigError as err:
+            problems.append(str(err))
+    from northstar.quality.recon_spec import list_recons, load_recon
+
+    for name in list_recons(args.conf_dir):
+        try:
+            recon = load_recon(name, args.conf_dir)
+            print(f"ok  reconciliation {name}: comparisons {', '.join(recon.comparisons)}")
         except ConfigError as err:
             problems.append(str(err))
     for env_name in args.env or ["local"]:
@@ -351,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--conf-dir", type=Path)
     model.add_argument("--full-refresh", action="store_true", help="rebuild from the whole silver input")
     model.set_defaults(action=_cmd_model)
+
+    from northstar.quality.commands import add_commands
+
+    add_commands(commands)  # reconcile, investigate, correct, rollback, reproduce (docs/reconciliation.md)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Data quality: reconciliation, root-cause investigation and audited corrections."""
