@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
@@ -94,22 +95,18 @@ def lake(spark, tmp_path_factory):
     _save(
         _orders(spark, [("o4", _at(d, 12), "USD", Decimal("5.00"), "paid", datetime.now(UTC))]), f"{t}/late"
     )
-    for run, (read, written) in enumerate([(3, 3), (2, 1)]):
-        ledger.append(
-            spark,
-            env,
-            ledger.LedgerEntry(
-                run_id=f"silver-late-{run}",
-                job="t",
-                env="t",
-                source="late",
-                table_name="orders",
-                layer="silver",
-                records_read=read,
-                records_written=written,
-                records_duplicate=read - written,
-            ),
-        )
+    late_run = ledger.LedgerEntry(
+        run_id="silver-late-0",
+        job="t",
+        env="t",
+        source="late",
+        table_name="orders",
+        layer="silver",
+        records_read=4,
+        records_written=3,
+        records_duplicate=1,
+    )
+    ledger.append(spark, env, late_run)
     # a schema change at the source: bronze gains a column and rescues values on day D
     yesterday = d - timedelta(days=1)
     bronze_rows = [(*r, None) for r in paid]
@@ -218,7 +215,7 @@ def test_investigate_command_prints_the_evidence_as_json(lake, capsys):
         "unchanged": 3,
     }
     assert report["evidence"]["rows_ingested_after_first_version"] == 1
-    assert [r["balanced"] for r in report["evidence"]["ledger_runs"]] == [True, True]
+    assert [r["balanced"] for r in report["evidence"]["ledger_runs"]] == [True]
 
 
 def test_reconcile_run_is_idempotent_and_the_report_names_the_breaches(spark, lake, tmp_path, capsys):
@@ -280,9 +277,6 @@ def test_correction_and_rollback_are_audited_and_figures_reproduce(spark, lake, 
         ticket="FIN-1",
     )
     assert (done.rows_affected, done.version_before, done.version_after) == (1, 0, 1)
-    assert [tuple(r) for r in reproduce(spark, path, 1, profile, TODAY).collect()] == [
-        (TODAY, "USD", Decimal(3), Decimal("62.0000"))
-    ]
     # the published figure is still reproducible from its version, after the correction
     assert [tuple(r) for r in reproduce(spark, path, 0, profile, TODAY).collect()] == published
 
@@ -352,3 +346,49 @@ def test_a_correction_without_who_why_ticket_is_refused_with_what_to_pass(lake, 
     )
     assert code == 2
     assert "pass --why, --ticket" in capsys.readouterr().err
+
+
+def test_finance_totals_land_through_the_csv_path_and_the_latest_posting_wins(spark, env):
+    from northstar.config import load_source
+    from northstar.generate.finance_totals import totals_from_orders, write_totals
+    from northstar.pipeline import run_source
+    from northstar.quality.reconcile import daily_figures
+    from tests.conftest import CONF as REPO_CONF
+
+    d = date(2026, 11, 24)
+    orders = [
+        {
+            "order_id": "a",
+            "status": "paid",
+            "currency": "usd",
+            "created_at": "2026-11-24T10:00:00Z",
+            "totals": {"total": 10.5},
+        },
+        {
+            "order_id": "b",
+            "status": "delivered",
+            "currency": "USD",
+            "created_at": "2026-11-24T23:59:59+00:00",
+            "totals": {"total": 4.5},
+        },
+        {
+            "order_id": "c",
+            "status": "cancelled",
+            "currency": "USD",
+            "created_at": "2026-11-24T11:00:00Z",
+            "totals": {"total": 99},
+        },
+    ]
+    totals = totals_from_orders(orders)
+    assert totals == {(d, "USD"): (2, Decimal("15.00"))}
+    source = load_source("finance_totals", REPO_CONF)
+    folder = Path(env.landing_path(source.tables["daily_totals"]))
+    write_totals(folder, totals, datetime(2026, 11, 25, 5, tzinfo=UTC), skew={(d, "USD"): Decimal("1.00")})
+    write_totals(folder, totals, datetime(2026, 11, 25, 6, tzinfo=UTC))  # finance re-posted the day
+    bronze, silver = run_source(spark, env, source)
+    assert (bronze.records_read, silver.records_written, silver.records_duplicate) == (2, 1, 1)
+    profile = load_recon("daily").tables["silver.finance_totals_daily_totals"]
+    figures = daily_figures(
+        spark.read.format("delta").load(env.silver_path("finance_totals", "daily_totals")), profile
+    )
+    assert [tuple(r) for r in figures.collect()] == [(d, "USD", Decimal(2), Decimal("15.0000"))]

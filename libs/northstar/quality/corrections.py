@@ -68,6 +68,8 @@ def _require(who: str | None, why: str | None, ticket: str | None) -> None:
 def ensure_log(spark: SparkSession, env: EnvConfig) -> str:
     """Create ops.corrections (append-only) if it does not exist; returns its path."""
     path = corrections_path(env)
+    if delta.table_exists(spark, path):
+        return path
     builder = DeltaTable.createIfNotExists(spark).location(path).property("delta.appendOnly", "true")
     for field in spark.createDataFrame([], CORRECTIONS_SCHEMA).schema.fields:
         builder = builder.addColumn(field.name, field.dataType)
