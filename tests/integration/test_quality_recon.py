@@ -392,3 +392,68 @@ def test_finance_totals_land_through_the_csv_path_and_the_latest_posting_wins(sp
         spark.read.format("delta").load(env.silver_path("finance_totals", "daily_totals")), profile
     )
     assert [tuple(r) for r in figures.collect()] == [(d, "USD", Decimal(2), Decimal("15.0000"))]
+
+
+def test_lake_vs_postgres_source_totals(spark, env, tmp_path, monkeypatch):
+    """The source side is a real count/sum query against the local PostgreSQL (scripts/postgres.sh)."""
+    from tests.postgres_server import ADMIN, PgServer
+
+    server = PgServer.from_env()
+    problem = server.check_up()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    database = server.create_database("recon")
+    try:
+        with server.connect(database) as conn:
+            conn.execute(
+                "create table public.orders (id bigint primary key, status text, amount numeric(12,2), "
+                "created_at timestamptz not null, deleted_at timestamptz)"
+            )
+            conn.execute(
+                "insert into public.orders values "
+                "(1, 'paid', 10.00, '2026-11-23 23:59:59+00', null), (2, 'paid', 20.00, '2026-11-24 00:00:00+00', null), "
+                "(3, 'paid', 30.00, '2026-11-24 08:00:00-05', null), (4, 'paid', 99.00, '2026-11-24 09:00:00+00', now())"
+            )
+        conf = tmp_path / "conf"
+        (conf / "sources").mkdir(parents=True)
+        (conf / "reconciliation").mkdir()
+        (conf / "sources" / "shop.yaml").write_text(
+            "tables:\n  orders: {format: parquet, landing: shop/orders, primary_key: [id], ordering: [id]}\n"
+            f"jdbc:\n  host: {server.host}\n  port: {server.port}\n  database: {database}\n  user: {ADMIN}\n"
+            "  password: env:RECON_TEST_PG_PASSWORD\n  tables:\n    orders: {relation: public.orders, cursor: created_at}\n"
+        )
+        (conf / "reconciliation" / "daily.yaml").write_text(
+            "tables:\n"
+            '  lake.orders: {path: "{lake}/orders", key: [id], date: created_at, amount: amount, filter: deleted_at IS NULL}\n'
+            "  source.orders: {postgres: {source: shop, relation: public.orders}, key: [id], date: created_at,\n"
+            "                  amount: amount, filter: deleted_at IS NULL}\n"
+            "comparisons:\n  lake_vs_source: {left: {table: lake.orders}, right: {table: source.orders}}\n"
+        )
+        monkeypatch.setenv("RECON_TEST_PG_PASSWORD", server.admin_password)
+        # the lake lost order 3 (13:00 UTC on the 24th); order 4 is deleted on both sides
+        spark.createDataFrame(
+            [
+                (1, datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC), Decimal("10.00"), None),
+                (2, datetime(2026, 11, 24, tzinfo=UTC), Decimal("20.00"), None),
+                (4, datetime(2026, 11, 24, 9, tzinfo=UTC), Decimal("99.00"), datetime.now(UTC)),
+            ],
+            "id bigint, created_at timestamp, amount decimal(12,2), deleted_at timestamp",
+        ).write.format("delta").save(f"{env.lake}/orders")
+        run = run_reconciliation(
+            spark, env, load_recon("daily", conf), date(2026, 11, 24), days=2, conf_dir=conf
+        )
+        rows = {
+            (r["business_date"].day, r["measure"]): (r["left_value"], r["right_value"], r["status"])
+            for r in spark.read.format("delta")
+            .load(reconciliation_path(env))
+            .where(f"run_id = '{run.run_id}'")
+            .collect()
+        }
+        assert rows == {
+            (23, "count"): (Decimal(1), Decimal(1), "ok"),
+            (23, "sum"): (Decimal(10), Decimal(10), "ok"),
+            (24, "count"): (Decimal(1), Decimal(2), "breach"),
+            (24, "sum"): (Decimal(20), Decimal(50), "breach"),
+        }
+    finally:
+        server.drop_database(database)

@@ -229,6 +229,8 @@ def investigate(
             f"(known: {', '.join(sorted(spec.tables))}); add its profile (date, amount, key, upstream)"
         )
     profile = spec.tables[table]
+    if profile.postgres is not None:
+        raise ConfigError(f"{table} is a PostgreSQL source, not a lake table: investigate the lake side")
     path = profile.location(env, table, conf_dir)
     if not delta.table_exists(spark, path):
         raise ConfigError(f"{table}: no Delta table at {path}; has it been built in this env?")

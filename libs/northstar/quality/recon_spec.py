@@ -41,6 +41,15 @@ class Thresholds(_Strict):
     )
 
 
+class PostgresTotals(_Strict):
+    """Read this table's daily figures from a PostgreSQL source with one aggregate query (source_totals.py)."""
+
+    source: str = Field(description="conf/sources/<source>.yaml with a jdbc section (connection, secret)")
+    relation: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$", description="schema.table"
+    )
+
+
 class TableProfile(_Strict):
     """How to read one table's daily figures. Expressions are Spark SQL over the table's columns."""
 
@@ -66,6 +75,11 @@ class TableProfile(_Strict):
     upstream: str | None = Field(
         default=None,
         description="the table this one's figure is computed from (gold -> silver): investigate compares them",
+    )
+    postgres: PostgresTotals | None = Field(
+        default=None,
+        description="the source side: query the PostgreSQL source instead of a lake table (expressions are "
+        "then PostgreSQL SQL)",
     )
     bronze: str | None = Field(
         default=None, description="the bronze table where source changes show (schema, _rescued_data)"
@@ -144,11 +158,17 @@ class ReconSpec(_Strict):
         for table in self.duplicates:
             if table not in known:
                 raise ValueError(f"duplicates: {table} is not under tables: ({', '.join(sorted(known))})")
+            if self.tables[table].postgres is not None:
+                raise ValueError(f"duplicates: {table} is a PostgreSQL source (its primary key is unique)")
         for name, profile in self.tables.items():
             for role in ("upstream", "bronze"):
                 target = getattr(profile, role)
                 if role == "upstream" and target is not None and target not in known:
                     raise ValueError(f"tables.{name}.upstream: {target} is not under tables:")
+                if role == "upstream" and target is not None and self.tables[target].postgres is not None:
+                    raise ValueError(
+                        f"tables.{name}.upstream: {target} is a PostgreSQL source, not a lake table"
+                    )
         return self
 
     def variance_pct(self, comparison: str) -> float:

@@ -175,6 +175,19 @@ def reconcile_frames(
         sides = []
         for side in (comparison.left, comparison.right):
             profile = side.profile(spec.tables)
+            if profile.postgres is not None:  # the source of truth itself, one aggregate query
+                from northstar.quality.source_totals import source_figures
+
+                if side.filter:
+                    profile = profile.model_copy(
+                        update={
+                            "filter": f"({profile.filter}) AND ({side.filter})"
+                            if profile.filter
+                            else side.filter
+                        }
+                    )
+                sides.append(source_figures(spark, profile, first, last, conf_dir))
+                continue
             table = read_table(spark, env, spec, side.table, conf_dir)
             sides.append(daily_figures(table, profile, side.filter).where(in_window))
         compared = compare(
