@@ -5,9 +5,9 @@
     spark.table("silver.marketplace_orders").show()
 
 Each Delta table of every configured source is registered as `<layer>.<source>_<table>` (bronze, silver,
-quarantine), the conformed models as `silver.<model>` / `quarantine.<model>`, plus `ops.run_ledger` and
+quarantine), the conformed models as `silver.<model>` / `quarantine.<model>`, plus `ops.run_ledger`,
 `ops.landing_files`, the quality tables (`ops.check_results`, `ops.published_versions`, `ops.alerts`,
-`ops.quarantine_replays`), as external tables over their paths in the
+`ops.quarantine_replays`, `ops.reconciliation`, `ops.corrections`), as external tables over their paths in the
 session's own in-memory catalog: nothing is written to a shared metastore.
 """
 
@@ -24,6 +24,9 @@ from northstar.spark import get_spark
 
 def table_paths(env: EnvConfig, conf_dir: Path | str | None = None) -> dict[str, str]:
     """Every table name the lake can have, mapped to its location."""
+    from northstar.quality.corrections import corrections_path
+    from northstar.quality.reconcile import reconciliation_path
+
     paths = {
         "ops.run_ledger": env.run_ledger_path,
         "ops.landing_files": env.landing_log_path,
@@ -31,6 +34,8 @@ def table_paths(env: EnvConfig, conf_dir: Path | str | None = None) -> dict[str,
         "ops.published_versions": env.published_versions_path,
         "ops.alerts": env.alerts_path,
         "ops.quarantine_replays": env.quarantine_replays_path,
+        "ops.reconciliation": reconciliation_path(env),
+        "ops.corrections": corrections_path(env),
     }
     for name in list_sources(conf_dir):
         for table in load_source(name, conf_dir).tables:

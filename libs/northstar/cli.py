@@ -13,6 +13,7 @@ from pathlib import Path
 from northstar.config import ConfigError, list_sources, load_env, load_source
 from northstar.extract import ExtractError
 from northstar.quality.evaluate import QualityCheckFailed
+from northstar.quality.errors import CorrectionError
 from northstar.transforms.schema import SchemaDriftError
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_DRIFT = 1, 2, 3
@@ -70,6 +71,9 @@ def _guarded(action, args: argparse.Namespace) -> int:
     except QualityCheckFailed as err:
         print(f"stopped by a quality check: {err}", file=sys.stderr)
         return EXIT_FAILED
+    except CorrectionError as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def job_main(layers: tuple[str, ...], argv: list[str] | None = None, description: str | None = None) -> int:
@@ -215,6 +219,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         try:
             checks = load_checks(name, args.conf_dir)
             print(f"ok  checks {name}: {', '.join(c.name for c in checks.checks)}")
+        except ConfigError as err:
+            problems.append(str(err))
+    from northstar.quality.recon_spec import list_recons, load_recon
+
+    for name in list_recons(args.conf_dir):
+        try:
+            recon = load_recon(name, args.conf_dir)
+            print(f"ok  reconciliation {name}: comparisons {', '.join(recon.comparisons)}")
         except ConfigError as err:
             problems.append(str(err))
     for env_name in args.env or ["local"]:
@@ -511,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     replaying.add_argument("--env", default="local")
     replaying.add_argument("--conf-dir", type=Path)
     replaying.set_defaults(action=_cmd_quarantine_replay)
+    from northstar.quality.commands import add_commands
+
+    add_commands(commands)  # reconcile, investigate, correct, rollback, reproduce (docs/reconciliation.md)
     return parser
 
 
