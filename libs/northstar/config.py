@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from northstar.extract.api_spec import ApiSpec
 from northstar.extract.jdbc_config import JdbcSpec
+from northstar.warehouse.spec import S3Spec, SnowflakeSpec
 
 ATOMIC_TYPE = re.compile(
     r"^(string|boolean|tinyint|smallint|int|bigint|float|double|date|timestamp|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
@@ -215,6 +216,8 @@ class EnvConfig(_Strict):
     lake: str = Field(min_length=1)
     quarantine: str = Field(min_length=1)
     spark: dict[str, str] = Field(default_factory=dict)
+    snowflake: SnowflakeSpec | None = Field(default=None, description="where gold is published (docs/snowflake.md)")
+    s3: S3Spec = Field(default_factory=S3Spec, description="server-side encryption of the S3 zones")
 
     @field_validator("landing", "lake", "quarantine")
     @classmethod
