@@ -61,19 +61,24 @@ def gold_path(env: EnvConfig, table: str) -> str:
 
 def run_gold(spark: SparkSession, env: EnvConfig, *, full_refresh: bool = False) -> list[LedgerEntry]:
     """Bring every gold table up to date with silver.orders and silver.refunds."""
-    return [_run_table(spark, env, GOLD_TABLES[name], full_refresh) for name in GOLD_TABLES]
+    ends = {m: delta.latest_version(spark, model_path(env, m)) for m in INPUTS}
+    consumed = _consumed(spark, env)
+    return [
+        _run_table(spark, env, GOLD_TABLES[name], full_refresh, ends, consumed.get(name, {}))
+        for name in GOLD_TABLES
+    ]
 
 
-def _consumed(spark: SparkSession, env: EnvConfig, table: str) -> dict[str, int | None]:
-    """The silver versions the last successful run of this gold table consumed, per input model."""
+def _consumed(spark: SparkSession, env: EnvConfig) -> dict[str, dict[str, int | None]]:
+    """Per gold table, the silver versions its last successful run consumed, per input model."""
     rows = (
         ledger.read(spark, env)
-        .where((F.col("layer") == LAYER) & (F.col("table_name") == table))
-        .where(F.col("status").isin(ledger.SUCCESS, ledger.NOOP))
-        .select(*[F.max(F.col("details")[f"input_version.{m}"]).alias(m) for m in INPUTS])
-        .first()
+        .where((F.col("layer") == LAYER) & F.col("status").isin(ledger.SUCCESS, ledger.NOOP))
+        .groupBy("table_name")
+        .agg(*[F.max(F.col("details")[f"input_version.{m}"]).alias(m) for m in INPUTS])
+        .collect()
     )
-    return {m: (rows[m] if rows else None) for m in INPUTS}
+    return {r["table_name"]: {m: r[m] for m in INPUTS} for r in rows}
 
 
 def _changed_rows(spark, env, model: str, done: int | None, end: int | None) -> DataFrame | None:
@@ -126,7 +131,14 @@ def build(spark: SparkSession, env: EnvConfig, table: GoldTable, days: set[date]
     return frame if days is None else t.in_dates(frame, table.partition, sorted(days))
 
 
-def _run_table(spark: SparkSession, env: EnvConfig, table: GoldTable, full_refresh: bool) -> LedgerEntry:
+def _run_table(
+    spark: SparkSession,
+    env: EnvConfig,
+    table: GoldTable,
+    full_refresh: bool,
+    ends: dict[str, int | None],
+    consumed: dict[str, int | None],
+) -> LedgerEntry:
     entry = LedgerEntry(
         run_id=ledger.new_run_id(LAYER),
         job="gold",
@@ -136,7 +148,6 @@ def _run_table(spark: SparkSession, env: EnvConfig, table: GoldTable, full_refre
         layer=LAYER,
     )
     with ledger.recorded(spark, env, entry):
-        ends = {m: delta.latest_version(spark, model_path(env, m)) for m in INPUTS}
         for model, version in ends.items():
             if version is not None:
                 entry.details[f"input_version.{model}"] = version
@@ -146,7 +157,7 @@ def _run_table(spark: SparkSession, env: EnvConfig, table: GoldTable, full_refre
             return entry
         path = gold_path(env, table.name)
         rebuild = full_refresh or not delta.table_exists(spark, path)
-        done = {m: None for m in INPUTS} if rebuild else _consumed(spark, env, table.name)
+        done = {m: None if rebuild else consumed.get(m) for m in INPUTS}
         refunds = spark.read.format("delta").load(model_path(env, "refunds"))
         days = affected_days(
             table,
@@ -159,27 +170,29 @@ def _run_table(spark: SparkSession, env: EnvConfig, table: GoldTable, full_refre
             return entry
         rows = build(spark, env, table, days).cache()
         try:
-            entry.records_read = (
-                rows.agg(F.sum("input_rows")).first()[0] or 0
-                if table.name == "daily_revenue"
-                else rows.count()
-            )
-            entry.details["partitions"] = (
-                rows.select(table.partition).distinct().count() if days is None else len(days)
-            )
+            if table.name == "daily_revenue":  # every fact row of the days lands in one mart row
+                entry.records_read = _mart_inputs(spark, env, days)
+                entry.records_written = rows.agg(F.sum("input_rows")).first()[0] or 0
+            else:
+                entry.records_read = rows.count()
+            if days is not None:
+                entry.details["partitions"] = len(days)
             version = _write(spark, rows, path, table, days)
         finally:
             rows.unpersist()
         entry.delta_versions[f"gold.{table.name}"] = version
-        written = spark.read.format("delta").option("versionAsOf", version).load(path)
-        if days is not None:
-            written = t.in_dates(written, table.partition, sorted(days))
-        entry.records_written = (
-            written.agg(F.sum("input_rows")).first()[0] or 0
-            if table.name == "daily_revenue"
-            else written.count()
-        )
+        if table.name != "daily_revenue":  # what Delta says the commit wrote
+            entry.records_written = delta.commit_metrics(spark, path, version).get("numOutputRows", 0)
     return entry
+
+
+def _mart_inputs(spark: SparkSession, env: EnvConfig, days: set[date] | None) -> int:
+    """Fact rows (orders + refunds) of `days` the mart summarises."""
+    total = 0
+    for name, column in (("fact_orders", "order_date"), ("fact_refunds", "refund_date")):
+        frame = spark.read.format("delta").load(gold_path(env, name))
+        total += (frame if days is None else t.in_dates(frame, column, sorted(days))).count()
+    return total
 
 
 def _write(spark: SparkSession, rows: DataFrame, path: str, table: GoldTable, days: set[date] | None) -> int:

@@ -131,16 +131,25 @@ def delete_statement(target: str, staging: str, key: tuple[str, ...]) -> str:
     return f"DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE {on})"
 
 
-def apply_staging(conn, target: str, staging: str, columns: list[ddl.Column], key: tuple[str, ...]) -> None:
-    """MERGE then DELETE in one transaction: readers see the old table or the new one, never half."""
-    execute(conn, "BEGIN")
+def apply_staging(
+    conn, target: str, staging: str, columns: list[ddl.Column], key: tuple[str, ...], *, transaction: bool = True
+) -> None:
+    """MERGE then DELETE in one transaction: readers see the old table or the new one, never half.
+
+    fakesnow cannot MERGE inside an explicit transaction (DuckDB: "a single transaction can only write to a
+    single attached database"), so locally the two run one after the other; both are idempotent, so a crash
+    between them is repaired by the retry either way."""
+    if transaction:
+        execute(conn, "BEGIN")
     try:
         execute(conn, merge_statement(target, staging, columns, key))
         execute(conn, delete_statement(target, staging, key))
     except BaseException:
-        execute(conn, "ROLLBACK")
+        if transaction:
+            execute(conn, "ROLLBACK")
         raise
-    execute(conn, "COMMIT")
+    if transaction:
+        execute(conn, "COMMIT")
 
 
 def drop_stale_staging(conn, spec: SnowflakeSpec, table: str) -> None:
@@ -188,7 +197,7 @@ def publish_table(
     staging = qualified(spec, staging_name(table.name, run_id))
     execute(conn, ddl.create_table(staging, columns, replace=True))
     loader(conn, frame, staging, columns)
-    apply_staging(conn, target, staging, columns, table.key)
+    apply_staging(conn, target, staging, columns, table.key, transaction=spec.mode != "fakesnow")
     execute(conn, f"DROP TABLE IF EXISTS {staging}")
     for column in columns:
         if PII_COLUMN.search(column.name) and column.type == "VARCHAR":
@@ -257,8 +266,8 @@ def reconciliation_path(env: EnvConfig) -> str:
 def record_reconciliation(
     spark: SparkSession, env: EnvConfig, run_id: str, results: list[PublishResult]
 ) -> None:
-    """Append every compared figure of this publish run to ops.warehouse_reconciliation (once per run id:
-    a Delta idempotent write keyed to the run)."""
+    """Append every compared figure of this publish run to ops.warehouse_reconciliation (an audit log: a
+    re-run adds its own rows under its own run id)."""
     now = datetime.now(UTC)
 
     def amount(value) -> Decimal | None:
