@@ -216,7 +216,9 @@ class EnvConfig(_Strict):
     lake: str = Field(min_length=1)
     quarantine: str = Field(min_length=1)
     spark: dict[str, str] = Field(default_factory=dict)
-    snowflake: SnowflakeSpec | None = Field(default=None, description="where gold is published (docs/snowflake.md)")
+    snowflake: SnowflakeSpec | None = Field(
+        default=None, description="where gold is published (docs/snowflake.md)"
+    )
     s3: S3Spec = Field(default_factory=S3Spec, description="server-side encryption of the S3 zones")
 
     @field_validator("landing", "lake", "quarantine")

@@ -15,9 +15,10 @@ from decimal import Decimal
 
 from pyspark.sql import DataFrame, SparkSession
 
-from northstar import delta
+from northstar import delta, ledger
 from northstar.config import EnvConfig
 from northstar.gold.runner import GOLD_TABLES, GoldTable, gold_path
+from northstar.ledger import LedgerEntry
 from northstar.warehouse import ddl, reconcile
 from northstar.warehouse.connection import execute, execute_governance
 from northstar.warehouse.spec import SnowflakeSpec
@@ -132,7 +133,13 @@ def delete_statement(target: str, staging: str, key: tuple[str, ...]) -> str:
 
 
 def apply_staging(
-    conn, target: str, staging: str, columns: list[ddl.Column], key: tuple[str, ...], *, transaction: bool = True
+    conn,
+    target: str,
+    staging: str,
+    columns: list[ddl.Column],
+    key: tuple[str, ...],
+    *,
+    transaction: bool = True,
 ) -> None:
     """MERGE then DELETE in one transaction: readers see the old table or the new one, never half.
 
@@ -237,10 +244,22 @@ def publish_all(
     """Publish every gold table (versions: table -> Delta version, missing/None = latest), record the
     reconciliation, and raise ReconciliationError when any partition differs."""
     versions = versions or {}
-    results = [
-        publish_table(spark, env, conn, table, run_id=run_id, version=versions.get(name), loader=loader)
-        for name, table in GOLD_TABLES.items()
-    ]
+    results = []
+    for name, table in GOLD_TABLES.items():
+        entry = LedgerEntry(
+            run_id=run_id, job="publish", env=env.name, source="snowflake", table_name=name, layer="publish"
+        )
+        with ledger.recorded(spark, env, entry):  # read = gold rows, written = warehouse rows after the MERGE
+            result = publish_table(
+                spark, env, conn, table, run_id=run_id, version=versions.get(name), loader=loader
+            )
+            entry.input_version_start = entry.input_version_end = result.gold_version
+            entry.records_read = sum(d.lake or 0 for d in result.differences if d.metric == "rows")
+            entry.records_written = result.rows
+            entry.details.update(
+                added_columns=len(result.added_columns), skipped_statements=len(result.skipped_statements)
+            )
+        results.append(result)
     record_reconciliation(spark, env, run_id, results)
     bad = [r for r in results if not r.reconciled]
     if bad:
