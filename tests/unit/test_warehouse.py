@@ -175,3 +175,17 @@ def test_snowflake_and_s3_sections_refuse_secrets_and_missing_settings():
     with pytest.raises(ValidationError, match="SSE-KMS needs kms_key_id"):
         S3Spec(encryption="SSE-KMS")
     assert S3Spec(encryption="SSE-KMS", kms_key_id="env:KMS_KEY").kms_key_id == "env:KMS_KEY"
+
+
+def test_sse_kms_setting_becomes_the_s3a_encryption_settings(monkeypatch, tmp_path):
+    from northstar.spark import s3_encryption
+    from tests.conftest import make_env
+
+    env = make_env(tmp_path)
+    assert s3_encryption(env) == {}
+    monkeypatch.setenv("LAKE_KMS_KEY", "arn:aws:kms:eu-west-1:111122223333:key/abcd")
+    kms = env.model_copy(update={"s3": S3Spec(encryption="SSE-KMS", kms_key_id="env:LAKE_KMS_KEY")})
+    assert s3_encryption(kms) == {
+        "fs.s3a.encryption.algorithm": "SSE-KMS",
+        "fs.s3a.encryption.key": "arn:aws:kms:eu-west-1:111122223333:key/abcd",
+    }
