@@ -48,6 +48,11 @@ def table_paths(env: EnvConfig, conf_dir: Path | str | None = None) -> dict[str,
     for model in list_models(conf_dir):  # conformed models: silver.orders, quarantine.orders, ...
         paths[f"silver.{model}"] = model_path(env, model)
         paths[f"quarantine.{model}"] = model_quarantine_path(env, model)
+    from northstar.gold.runner import GOLD_TABLES, gold_path
+    from northstar.warehouse.publish import reconciliation_path
+
+    paths.update({f"gold.{name}": gold_path(env, name) for name in GOLD_TABLES})
+    paths["ops.warehouse_reconciliation"] = reconciliation_path(env)
     return paths
 
 

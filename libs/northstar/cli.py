@@ -397,6 +397,23 @@ def _cmd_quarantine_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gold(args: argparse.Namespace) -> int:
+    from northstar.gold.runner import run_gold
+    from northstar.report import run_report
+    from northstar.spark import get_spark
+
+    env = load_env(args.env, args.conf_dir)
+    spark = get_spark(env, app_name="northstar-gold")
+    print(run_report(run_gold(spark, env, full_refresh=args.full_refresh)))
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from northstar.warehouse.command import publish_command
+
+    return publish_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="northstar", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -526,6 +543,26 @@ def build_parser() -> argparse.ArgumentParser:
     from northstar.quality.commands import add_commands
 
     add_commands(commands)  # reconcile, investigate, correct, rollback, reproduce (docs/reconciliation.md)
+    gold = commands.add_parser("gold", help="build the gold facts and the daily revenue mart (docs/gold.md)")
+    gold.add_argument("--env", default="local")
+    gold.add_argument("--conf-dir", type=Path)
+    gold.add_argument("--full-refresh", action="store_true", help="rebuild every day partition")
+    gold.set_defaults(action=_cmd_gold)
+
+    publish = commands.add_parser(
+        "publish", help="publish gold to Snowflake and reconcile (docs/snowflake.md)"
+    )
+    publish.add_argument("--env", default="local")
+    publish.add_argument("--conf-dir", type=Path)
+    publish.add_argument(
+        "--version",
+        action="append",
+        default=[],
+        metavar="TABLE=N",
+        help="gold Delta version to publish (default: latest)",
+    )
+    publish.add_argument("--run-id", help="reuse a run id to retry the same publish (default: a new one)")
+    publish.set_defaults(action=_cmd_publish)
     return parser
 
 

@@ -26,6 +26,7 @@ from northstar.extract.api_spec import ApiSpec
 from northstar.extract.jdbc_config import JdbcSpec
 from northstar.orchestration.env_spec import AlertsSpec, DeltaLogStoreSpec, EmrSpec
 from northstar.secrets import check_reference
+from northstar.warehouse.spec import S3Spec, SnowflakeSpec
 
 ATOMIC_TYPE = re.compile(
     r"^(string|boolean|tinyint|smallint|int|bigint|float|double|date|timestamp|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
@@ -243,6 +244,10 @@ class EnvConfig(_Strict):
     delta_log_store: DeltaLogStoreSpec | None = Field(
         default=None, description="DynamoDB table for Delta commits on S3 (concurrent writers)"
     )
+    snowflake: SnowflakeSpec | None = Field(
+        default=None, description="where gold is published (docs/snowflake.md)"
+    )
+    s3: S3Spec = Field(default_factory=S3Spec, description="server-side encryption of the S3 zones")
 
     @field_validator("landing", "lake", "quarantine")
     @classmethod

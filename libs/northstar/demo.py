@@ -1,4 +1,5 @@
-"""The end-to-end demo: the partner API simulator, two extracts through its API, bronze and silver, a report.
+"""The end-to-end demo: the partner API simulator, two extracts through its API, bronze and silver, the
+conformed models, gold, the publish to the local Snowflake stand-in (fakesnow) and its reconciliation.
 
 The simulator serves marketplace orders and refunds with every fault on (5xx bursts, dropped connections,
 partial pages, records repeated across pages, late updates, the partner's schema change). The first
@@ -23,10 +24,15 @@ from northstar.catalog import table_paths
 from northstar.config import load_env, load_source
 from northstar.extract.api_spec import RetrySpec
 from northstar.extract.rest import run_extract
+from northstar.gold.runner import run_gold
+from northstar.models.runner import run_models
 from northstar.pipeline import run_source
 from northstar.report import run_report
 from northstar.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
 from northstar.spark import get_spark
+from northstar.warehouse.command import format_results
+from northstar.warehouse.connection import connect
+from northstar.warehouse.publish import publish_all
 
 
 def run_demo(
@@ -38,6 +44,9 @@ def run_demo(
     os.environ["NORTHSTAR_DATA_DIR"] = str(data_dir)
     # a throw-away token for the local simulator; real runs take it from the secret the conf names
     os.environ.setdefault("NORTHSTAR_PARTNER_TOKEN", secrets.token_hex(16))
+    # throw-away local keys / credentials: real runs read them from the secret references the conf names
+    os.environ.setdefault("NORTHSTAR_CUSTOMER_TOKEN_KEY", secrets.token_hex(32))
+    os.environ.setdefault("NORTHSTAR_SNOWFLAKE_PASSWORD", "fakesnow-ignores-it")
     env = load_env("local", conf_dir)
     source = load_source("marketplace", conf_dir)
     sim = PartnerApiSimulator(
@@ -72,6 +81,16 @@ def run_demo(
     finally:
         sim.stop()
 
+    print(
+        "building the conformed models, gold, and publishing gold to the local Snowflake (fakesnow) ...",
+        flush=True,
+    )
+    entries += run_models(spark, env, "all", conf_dir=conf_dir)
+    entries += run_gold(spark, env)
+    publish_run = ledger.new_run_id("publish")
+    with connect(env.snowflake) as conn:
+        published = publish_all(spark, env, conn, run_id=publish_run)
+
     checks = []
     for table, key in (("orders", "order_id"), ("refunds", "refund_id")):
         expected = sim.ground_truth(table)
@@ -93,7 +112,9 @@ def run_demo(
     partial = sum(v for k, v in faults.items() if k.startswith("partial_"))
     ledger_rows = ledger.read(spark, env).count()
     locations = {
-        n: p for n, p in table_paths(env, conf_dir).items() if "marketplace" in n or n.startswith("ops.")
+        n: p
+        for n, p in table_paths(env, conf_dir).items()
+        if "marketplace" in n or n.startswith(("ops.", "gold."))
     }
     return "\n".join(
         [
@@ -112,6 +133,10 @@ def run_demo(
             *checks,
             f"  bronze.marketplace_orders: {rescued:,} rows kept a value that did not fit its type in _rescued_data",
             f"  ops.run_ledger: {ledger_rows} runs recorded",
+            "",
+            format_results(publish_run, published),
+            f"  warehouse: {env.snowflake.fakesnow_path} (fakesnow / DuckDB files; ops.warehouse_reconciliation "
+            "has every compared figure)",
             "",
             "tables:",
             *[f"  {name:<34}{path}" for name, path in locations.items()],

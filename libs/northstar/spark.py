@@ -56,6 +56,19 @@ def local_jars(env: EnvConfig) -> list[str]:
     return jars
 
 
+def s3_encryption(env: EnvConfig) -> dict[str, str]:
+    """Hadoop s3a settings for the env's `s3:` section: SSE-KMS with the key its reference points at, so
+    every object a job writes to S3 is encrypted with that key (local: none)."""
+    if env.s3.encryption != "SSE-KMS":
+        return {}
+    from northstar.secrets import resolve
+
+    return {
+        "fs.s3a.encryption.algorithm": "SSE-KMS",
+        "fs.s3a.encryption.key": resolve(env.s3.kms_key_id).value,
+    }
+
+
 def get_spark(env: EnvConfig, app_name: str = "northstar") -> SparkSession:
     """Return the session for this environment, building it on first use.
 
@@ -76,6 +89,8 @@ def get_spark(env: EnvConfig, app_name: str = "northstar") -> SparkSession:
     spark = builder.getOrCreate()
     for key, value in SESSION_SETTINGS.items():
         spark.conf.set(key, value)
+    for key, value in s3_encryption(env).items():  # on the Hadoop conf: EMR builds the session itself
+        spark.sparkContext._jsc.hadoopConfiguration().set(key, value)
     if env.profile == "local":
         spark.sparkContext.setLogLevel("ERROR")
         _require_delta(spark)

@@ -1,0 +1,358 @@
+"""Gold and the Snowflake publish on a crafted set computed by hand: facts and the daily revenue mart, a late
+refund recomputing only its own day, publishing twice, a publish that dies between the staging load and the
+MERGE and its retry, no raw PII in gold or the warehouse, warehouse totals equal to gold.
+
+Everything runs for real: Spark + Delta for silver and gold, fakesnow (DuckDB behind the Snowflake Python
+connector) for the warehouse. One module-scoped set-up is shared by the scenarios to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import functions as F
+
+from northstar import delta, ledger
+from northstar.gold.runner import GOLD_TABLES, gold_path, run_gold
+from northstar.models import orders as orders_model
+from northstar.models.runner import model_path
+from northstar.warehouse import publish
+from northstar.warehouse.connection import connect, execute
+from northstar.warehouse.reconcile import ReconciliationError
+from northstar.warehouse.spec import SnowflakeSpec
+from tests.conftest import make_env
+
+D = Decimal
+DAY1, DAY2 = date(2026, 3, 1), date(2026, 3, 2)
+RAW_EMAILS = ("alice@example.com", "bob@example.org")
+RAW_PHONES = ("+1-415-555-0100", "+44 20 7946 0958")
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+PHONE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
+
+ORDER_SCHEMA = orders_model.T.StructType(
+    [
+        orders_model.T.StructField(n, t)
+        for n, t in [
+            ("source_system", orders_model.T.StringType()),
+            ("order_id", orders_model.T.StringType()),
+            ("status", orders_model.T.StringType()),
+            ("source_status", orders_model.T.StringType()),
+            ("customer_token", orders_model.T.StringType()),
+            ("ship_to_country", orders_model.T.StringType()),
+            ("sales_channel", orders_model.T.StringType()),
+            ("fulfillment_channel", orders_model.T.StringType()),
+            ("currency", orders_model.T.StringType()),
+            *[(a, orders_model.c.AMOUNT) for a in orders_model.AMOUNTS],
+            ("line_items", orders_model.LINE_ITEMS),
+            ("item_count", orders_model.T.IntegerType()),
+            ("created_at", orders_model.T.TimestampType()),
+            ("updated_at", orders_model.T.TimestampType()),
+            ("_source_table", orders_model.T.StringType()),
+            ("_record_hash", orders_model.T.StringType()),
+            ("_landing_file", orders_model.T.StringType()),
+        ]
+    ]
+)
+REFUND_SCHEMA = (
+    "source_system string, refund_id string, order_id string, status string, source_status string, "
+    "reason string, currency string, refund_amount decimal(18,2), created_at timestamp, updated_at timestamp, "
+    "_source_table string, _record_hash string, _landing_file string"
+)
+
+
+def line(n, sku, qty, price, discount="0.00"):
+    return (f"L{n}", sku, qty, D(price), D(discount))
+
+
+def order(order_id, created, channel, currency, total, status, lines, token):
+    total = D(total)
+    return (
+        "marketplace", order_id, status, status, token, "US", channel, None, currency,
+        total, D("0.00"), D("0.00"), D("0.00"), total, lines, len(lines), created, created,
+        "silver.marketplace_orders", f"h-{order_id}", "f.jsonl",
+    )  # fmt: skip
+
+
+def refund(refund_id, order_id, created, status, currency, amount):
+    return (
+        "marketplace", refund_id, order_id, status, status, "damaged", currency, D(amount), created, created,
+        "silver.marketplace_refunds", f"h-{refund_id}", "f.jsonl",
+    )  # fmt: skip
+
+
+# Tokens as silver.orders carries them (HMAC of the customer id); the raw values never reach silver.orders.
+TOKEN_A, TOKEN_B = "a" * 64, "b" * 64
+ORDERS = [
+    # day 1: USD web 100.00 (two lines), USD app 50.00, EUR web 80.00
+    order("O1", datetime(2026, 3, 1, 10), "web", "USD", "100.00", "paid",
+          [line(1, "A", 2, "30.00"), line(2, "B", 1, "40.00")], TOKEN_A),
+    order("O2", datetime(2026, 3, 1, 23, 30), "app", "USD", "50.00", "delivered", [line(1, "C", 1, "50.00")], TOKEN_B),
+    order("O3", datetime(2026, 3, 1, 12), "web", "EUR", "80.00", "shipped", [line(1, "D", 4, "20.00")], TOKEN_A),
+    # day 2: a cancelled USD web order (earns nothing), EUR app 35.50 (2 x 18.00 - 0.50 discount)
+    order("O4", datetime(2026, 3, 2, 9), "web", "USD", "20.00", "cancelled", [line(1, "E", 1, "20.00")], TOKEN_B),
+    order("O5", datetime(2026, 3, 2, 15), "app", "EUR", "35.50", "paid", [line(1, "F", 2, "18.00", "0.50")], TOKEN_A),
+]  # fmt: skip
+REFUNDS = [
+    refund("R1", "O1", datetime(2026, 3, 2, 8), "completed", "USD", "30.00"),  # counts on day 2, web
+    refund("R2", "O3", datetime(2026, 3, 1, 18), "requested", "EUR", "80.00"),  # not money back: 0
+    refund(
+        "R4", "O99", datetime(2026, 3, 2, 11), "completed", "USD", "5.00"
+    ),  # order unknown: kept, 'unknown'
+]
+LATE_REFUND = refund("R3", "O5", datetime(2026, 3, 2, 20), "completed", "EUR", "10.00")  # arrives after gold
+
+# (day, currency, channel) -> (order_count, gross, refund_count, refunded, net), worked out by hand above
+REVENUE_BEFORE = {
+    (DAY1, "USD", "web"): (1, D("100.00"), 0, D("0.00"), D("100.00")),
+    (DAY1, "USD", "app"): (1, D("50.00"), 0, D("0.00"), D("50.00")),
+    (DAY1, "EUR", "web"): (1, D("80.00"), 0, D("0.00"), D("80.00")),
+    (DAY2, "USD", "web"): (0, D("0.00"), 1, D("30.00"), D("-30.00")),
+    (DAY2, "EUR", "app"): (1, D("35.50"), 0, D("0.00"), D("35.50")),
+    (DAY2, "USD", "unknown"): (0, D("0.00"), 1, D("5.00"), D("-5.00")),
+}
+REVENUE_AFTER = {**REVENUE_BEFORE, (DAY2, "EUR", "app"): (1, D("35.50"), 1, D("10.00"), D("25.50"))}
+
+
+def revenue(spark, env) -> dict:
+    rows = spark.read.format("delta").load(gold_path(env, "daily_revenue")).collect()
+    return {
+        (r.revenue_date, r.currency, r.sales_channel): (
+            r.order_count,
+            r.gross_amount,
+            r.refund_count,
+            r.refund_amount,
+            r.net_amount,
+        )
+        for r in rows
+    }
+
+
+def files_by_day(spark, env, table, column) -> dict:
+    rows = (
+        spark.read.format("delta").load(gold_path(env, table))
+        .select(column, F.input_file_name().alias("file")).distinct().collect()
+    )  # fmt: skip
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r[column], set()).add(r["file"])
+    return out
+
+
+def gold_contents(spark, env, table) -> Counter:
+    frame = spark.read.format("delta").load(gold_path(env, table))
+    return Counter(tuple(_plain(v) for v in r) for r in frame.select(*frame.columns).collect())
+
+
+def warehouse_contents(conn, spec, table) -> Counter:
+    return Counter(
+        tuple(_plain(v) for v in r) for r in execute(conn, f"SELECT * FROM {publish.qualified(spec, table)}")
+    )
+
+
+def _plain(value):
+    return value.replace(tzinfo=None) if isinstance(value, datetime) else value
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory):
+    """Silver built from the crafted rows, gold built once, then the late refund and a second gold run."""
+    root = tmp_path_factory.mktemp("gold")
+    env = make_env(root)
+    env = env.model_copy(
+        update={
+            "snowflake": SnowflakeSpec(
+                mode="fakesnow", account="local", database="NORTHSTAR", warehouse="WH", role="PUBLISHER",
+                user="env:USER", password="env:NORTHSTAR_SNOWFLAKE_PASSWORD", fakesnow_path=str(root / "snowflake"),
+            )
+        }
+    )  # fmt: skip
+    cdf = {"delta.enableChangeDataFeed": "true"}
+    spark.createDataFrame(ORDERS, ORDER_SCHEMA).write.format("delta").options(**cdf).save(
+        model_path(env, "orders")
+    )
+    spark.createDataFrame(REFUNDS, REFUND_SCHEMA).write.format("delta").options(**cdf).save(
+        model_path(env, "refunds")
+    )
+    first = run_gold(spark, env)
+    state = {
+        "first": first,
+        "revenue_before": revenue(spark, env),
+        "facts": {
+            name: {tuple(r) for r in spark.read.format("delta").load(gold_path(env, name)).drop("created_at", "updated_at").collect()}
+            for name in ("fact_orders", "fact_order_lines", "fact_refunds")
+        },
+        "files_before": {
+            "daily_revenue": files_by_day(spark, env, "daily_revenue", "revenue_date"),
+            "fact_refunds": files_by_day(spark, env, "fact_refunds", "refund_date"),
+        },
+        "versions_before": {n: delta.latest_version(spark, gold_path(env, n)) for n in GOLD_TABLES},
+    }  # fmt: skip
+    spark.createDataFrame([LATE_REFUND], REFUND_SCHEMA).write.format("delta").mode("append").save(
+        model_path(env, "refunds")
+    )
+    state["second"] = run_gold(spark, env)
+    state["versions_after"] = {n: delta.latest_version(spark, gold_path(env, n)) for n in GOLD_TABLES}
+    state["third"] = run_gold(spark, env)
+    return env, state
+
+
+def test_gold_figures_equal_the_hand_computed_ones(spark, lake):
+    env, state = lake
+    assert state["revenue_before"] == REVENUE_BEFORE
+    assert revenue(spark, env) == REVENUE_AFTER
+    facts = state["facts"]
+    lines = {(r[1], r[2]): r for r in facts["fact_order_lines"]}
+    assert len(lines) == 6
+    assert lines[("O1", 1)][5:12] == ("A", 2, "USD", D("30.00"), D("0.00"), D("60.00"), "web")
+    assert lines[("O5", 1)][10] == D("35.50")  # 2 x 18.00 - 0.50
+    refunds = {r[1]: r for r in facts["fact_refunds"]}
+    assert refunds["R1"][3:] == (DAY2, DAY1, "completed", "damaged", "USD", D("30.00"), "web")
+    assert refunds["R4"][3:] == (DAY2, None, "completed", "damaged", "USD", D("5.00"), "unknown")
+    orders = {r[1]: r for r in facts["fact_orders"]}
+    assert orders["O2"][2] == DAY1 and orders["O4"][3] == "cancelled"
+    assert {r[4] for r in facts["fact_orders"]} == {TOKEN_A, TOKEN_B}
+    for entry in state["first"]:
+        assert entry.status == ledger.SUCCESS and entry.balanced
+    assert [e.records_read for e in state["first"]] == [5, 6, 3, 8]  # orders, lines, refunds, mart inputs
+
+
+def test_late_refund_recomputes_only_its_day(spark, lake):
+    env, state = lake
+    second = {e.table_name: e for e in state["second"]}
+    assert second["fact_orders"].status == ledger.NOOP and second["fact_order_lines"].status == ledger.NOOP
+    assert (
+        second["fact_refunds"].details["partitions"] == 1
+        and second["daily_revenue"].details["partitions"] == 1
+    )
+    assert second["daily_revenue"].records_read == 5  # day 2's facts: O4, O5, R1, R4 and the late R3
+    after = {
+        "daily_revenue": files_by_day(spark, env, "daily_revenue", "revenue_date"),
+        "fact_refunds": files_by_day(spark, env, "fact_refunds", "refund_date"),
+    }
+    for table, before in state["files_before"].items():
+        assert after[table][DAY1] == before[DAY1], f"{table}: day 1 files were rewritten"
+        assert after[table][DAY2].isdisjoint(before[DAY2]), f"{table}: day 2 was not recomputed"
+    for name in ("fact_orders", "fact_order_lines"):
+        assert state["versions_after"][name] == state["versions_before"][name]
+
+
+def test_gold_rerun_with_nothing_new_changes_nothing(spark, lake):
+    env, state = lake
+    assert {e.status for e in state["third"]} == {ledger.NOOP}
+    assert {n: delta.latest_version(spark, gold_path(env, n)) for n in GOLD_TABLES} == state["versions_after"]
+
+
+@pytest.fixture(scope="module")
+def published(spark, lake, monkeypatch_module):
+    """Publish once after a publish that died between the staging load and the MERGE, then publish again."""
+    env, _ = lake
+    monkeypatch_module.setenv("NORTHSTAR_SNOWFLAKE_PASSWORD", "not-used-by-fakesnow")
+    real_apply, calls = publish.apply_staging, []
+
+    def dies_once(conn, target, staging, columns, key, **kwargs):
+        calls.append(target)
+        if len(calls) == 2:  # fact_order_lines: staging is loaded, the MERGE never runs
+            raise ConnectionError("simulated crash after the staging load, before the MERGE")
+        return real_apply(conn, target, staging, columns, key, **kwargs)
+
+    monkeypatch_module.setattr(publish, "apply_staging", dies_once)
+    with connect(env.snowflake) as conn:
+        with pytest.raises(ConnectionError):
+            publish.publish_all(spark, env, conn, run_id="publish-1-crashed")
+        leftover = execute(
+            conn,
+            "SELECT table_name FROM NORTHSTAR.information_schema.tables WHERE table_name LIKE '%__STG_%'",
+        )
+        retry = publish.publish_all(spark, env, conn, run_id="publish-2-retry")
+        after_retry = {n: warehouse_contents(conn, env.snowflake, n) for n in GOLD_TABLES}
+        again = publish.publish_all(spark, env, conn, run_id="publish-3-rerun")
+        after_rerun = {n: warehouse_contents(conn, env.snowflake, n) for n in GOLD_TABLES}
+        objects = execute(
+            conn,
+            "SELECT table_schema, table_name FROM NORTHSTAR.information_schema.tables WHERE table_schema <> 'INFORMATION_SCHEMA'",
+        )
+        scanned = {
+            (schema, name): execute(conn, f"SELECT * FROM NORTHSTAR.{schema}.{name}")
+            for schema, name in objects
+        }
+        execute(
+            conn,
+            "UPDATE NORTHSTAR.ANALYTICS.DAILY_REVENUE SET NET_AMOUNT = NET_AMOUNT + 0.01 WHERE CURRENCY = 'EUR'",
+        )
+        tampered = publish.check_table(
+            conn,
+            env.snowflake,
+            GOLD_TABLES["daily_revenue"],
+            spark.read.format("delta").load(gold_path(env, "daily_revenue")),
+        )
+    return {
+        "leftover": leftover, "retry": retry, "again": again, "after_retry": after_retry,
+        "after_rerun": after_rerun, "scanned": scanned, "tampered": tampered,
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_crashed_publish_then_retry_leaves_no_duplicate_and_equals_gold(spark, lake, published):
+    env, _ = lake
+    assert published["leftover"] == [("FACT_ORDER_LINES__STG_PUBLISH_1_CRASHED",)]
+    for name in GOLD_TABLES:
+        assert published["after_retry"][name] == gold_contents(spark, env, name), name
+        assert max(published["after_retry"][name].values()) == 1  # no row twice
+    assert all(r.reconciled for r in published["retry"])
+
+
+def test_publishing_twice_leaves_the_warehouse_identical(published):
+    assert published["after_rerun"] == published["after_retry"]
+    assert not [name for (_, name) in published["scanned"] if "__STG_" in name]  # staging dropped
+
+
+def test_warehouse_totals_equal_gold_totals_and_are_recorded(spark, lake, published):
+    env, _ = lake
+    for result in published["again"]:
+        assert result.differences and result.reconciled, result.table
+    revenue = {r.table: r for r in published["again"]}["daily_revenue"]
+    by_metric = {(d.partition, d.metric): d for d in revenue.differences}
+    assert by_metric[(("2026-03-02", "EUR"), "net_amount")].warehouse == D("25.50")
+    recorded = spark.read.format("delta").load(publish.reconciliation_path(env))
+    assert recorded.where("matches = false").count() == 0
+    assert {r.run_id for r in recorded.select("run_id").distinct().collect()} == {
+        "publish-2-retry",
+        "publish-3-rerun",
+    }
+    assert [(d.partition, d.metric) for d in published["tampered"] if not d.matches] == [
+        (("2026-03-01", "EUR"), "net_amount"), (("2026-03-02", "EUR"), "net_amount")
+    ]  # fmt: skip
+
+
+def test_reconciliation_error_names_the_partition(spark, lake, published, monkeypatch):
+    env, _ = lake
+    wrong = publish.PublishResult("daily_revenue", 3, 6, differences=published["tampered"])
+    monkeypatch.setattr(publish, "publish_table", lambda *a, **k: wrong)
+    monkeypatch.setattr(publish, "record_reconciliation", lambda *a, **k: None)
+    with pytest.raises(
+        ReconciliationError, match=r"daily_revenue v3 2026-03-01/EUR net_amount: lake 80.00 warehouse 80.01"
+    ):
+        publish.publish_all(spark, env, None, run_id="publish-x")
+
+
+def test_no_raw_email_or_phone_in_gold_or_any_warehouse_table(spark, lake, published):
+    env, _ = lake
+    texts = [
+        str(v) for rows in published["scanned"].values() for row in rows for v in row if isinstance(v, str)
+    ]
+    for name in GOLD_TABLES:
+        frame = spark.read.format("delta").load(gold_path(env, name))
+        texts += [str(v) for row in frame.collect() for v in row if isinstance(v, str)]
+    assert len(published["scanned"]) >= len(GOLD_TABLES) and texts
+    assert TOKEN_A in texts  # the scan sees the token columns
+    leaks = [v for v in texts if EMAIL.search(v) or PHONE.search(v) or v in RAW_EMAILS + RAW_PHONES]
+    assert leaks == []

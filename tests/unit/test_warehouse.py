@@ -1,0 +1,191 @@
+"""The Snowflake publish's pure parts: DDL from Spark schemas and the add-only rule, the MERGE text, the
+lake <-> warehouse comparison, the production connector's options, and the env's snowflake / s3 sections."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from pydantic import ValidationError
+from pyspark.sql import types as T
+
+from northstar.config import _format_validation_error
+from northstar.warehouse import ddl, publish, reconcile
+from northstar.warehouse.spark_connector import connector_options
+from northstar.warehouse.spec import S3Spec, SnowflakeSpec
+
+SCHEMA = T.StructType(
+    [
+        T.StructField("order_id", T.StringType()),
+        T.StructField("order_date", T.DateType()),
+        T.StructField("total_amount", T.DecimalType(18, 2)),
+        T.StructField("item_count", T.IntegerType()),
+        T.StructField("created_at", T.TimestampType()),
+    ]
+)
+SPEC = dict(
+    mode="snowflake", account="xy12345.eu-west-1", database="NORTHSTAR", warehouse="TRANSFORMING",
+    role="PUBLISHER", user="env:SF_USER", password="secretsmanager:northstar/snowflake#password",
+)  # fmt: skip
+
+
+def test_columns_from_a_gold_schema():
+    assert ddl.columns_of(SCHEMA) == [
+        ddl.Column("ORDER_ID", "VARCHAR"),
+        ddl.Column("ORDER_DATE", "DATE"),
+        ddl.Column("TOTAL_AMOUNT", "NUMBER(18,2)"),
+        ddl.Column("ITEM_COUNT", "NUMBER(38,0)"),
+        ddl.Column("CREATED_AT", "TIMESTAMP_NTZ"),
+    ]
+    assert (
+        ddl.create_table("DB.S.T", ddl.columns_of(SCHEMA)[:1])
+        == "CREATE TABLE IF NOT EXISTS DB.S.T (\n  ORDER_ID VARCHAR\n)"
+    )
+
+
+def test_information_schema_types_read_back_as_written():
+    existing = [
+        ddl.Column("ORDER_ID", ddl.normalise("TEXT")),
+        ddl.Column("TOTAL_AMOUNT", ddl.normalise("NUMBER", 18, 2)),
+    ]
+    assert existing == ddl.columns_of(SCHEMA)[0:3:2]
+
+
+def test_new_gold_columns_are_added_and_nothing_else_changes():
+    wanted = ddl.columns_of(SCHEMA)
+    assert ddl.evolve("DB.S.T", wanted[:3], wanted) == [
+        "ALTER TABLE DB.S.T ADD COLUMN ITEM_COUNT NUMBER(38,0)",
+        "ALTER TABLE DB.S.T ADD COLUMN CREATED_AT TIMESTAMP_NTZ",
+    ]
+    assert ddl.evolve("DB.S.T", wanted, wanted) == []
+
+
+def test_dropped_or_retyped_column_is_refused_with_the_column_and_what_to_do():
+    wanted = ddl.columns_of(SCHEMA)
+    with pytest.raises(
+        ddl.SchemaChangeRefused, match=r"DB.S.T refused: column\(s\) LEGACY_FLAG are no longer"
+    ):
+        ddl.evolve("DB.S.T", [*wanted, ddl.Column("LEGACY_FLAG", "BOOLEAN")], wanted)
+    retyped = [ddl.Column("TOTAL_AMOUNT", "FLOAT") if c.name == "TOTAL_AMOUNT" else c for c in wanted]
+    with pytest.raises(
+        ddl.SchemaChangeRefused, match=r"TOTAL_AMOUNT \(FLOAT -> NUMBER\(18,2\)\) changed type.*new table"
+    ):
+        ddl.evolve("DB.S.T", retyped, wanted)
+
+
+def test_merge_updates_only_changed_rows_and_inserts_new_keys():
+    cols = ddl.columns_of(SCHEMA)[:3]
+    sql = publish.merge_statement("DB.S.T", "DB.S.T__STG_R1", cols, ("order_id",))
+    assert sql == (
+        "MERGE INTO DB.S.T t USING DB.S.T__STG_R1 s ON t.ORDER_ID = s.ORDER_ID "
+        "WHEN MATCHED AND (t.ORDER_DATE IS DISTINCT FROM s.ORDER_DATE OR t.TOTAL_AMOUNT IS DISTINCT FROM "
+        "s.TOTAL_AMOUNT) THEN UPDATE SET ORDER_DATE = s.ORDER_DATE, TOTAL_AMOUNT = s.TOTAL_AMOUNT "
+        "WHEN NOT MATCHED THEN INSERT (ORDER_ID, ORDER_DATE, TOTAL_AMOUNT) VALUES (s.ORDER_ID, s.ORDER_DATE, s.TOTAL_AMOUNT)"
+    )
+    assert (
+        publish.staging_name("fact_orders", "publish-20261125T0400Z-ab12")
+        == "FACT_ORDERS__STG_PUBLISH_20261125T0400Z_AB12"
+    )
+
+
+def test_pii_columns_are_recognised_for_masking():
+    names = [
+        "CUSTOMER_TOKEN",
+        "EMAIL_TOKEN",
+        "PHONE",
+        "FULL_NAME",
+        "SHIP_TO_ADDRESS",
+        "ORDER_ID",
+        "SKU",
+        "CURRENCY",
+    ]
+    assert [n for n in names if publish.PII_COLUMN.search(n)] == names[:5]
+
+
+def test_compare_reports_every_metric_and_missing_partitions():
+    lake = {
+        ("2026-03-01", "USD"): {"rows": 2, "net": Decimal("10.00")},
+        ("2026-03-02", "USD"): {"rows": 1, "net": Decimal("1.00")},
+    }
+    warehouse = {
+        ("2026-03-01", "USD"): {"rows": 2, "net": Decimal("10.01")},
+        ("2026-03-03", "EUR"): {"rows": 1, "net": Decimal("0.00")},
+    }
+    bad = [
+        (d.partition, d.metric, d.lake, d.warehouse)
+        for d in reconcile.compare(lake, warehouse)
+        if not d.matches
+    ]
+    assert bad == [
+        (("2026-03-01", "USD"), "net", Decimal("10.00"), Decimal("10.01")),
+        (("2026-03-02", "USD"), "net", Decimal("1.00"), None),
+        (("2026-03-02", "USD"), "rows", 1, None),
+        (("2026-03-03", "EUR"), "net", None, Decimal("0.00")),
+        (("2026-03-03", "EUR"), "rows", None, 1),
+    ]
+    assert all(d.matches for d in reconcile.compare(lake, dict(lake)))
+
+
+def test_warehouse_figures_parse_the_query_rows():
+    grain = reconcile.partition_columns(["order_date", "currency", "total_amount"], "order_date")
+    assert reconcile.warehouse_query("DB.S.T", grain, ("total_amount",)) == (
+        "SELECT TO_VARCHAR(ORDER_DATE), TO_VARCHAR(CURRENCY), COUNT(*), SUM(TOTAL_AMOUNT) FROM DB.S.T "
+        "GROUP BY TO_VARCHAR(ORDER_DATE), TO_VARCHAR(CURRENCY)"
+    )
+    rows = [("2026-03-01", "USD", 3, 12.5)]
+    assert reconcile.warehouse_figures(rows, grain, ("total_amount",)) == {
+        ("2026-03-01", "USD"): {"rows": 3, "total_amount": Decimal("12.50")}
+    }
+
+
+@mock_aws
+def test_spark_connector_options_come_from_env_conf_and_secret_references(monkeypatch):
+    monkeypatch.setenv("SF_USER", "svc_northstar")
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    client.create_secret(Name="northstar/snowflake", SecretString='{"password": "s3cr3t-from-sm"}')
+    options = connector_options(SnowflakeSpec(**SPEC), secretsmanager_client=client)
+    assert options == {
+        "sfURL": "xy12345.eu-west-1.snowflakecomputing.com",
+        "sfUser": "svc_northstar",
+        "sfPassword": "s3cr3t-from-sm",
+        "sfDatabase": "NORTHSTAR",
+        "sfSchema": "ANALYTICS",
+        "sfWarehouse": "TRANSFORMING",
+        "sfRole": "PUBLISHER",
+        "sfTimezone": "UTC",
+        "truncate_table": "on",
+        "usestagingtable": "off",
+        "column_mapping": "name",
+        "column_mismatch_behavior": "error",
+    }
+
+
+def test_snowflake_and_s3_sections_refuse_secrets_and_missing_settings():
+    with pytest.raises(ValidationError, match="must be given as a reference") as err:
+        SnowflakeSpec(**{**SPEC, "password": "hunter2"})
+    shown = _format_validation_error(
+        Path("conf/env/prod.yaml"), "environment", err.value
+    )  # what load_env raises
+    assert "password" in shown and "hunter2" not in shown
+    with pytest.raises(ValidationError, match="fakesnow needs fakesnow_path"):
+        SnowflakeSpec(**{**SPEC, "mode": "fakesnow"})
+    with pytest.raises(ValidationError, match="SSE-KMS needs kms_key_id"):
+        S3Spec(encryption="SSE-KMS")
+    assert S3Spec(encryption="SSE-KMS", kms_key_id="env:KMS_KEY").kms_key_id == "env:KMS_KEY"
+
+
+def test_sse_kms_setting_becomes_the_s3a_encryption_settings(monkeypatch, tmp_path):
+    from northstar.spark import s3_encryption
+    from tests.conftest import make_env
+
+    env = make_env(tmp_path)
+    assert s3_encryption(env) == {}
+    monkeypatch.setenv("LAKE_KMS_KEY", "arn:aws:kms:eu-west-1:111122223333:key/abcd")
+    kms = env.model_copy(update={"s3": S3Spec(encryption="SSE-KMS", kms_key_id="env:LAKE_KMS_KEY")})
+    assert s3_encryption(kms) == {
+        "fs.s3a.encryption.algorithm": "SSE-KMS",
+        "fs.s3a.encryption.key": "arn:aws:kms:eu-west-1:111122223333:key/abcd",
+    }
