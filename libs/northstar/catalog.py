@@ -6,7 +6,8 @@
 
 Each Delta table of every configured source is registered as `<layer>.<source>_<table>` (bronze, silver,
 quarantine), the conformed models as `silver.<model>` / `quarantine.<model>`, plus `ops.run_ledger` and
-`ops.landing_files`, as external tables over their paths in the
+`ops.landing_files`, the streaming tables (`silver.<source>_sessions`, `gold.<source>_minute`) and
+`ops.deletion_requests` / `ops.deletion_proofs`, as external tables over their paths in the
 session's own in-memory catalog: nothing is written to a shared metastore.
 """
 
@@ -23,12 +24,23 @@ from northstar.spark import get_spark
 
 def table_paths(env: EnvConfig, conf_dir: Path | str | None = None) -> dict[str, str]:
     """Every table name the lake can have, mapped to its location."""
-    paths = {"ops.run_ledger": env.run_ledger_path, "ops.landing_files": env.landing_log_path}
+    from northstar.privacy.requests import proofs_path, requests_path
+    from northstar.streaming import tables as stream_tables
+
+    paths = {
+        "ops.run_ledger": env.run_ledger_path,
+        "ops.landing_files": env.landing_log_path,
+        "ops.deletion_requests": requests_path(env),
+        "ops.deletion_proofs": proofs_path(env),
+    }
     for name in list_sources(conf_dir):
-        for table in load_source(name, conf_dir).tables:
+        source = load_source(name, conf_dir)
+        for table in source.tables:
             paths[f"bronze.{name}_{table}"] = env.bronze_path(name, table)
             paths[f"silver.{name}_{table}"] = env.silver_path(name, table)
             paths[f"quarantine.{name}_{table}"] = env.quarantine_path(name, table)
+        if source.stream is not None:  # sessions and minute aggregates of a streamed source
+            paths.update(stream_tables.table_paths(env, source))
     from northstar.models.runner import model_path, model_quarantine_path
     from northstar.models.spec import list_models
 

@@ -351,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--conf-dir", type=Path)
     model.add_argument("--full-refresh", action="store_true", help="rebuild from the whole silver input")
     model.set_defaults(action=_cmd_model)
+
+    from northstar.streaming.commands import add_commands as add_streaming_commands
+
+    add_streaming_commands(commands)  # stream run/replay/catch-up, privacy delete/process, produce-events
     return parser
 
 

@@ -32,14 +32,37 @@ class Applied:
     inserted: int
 
 
-def _create_if_missing(spark: SparkSession, path: str, frame: DataFrame) -> None:
-    if not delta.table_exists(spark, path):
-        DeltaTable.createIfNotExists(spark).location(path).addColumns(frame.schema).execute()
+# Columns Delta keeps min/max statistics on, per table. Never a user id or token: the statistics live in the
+# transaction log, which a deletion request's DELETE + VACUUM does not rewrite (docs/streaming.md).
+STATS_COLUMNS = {
+    "events": "event_id,event_time,event_type",
+    "sessions": "session_id,session_start,session_end",
+    "minute": "minute",
+    "bronze": "event_id,event_time,event_type,_landing_file,_run_id,_ingest_time,_record_hash",
+    "quarantine": "run_id,layer,reason,landing_file,record_hash,quarantined_at",
+}
+
+
+def create_if_missing(
+    spark: SparkSession, path: str, frame: DataFrame, stats: str, partition_by: str | None = None
+) -> None:
+    """Create the table with `frame`'s schema and its statistics columns, unless it exists."""
+    if delta.table_exists(spark, path):
+        return
+    builder = (
+        DeltaTable.createIfNotExists(spark)
+        .location(path)
+        .addColumns(frame.schema)
+        .property("delta.dataSkippingStatsColumns", STATS_COLUMNS[stats])
+    )
+    if partition_by:
+        builder = builder.partitionedBy(partition_by)
+    builder.execute()
 
 
 def upsert_events(spark: SparkSession, path: str, events: DataFrame) -> int:
     """Insert the events whose id silver does not hold; returns how many were inserted."""
-    _create_if_missing(spark, path, events)
+    create_if_missing(spark, path, events, "events")
     (
         DeltaTable.forPath(spark, path)
         .alias("t")
@@ -82,7 +105,7 @@ def recompute_sessions(spark: SparkSession, env: EnvConfig, source: SourceSpec, 
     rebuilt = tx.sessionize(touched.drop("lo", "hi"), source.stream.session_gap).withColumn(
         UPDATED_AT, F.current_timestamp()
     )
-    _create_if_missing(spark, path, rebuilt)
+    create_if_missing(spark, path, rebuilt, "sessions")
     columns = rebuilt.columns
     changes = rebuilt.withColumn("_op", F.lit("upsert"))
     if stale is not None:
@@ -116,7 +139,7 @@ def recompute_minutes(
         "left_semi",
     )
     fresh = tx.minute_aggregates(touched).withColumn(UPDATED_AT, F.current_timestamp())
-    _create_if_missing(spark, path, fresh)
+    create_if_missing(spark, path, fresh, "minute")
     merge = (
         DeltaTable.forPath(spark, path)
         .alias("t")

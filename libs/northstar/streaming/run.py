@@ -29,7 +29,7 @@ from northstar.ledger import LedgerEntry
 from northstar.secrets import resolve
 from northstar.streaming import tables
 from northstar.streaming import transforms as tx
-from northstar.streaming.apply import apply_events, recompute_minutes, recompute_sessions
+from northstar.streaming.apply import apply_events, create_if_missing, recompute_minutes, recompute_sessions
 from northstar.transforms.bronze import (
     LANDING_FILE,
     LINEAGE_COLUMNS,
@@ -80,9 +80,10 @@ def bronze_batch_writer(spark: SparkSession, env: EnvConfig, source: SourceSpec,
                 return
             rejected = read - by_reason.get(None, 0)
             data_columns = [c.name for c in spec.columns or []]
+            bronze_rows = rows.select(*data_columns, *LINEAGE_COLUMNS)
+            create_if_missing(spark, bronze_path, bronze_rows, "bronze", partition_by="_ingest_date")
             (
-                rows.select(*data_columns, *LINEAGE_COLUMNS)
-                .write.format("delta")
+                bronze_rows.write.format("delta")
                 .mode("append")
                 .option("txnAppId", app_id)
                 .option("txnVersion", batch_id)
@@ -103,6 +104,7 @@ def bronze_batch_writer(spark: SparkSession, env: EnvConfig, source: SourceSpec,
                     record_hash=F.col(RECORD_HASH),
                     quarantined_at=F.lit(now).cast("timestamp"),
                 )
+                create_if_missing(spark, quarantine_path, rejects, "quarantine")
                 quarantine.write_once(spark, rejects, quarantine_path, app_id=app_id, window_version=batch_id)
             entry = LedgerEntry(
                 run_id=run_id,
