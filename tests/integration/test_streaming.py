@@ -60,7 +60,7 @@ FILES = [
         A2,
         A2,
         event("b1", "10:01", device="dev-B"),
-        event("m1", "10:02", user="user-A")[:40],  # truncated in transit: quarantined, still holds A's id
+        event("m1", "10:02", user="user-A")[:-30],  # truncated in transit: quarantined, still holds A's id
         event(None, "10:03", user="user-A"),  # no event id: quarantined
     ],
     [

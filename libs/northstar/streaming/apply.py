@@ -158,18 +158,17 @@ def apply_events(
     """Valid bronze rows -> silver events (insert new ids), then the sessions and minutes they touch."""
     stream = source.stream
     silver_rows = tx.one_per_event(tx.to_silver(tx.valid_rows(bronze_rows, stream), stream, token_key))
-    silver_rows = silver_rows.persist()  # tokens computed once; the three steps reuse the rows
-    try:
-        offered = silver_rows.count()
-        if offered == 0:
-            return Applied(0, 0)
-        inserted = upsert_events(spark, tables.events_path(env, source), silver_rows)
-        scope = silver_rows.groupBy("visitor_key").agg(
-            F.min("event_time").alias("lo"), F.max("event_time").alias("hi")
-        )
-        recompute_sessions(spark, env, source, scope)
-        minutes = silver_rows.select(F.date_trunc("minute", "event_time").alias("minute")).distinct()
-        recompute_minutes(spark, env, source, minutes)
-        return Applied(offered, inserted)
-    finally:
-        silver_rows.unpersist()
+    # Materialized with its lineage cut: the MERGE into silver below makes Delta re-run cached plans that read
+    # silver, and these rows may come from an anti-join with silver (catch-up), which would then be empty.
+    silver_rows = silver_rows.localCheckpoint(eager=True)
+    offered = silver_rows.count()
+    if offered == 0:
+        return Applied(0, 0)
+    inserted = upsert_events(spark, tables.events_path(env, source), silver_rows)
+    scope = silver_rows.groupBy("visitor_key").agg(
+        F.min("event_time").alias("lo"), F.max("event_time").alias("hi")
+    )
+    recompute_sessions(spark, env, source, scope)
+    minutes = silver_rows.select(F.date_trunc("minute", "event_time").alias("minute")).distinct()
+    recompute_minutes(spark, env, source, minutes)
+    return Applied(offered, inserted)
