@@ -116,7 +116,9 @@ def run_stream_bench(out: Path, *, events: int = 200_000, latency_seconds: int =
         spark={"spark.driver.memory": os.environ.get("NORTHSTAR_DRIVER_MEMORY", "4g")},
     )
     spark = get_spark(env, app_name="northstar-bench-stream")
-    cores = spark.sparkContext.defaultParallelism
+    cores = len(
+        os.sched_getaffinity(0)
+    )  # the cores local[*] runs on (defaultParallelism is a setting, not cores)
     files = [str(p) for p in sorted((feed / prefix).rglob("*.json"))]
 
     started = time.perf_counter()
@@ -142,7 +144,7 @@ def run_stream_bench(out: Path, *, events: int = 200_000, latency_seconds: int =
     cores_needed = PEAK_EVENTS_PER_SECOND / path_rate
     workers = math.ceil(cores_needed / EMR_WORKER_VCPU)
     report = [
-        f"stream benchmark: {lines:,} event lines in {len(files)} Firehose files, {cores} cores (local[*])",
+        f"stream benchmark: {lines:,} event lines in {len(files)} Firehose files, {cores} cores (local[*]), load average {os.getloadavg()[0]:.1f} at start",
         f"  baseline (read.json -> Delta)   {baseline:7.1f} s  {rate(baseline):9,.0f} events/s/core  1.00",
         f"  bronze stream (availableNow)    {bronze:7.1f} s  {rate(bronze):9,.0f} events/s/core  "
         f"{baseline / bronze:.2f} x baseline",
