@@ -30,9 +30,12 @@ def _context(args: argparse.Namespace, app: str):
         raise ConfigError(
             f"conf/sources/{source.name}.yaml has no stream: section; it is not a streamed source"
         )
-    from northstar.secrets import resolve
+    from northstar.secrets import SecretError, resolve
 
-    resolve(source.stream.user_token_key)  # an unset key stops here, before Spark starts
+    try:
+        resolve(source.stream.user_token_key)  # an unset key stops here, before Spark starts
+    except SecretError as err:
+        raise ConfigError(f"conf/sources/{source.name}.yaml stream.user_token_key: {err}") from None
     return get_spark(env, app_name=f"northstar-{app}-{source.name}"), env, source
 
 
@@ -95,11 +98,14 @@ def _cmd_stream_catch_up(args: argparse.Namespace) -> int:
 def _cmd_privacy_delete(args: argparse.Namespace) -> int:
     from northstar.privacy import deletion, requests
     from northstar.privacy.spec import load_privacy
-    from northstar.secrets import resolve
+    from northstar.secrets import SecretError, resolve
     from northstar.spark import get_spark
 
     privacy = load_privacy(args.conf_dir)
-    key = resolve(privacy.token_key).value.encode("utf-8")
+    try:
+        key = resolve(privacy.token_key).value.encode("utf-8")
+    except SecretError as err:
+        raise ConfigError(f"conf/privacy.yaml token_key: {err}") from None
     env = load_env(args.env, args.conf_dir)
     spark = get_spark(env, app_name="northstar-privacy")
     token = deletion.token_of(spark, args.subject, key)
