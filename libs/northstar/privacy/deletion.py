@@ -2,8 +2,9 @@
 unlinked, and record proof per table (`ops.deletion_proofs`).
 
 Subjects are matched by keyed token: the request log holds the token only. For tables keeping the raw id
-(bronze, quarantine's raw records) the raw values whose token matches are looked up first and deleted by
-value, so no UDF runs inside Delta's DELETE and the id is never written anywhere. Aggregates
+(bronze, quarantine's raw records) the raw values whose token matches are found by a query; every table's
+rows are then deleted by a row key (event id, record hash), so no UDF runs inside Delta's DELETE and neither
+the id nor the token lands in the DELETE predicate Delta keeps in its transaction log. Aggregates
 (gold.<source>_minute) hold counts only and need no rewrite.
 """
 
@@ -59,16 +60,17 @@ def delete_subject(
     """DELETE the subject's rows; returns (rows deleted, version before, version after)."""
     before = delta.latest_version(spark, path)
     value = subject_column(entry)
+    frame = spark.read.format("delta").load(path).select(value.alias("v"), F.col(entry.row_key).alias("k"))
     if entry.match == "token":
-        condition = value == F.lit(token)
+        found = frame.where(F.col("v") == F.lit(token))
     else:
-        frame = (
-            spark.read.format("delta").load(path).select(value.alias("v")).where("v IS NOT NULL AND v != ''")
-        )
-        matches = [r["v"] for r in frame.distinct().where(keyed_token(F.col("v"), key) == token).collect()]
-        if not matches:
-            return 0, before, before
-        condition = value.isin(matches)
+        values = frame.select("v").where("v IS NOT NULL AND v != ''").distinct()
+        found = frame.join(values.where(keyed_token(F.col("v"), key) == token), "v", "left_semi")
+    # rows named by their row key: the predicate goes into the commit's metadata, the id or token must not
+    keys = [r["k"] for r in found.select("k").distinct().collect()]
+    if not keys:
+        return 0, before, before
+    condition = F.col(entry.row_key).isin(keys)
     table = DeltaTable.forPath(spark, path)
     table.delete(condition)
     after = delta.latest_version(spark, path)

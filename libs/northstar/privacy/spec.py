@@ -23,6 +23,11 @@ class PrivacyTable(_Strict):
         "a raw JSON record (quarantine) whose `field` holds the subject id"
     )
     field: str | None = None
+    row_key: str = Field(
+        min_length=1,
+        description="a column identifying rows without personal data (event id, record hash): the DELETE names "
+        "rows by it, because Delta records a DELETE's predicate in the transaction log",
+    )
 
     @model_validator(mode="after")
     def _field_for_json(self) -> PrivacyTable:
