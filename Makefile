@@ -1,5 +1,5 @@
 # One entry point for everything; each target is one line in README.md.
-.PHONY: setup setup-airflow2 services demo test test-fast bench bench-merge bench-extract lint format clean
+.PHONY: setup setup-airflow2 services demo test test-fast bench bench-merge bench-extract bench-stream lint format clean
 
 setup:  ## Python venv from requirements.lock + JVM jars via Maven (idempotent)
 	@scripts/setup.sh
@@ -27,6 +27,9 @@ bench-merge: setup  ## silver MERGE cost vs table size, with and without partiti
 
 bench-extract: setup  ## API landing path records/s and MB/s vs plain requests + gzip (ORDERS=3000)
 	.venv/bin/northstar bench-extract --orders $${ORDERS:-3000}
+
+bench-stream: setup  ## event stream: events/s/core through bronze and sessions vs plain Spark, latency (EVENTS=200000)
+	NORTHSTAR_USER_TOKEN_KEY=$${NORTHSTAR_USER_TOKEN_KEY:-bench-only-key} .venv/bin/northstar bench-stream --events $${EVENTS:-200000}
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -7,7 +7,9 @@
 Each Delta table of every configured source is registered as `<layer>.<source>_<table>` (bronze, silver,
 quarantine), the conformed models as `silver.<model>` / `quarantine.<model>`, plus `ops.run_ledger`,
 `ops.landing_files`, the quality tables (`ops.check_results`, `ops.published_versions`, `ops.alerts`,
-`ops.quarantine_replays`, `ops.reconciliation`, `ops.corrections`), as external tables over their paths in the
+`ops.quarantine_replays`, `ops.reconciliation`, `ops.corrections`), the streaming tables
+(`silver.<source>_sessions`, `gold.<source>_minute`) and `ops.deletion_requests` / `ops.deletion_proofs`, as
+external tables over their paths in the
 session's own in-memory catalog: nothing is written to a shared metastore.
 """
 
@@ -26,6 +28,8 @@ def table_paths(env: EnvConfig, conf_dir: Path | str | None = None) -> dict[str,
     """Every table name the lake can have, mapped to its location."""
     from northstar.quality.corrections import corrections_path
     from northstar.quality.reconcile import reconciliation_path
+    from northstar.privacy.requests import proofs_path, requests_path
+    from northstar.streaming import tables as stream_tables
 
     paths = {
         "ops.run_ledger": env.run_ledger_path,
@@ -36,12 +40,17 @@ def table_paths(env: EnvConfig, conf_dir: Path | str | None = None) -> dict[str,
         "ops.quarantine_replays": env.quarantine_replays_path,
         "ops.reconciliation": reconciliation_path(env),
         "ops.corrections": corrections_path(env),
+        "ops.deletion_requests": requests_path(env),
+        "ops.deletion_proofs": proofs_path(env),
     }
     for name in list_sources(conf_dir):
-        for table in load_source(name, conf_dir).tables:
+        source = load_source(name, conf_dir)
+        for table in source.tables:
             paths[f"bronze.{name}_{table}"] = env.bronze_path(name, table)
             paths[f"silver.{name}_{table}"] = env.silver_path(name, table)
             paths[f"quarantine.{name}_{table}"] = env.quarantine_path(name, table)
+        if source.stream is not None:  # sessions and minute aggregates of a streamed source
+            paths.update(stream_tables.table_paths(env, source))
     from northstar.models.runner import model_path, model_quarantine_path
     from northstar.models.spec import list_models
 

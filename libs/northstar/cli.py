@@ -563,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("--run-id", help="reuse a run id to retry the same publish (default: a new one)")
     publish.set_defaults(action=_cmd_publish)
+    from northstar.streaming.commands import add_commands as add_streaming_commands
+
+    add_streaming_commands(commands)  # stream run/replay/catch-up, privacy delete/process, produce-events
     return parser
 
 

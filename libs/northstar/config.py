@@ -191,6 +191,46 @@ class TableSpec(_Strict):
         return [c.name for c in self.columns or [] if c.required and c.name not in self.primary_key]
 
 
+DURATION = re.compile(r"^\d+ (second|minute|hour)s?$")
+
+
+class StreamSpec(_Strict):
+    """How a table is ingested as a stream (northstar.streaming): watermark, sessions, trigger, token key."""
+
+    table: Identifier = Field(description="the table of this source the stream feeds")
+    event_time: Identifier = Field(default="event_time", description="the event-time column")
+    event_id: Identifier = Field(default="event_id", description="the column events are deduplicated on")
+    user_column: Identifier = Field(default="user_id", description="the user id, tokenized in silver")
+    device_column: Identifier = Field(default="device_id", description="the device id of anonymous visitors")
+    watermark: str = Field(
+        default="10 minutes",
+        description="how late an event may be and still be deduped "
+        "and sessionized by the stream, e.g. '10 minutes'",
+    )
+    session_gap: str = Field(default="30 minutes", description="inactivity that closes a session")
+    trigger_interval: str = Field(
+        default="10 seconds", description="processingTime trigger of the operational path"
+    )
+    max_files_per_trigger: int = Field(default=1000, ge=1)
+    user_token_key: str = Field(
+        description="secret reference of the user-token key (env:NAME or secretsmanager:ID[#key])"
+    )
+
+    @field_validator("watermark", "session_gap", "trigger_interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not DURATION.match(value.strip()):
+            raise ValueError("write a duration as '<n> seconds|minutes|hours', e.g. '10 minutes'")
+        return value.strip()
+
+    @field_validator("user_token_key")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        from northstar.secrets import check_reference
+
+        return check_reference(value)
+
+
 class SourceSpec(_Strict):
     """A source system and the tables it delivers."""
 
@@ -200,6 +240,7 @@ class SourceSpec(_Strict):
     tables: dict[Identifier, TableSpec] = Field(min_length=1)
     api: ApiSpec | None = Field(default=None, description="REST API to extract from (northstar extract)")
     jdbc: JdbcSpec | None = Field(default=None, description="extract tables from PostgreSQL over JDBC")
+    stream: StreamSpec | None = Field(default=None, description="ingest as a stream (northstar stream)")
 
     @model_validator(mode="after")
     def _extract_sections_name_tables(self) -> SourceSpec:
@@ -212,6 +253,10 @@ class SourceSpec(_Strict):
             )
         if self.jdbc is not None:
             self.jdbc.check_tables(self.tables)
+        if self.stream is not None and self.stream.table not in self.tables:
+            raise ValueError(
+                f"stream.table is {self.stream.table!r}, which is not a table: {', '.join(self.tables)}"
+            )
         return self
 
 

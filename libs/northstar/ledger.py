@@ -77,11 +77,18 @@ class AccountingError(RuntimeError):
     """records_read != records_written + records_duplicate + records_quarantined."""
 
 
-def append(spark: SparkSession, env: EnvConfig, entry: LedgerEntry) -> None:
+def append(
+    spark: SparkSession, env: EnvConfig, entry: LedgerEntry, txn: tuple[str, int] | None = None
+) -> None:
+    """Append the entry. `txn` (app id, version): an idempotent append Delta skips when that version of that
+    app was already written (a streaming micro-batch retried after a crash records its row once)."""
     entry.ended_at = entry.ended_at or datetime.now(UTC)
     row = asdict(entry)
     frame = spark.createDataFrame([row], LEDGER_SCHEMA)
-    frame.write.format("delta").mode("append").save(env.run_ledger_path)
+    writer = frame.write.format("delta").mode("append")
+    if txn is not None:
+        writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
+    writer.save(env.run_ledger_path)
 
 
 @contextmanager

@@ -1,0 +1,74 @@
+"""conf/privacy.yaml: which tables hold a subject's data, how the subject is found in each, and the deadlines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from northstar.config import ConfigError, _format_validation_error, _read_yaml, _Strict, default_conf_dir
+from northstar.secrets import check_reference
+
+
+class PrivacyTable(_Strict):
+    """One table holding subjects' data."""
+
+    table: str = Field(
+        pattern=r"^[a-z]+\.[A-Za-z0-9_]+$", description="<layer>.<name>, as `northstar tables` lists"
+    )
+    column: str = Field(min_length=1)
+    match: Literal["raw", "token", "json_field"] = Field(
+        description="raw: the column holds the subject id; token: its keyed token; json_field: the column is "
+        "a raw JSON record (quarantine) whose `field` holds the subject id"
+    )
+    field: str | None = None
+    row_key: str = Field(
+        min_length=1,
+        description="a column identifying rows without personal data (event id, record hash): the DELETE names "
+        "rows by it, because Delta records a DELETE's predicate in the transaction log",
+    )
+
+    @model_validator(mode="after")
+    def _field_for_json(self) -> PrivacyTable:
+        if (self.match == "json_field") != (self.field is not None):
+            raise ValueError(
+                "give `field` (the JSON field holding the subject id) with match: json_field, only then"
+            )
+        return self
+
+
+class PrivacySpec(_Strict):
+    deadline_hours: int = Field(default=72, ge=1)
+    vacuum_retain_hours: int = Field(default=24, ge=0)
+    landing_retention_hours: int = Field(ge=1, description="how long raw landing files live (S3 lifecycle)")
+    token_key: str
+    tables: list[PrivacyTable] = Field(min_length=1)
+
+    @field_validator("token_key")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        return check_reference(value)
+
+    @model_validator(mode="after")
+    def _meets_deadline(self) -> PrivacySpec:
+        # daily processing (<= 24 h) + vacuum retention + landing expiry must all fit in the deadline
+        if 24 + self.vacuum_retain_hours > self.deadline_hours:
+            raise ValueError(
+                f"vacuum_retain_hours {self.vacuum_retain_hours} + 24 h between daily runs exceeds "
+                f"deadline_hours {self.deadline_hours}; lower the retention"
+            )
+        if self.landing_retention_hours > self.deadline_hours:
+            raise ValueError(
+                f"landing_retention_hours {self.landing_retention_hours} exceeds deadline_hours "
+                f"{self.deadline_hours}: raw files would outlive a deletion request"
+            )
+        return self
+
+
+def load_privacy(conf_dir: Path | str | None = None) -> PrivacySpec:
+    path = Path(conf_dir or default_conf_dir()) / "privacy.yaml"
+    try:
+        return PrivacySpec.model_validate(_read_yaml(path))
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(path, "privacy file", err)) from None
