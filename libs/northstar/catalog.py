@@ -26,9 +26,9 @@ from northstar.spark import get_spark
 
 def table_paths(env: EnvConfig, conf_dir: Path | str | None = None) -> dict[str, str]:
     """Every table name the lake can have, mapped to its location."""
+    from northstar.privacy.requests import proofs_path, requests_path
     from northstar.quality.corrections import corrections_path
     from northstar.quality.reconcile import reconciliation_path
-    from northstar.privacy.requests import proofs_path, requests_path
     from northstar.streaming import tables as stream_tables
 
     paths = {

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from northstar.config import ConfigError, list_sources, load_env, load_source
 from northstar.extract import ExtractError
-from northstar.quality.evaluate import QualityCheckFailed
 from northstar.quality.errors import CorrectionError
+from northstar.quality.evaluate import QualityCheckFailed
 from northstar.transforms.schema import SchemaDriftError
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_DRIFT = 1, 2, 3
