@@ -1,8 +1,8 @@
 """Alerts: `send(env, Alert)` delivers an event to the sinks the environment names (`alert_sinks`).
 
-Implemented sinks: `log` (one structured JSON line on the `northstar.alerts` logger, for CloudWatch) and
-`delta` (a row appended to ops.alerts). SNS and Slack delivery belong to the orchestration issue: add a
-sink name to EnvConfig.alert_sinks and a function to SINKS here; callers do not change.
+Sinks: `log` (one structured JSON line on the `northstar.alerts` logger, for CloudWatch), `delta` (a row
+appended to ops.alerts) and `sns` (the env's SNS topic, and Slack when a webhook reference is set, through
+northstar.observability.notify). A new sink is a name in EnvConfig.alert_sinks and a function in SINKS.
 """
 
 from __future__ import annotations
@@ -55,7 +55,19 @@ def _to_delta(env: EnvConfig, event: Alert) -> None:
     frame.write.format("delta").mode("append").save(env.alerts_path)
 
 
-SINKS: dict[str, Callable[[EnvConfig, Alert], None]] = {"log": _to_log, "delta": _to_delta}
+def _to_sns(env: EnvConfig, event: Alert) -> None:
+    from northstar.observability import notify
+
+    lines = [f"env: {env.name}", f"table: {event.table}", f"run: {event.run_id}", event.message]
+    lines += [f"{k}: {v}" for k, v in sorted(event.details.items())]
+    subject = f"[northstar {env.name}] {event.kind.upper()} {event.table}"[: notify.SUBJECT_LIMIT]
+    message = notify.Alert(
+        event.kind, subject, "\n".join(lines), {"table": event.table, "run_id": event.run_id}
+    )
+    notify.send(env, message)
+
+
+SINKS: dict[str, Callable[[EnvConfig, Alert], None]] = {"log": _to_log, "delta": _to_delta, "sns": _to_sns}
 
 
 def send(env: EnvConfig, event: Alert) -> None:

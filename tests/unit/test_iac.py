@@ -95,6 +95,12 @@ def test_env_files_name_what_the_template_creates(env_name):
         if r["Type"] == "AWS::SecretsManager::Secret"
     }
     referenced = {
-        ref.split(":", 1)[1].split("#")[0] for ref in [*env.secrets.values(), env.alerts.slack_webhook]
+        ref.split(":", 1)[1].split("#")[0]
+        for ref in [
+            *env.secrets.values(),
+            env.alerts.slack_webhook,
+            env.snowflake.user,
+            env.snowflake.password,
+        ]
     }
     assert referenced <= secret_names

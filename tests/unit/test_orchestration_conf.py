@@ -66,11 +66,11 @@ def test_env_refuses_a_secret_value_in_place_of_a_reference(conf):
 
 def test_pipeline_naming_an_unknown_stage_or_pool_is_a_config_error(conf):
     path = conf / "orchestration" / "pipelines.yaml"
-    edit(path, lambda d: d["sources"]["wms"].update(stages=["ingest", "gold"], pools={"ingest": "nope"}))
+    edit(path, lambda d: d["sources"]["wms"].update(stages=["ingest", "checks"], pools={"ingest": "nope"}))
     with pytest.raises(ConfigError) as err:
         load_pipelines(conf)
     message = str(err.value)
-    assert "pipelines.yaml" in message and "sources.wms.stages names gold" in message
+    assert "pipelines.yaml" in message and "sources.wms.stages names checks" in message
     assert "sources.wms.pools.ingest uses pool nope" in message
 
 

@@ -3,7 +3,8 @@ rows changed since each table's last successful run (Delta change data feed, the
 day partitions; every other partition's files are left as they are).
 
 One ledger row per gold table and run: layer "gold", details["input_version.<model>"] = the silver version
-consumed, details["partitions"] = days recomputed; read = written (+ 0 duplicate + 0 quarantined): every
+consumed, details["partitions"] = days recomputed, details["published"] = 1 when the audit of the
+recomputed days passed (write-audit-publish: readers and the Snowflake publish get the last published version); read = written (+ 0 duplicate + 0 quarantined): every
 input row of a recomputed day lands in exactly one fact row, and in exactly one mart row (`input_rows`).
 """
 
@@ -20,6 +21,8 @@ from northstar.config import EnvConfig
 from northstar.gold import transforms as t
 from northstar.ledger import LedgerEntry
 from northstar.models.runner import model_path
+from northstar.quality.evaluate import run_checks
+from northstar.quality.publish import audit_and_publish
 
 LAYER = "gold"
 INPUTS = ("orders", "refunds")
@@ -178,9 +181,13 @@ def _run_table(
             if days is not None:
                 entry.details["partitions"] = len(days)
             version = _write(spark, rows, path, table, days)
+            # audit the recomputed days (conf/quality/gold.<table>.yaml), then publish or keep the last good version
+            found = run_checks(spark, env, f"gold.{table.name}", rows, entry.run_id, key=list(table.key))
         finally:
             rows.unpersist()
         entry.delta_versions[f"gold.{table.name}"] = version
+        decision = audit_and_publish(spark, env, f"gold.{table.name}", entry.run_id, found, path=path)
+        entry.details["published"] = int(decision.published)
         if table.name != "daily_revenue":  # what Delta says the commit wrote
             entry.records_written = delta.commit_metrics(spark, path, version).get("numOutputRows", 0)
     return entry

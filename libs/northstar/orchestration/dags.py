@@ -23,8 +23,13 @@ TAGS = ["northstar"]
 SCHEDULED_WINDOW = {
     "window_start": "{{ data_interval_start | ts }}",
     "window_end": "{{ data_interval_end | ts }}",
+    "business_date": "{{ data_interval_start | ds }}",  # the UTC day the run's window starts on
 }
-BACKFILL_WINDOW = {"window_start": "{{ params.start }}", "window_end": "{{ params.end }}"}
+BACKFILL_WINDOW = {
+    "window_start": "{{ params.start }}",
+    "window_end": "{{ params.end }}",
+    "business_date": "{{ params.end[:10] }}",
+}
 
 
 def _airflow():

@@ -14,7 +14,7 @@ from northstar.config import ConfigError, Identifier, _format_validation_error, 
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # what a stage's arguments may name; filled at DAG generation ({source}, {env}) or at run time (the window)
-PLACEHOLDERS = ("source", "env", "window_start", "window_end")
+PLACEHOLDERS = ("source", "env", "window_start", "window_end", "business_date")
 DEADLINE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 

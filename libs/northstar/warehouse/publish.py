@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from northstar import delta, ledger
 from northstar.config import EnvConfig
+from northstar.quality.publish import published_version
 from northstar.gold.runner import GOLD_TABLES, GoldTable, gold_path
 from northstar.ledger import LedgerEntry
 from northstar.warehouse import ddl, reconcile
@@ -182,12 +183,18 @@ def publish_table(
     version: int | None = None,
     loader: Loader = python_loader,
 ) -> PublishResult:
-    """Make the warehouse table equal to gold.<table> at Delta `version` (None = latest), then reconcile."""
+    """Make the warehouse table equal to gold.<table> at Delta `version` (None = the version its audit last
+    published, ops.published_versions), then reconcile."""
     spec = env.snowflake
     path = gold_path(env, table.name)
-    version = delta.latest_version(spark, path) if version is None else version
-    if version is None:
+    if not delta.table_exists(spark, path):
         raise FileNotFoundError(f"gold.{table.name} does not exist at {path}: run `northstar gold` first")
+    version = published_version(spark, env, f"gold.{table.name}") if version is None else version
+    if version is None:
+        raise LookupError(
+            f"gold.{table.name} has no published version: no build of it has passed its audit "
+            f"(conf/quality/gold.{table.name}.yaml). See ops.check_results and docs/runbooks/failed-audit.md"
+        )
     frame = spark.read.format("delta").option("versionAsOf", version).load(path)
     columns = ddl.columns_of(frame.schema)
     result = PublishResult(table.name, version, 0)
@@ -241,7 +248,7 @@ def publish_all(
     versions: dict[str, int | None] | None = None,
     loader: Loader = python_loader,
 ) -> list[PublishResult]:
-    """Publish every gold table (versions: table -> Delta version, missing/None = latest), record the
+    """Publish every gold table (versions: table -> Delta version, missing/None = the published one), record the
     reconciliation, and raise ReconciliationError when any partition differs."""
     versions = versions or {}
     results = []
