@@ -17,9 +17,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from northstar import delta, ledger
 from northstar.config import EnvConfig
-from northstar.quality.publish import published_version
 from northstar.gold.runner import GOLD_TABLES, GoldTable, gold_path
 from northstar.ledger import LedgerEntry
+from northstar.quality.publish import published_version
 from northstar.warehouse import ddl, reconcile
 from northstar.warehouse.connection import execute, execute_governance
 from northstar.warehouse.spec import SnowflakeSpec
