@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from northstar.spark import get_spark
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
+# the key silver tokenizes PII columns with (EnvConfig.pii_token_key = env:NORTHSTAR_PII_TOKEN_KEY): a test-only value
+os.environ.setdefault("NORTHSTAR_PII_TOKEN_KEY", "tests-only-pii-token-key")
 
 
 def make_env(root: Path, name: str = "test") -> EnvConfig:

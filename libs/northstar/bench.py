@@ -68,6 +68,7 @@ def run_bench(out: Path, *, records: int = 200_000, files: int = 8) -> str:
     lines, size = _feed(feed_dir, records, files)
     for folder in ("lake", "quarantine", "baseline"):
         shutil.rmtree(out / folder, ignore_errors=True)
+    os.environ.setdefault("NORTHSTAR_PII_TOKEN_KEY", "bench-only-pii-token-key")  # silver tokenizes PII
     env = EnvConfig(
         name="bench",
         profile="local",

@@ -271,6 +271,10 @@ class EnvConfig(_Strict):
     lake: str = Field(min_length=1)
     quarantine: str = Field(min_length=1)
     spark: dict[str, str] = Field(default_factory=dict)
+    pii_token_key: Annotated[str, AfterValidator(check_reference)] = Field(
+        default="env:NORTHSTAR_PII_TOKEN_KEY",
+        description="secret reference of the key silver tokenizes each table's `pii:` columns with (HMAC-SHA256)",
+    )
     alert_sinks: list[Literal["log", "delta", "sns"]] = Field(
         default_factory=lambda: ["log", "delta"],
         description="where northstar.alerts.send delivers: log (a structured line), delta (ops.alerts); "

@@ -46,6 +46,7 @@ def run_demo(
     os.environ.setdefault("NORTHSTAR_PARTNER_TOKEN", secrets.token_hex(16))
     # throw-away local keys / credentials: real runs read them from the secret references the conf names
     os.environ.setdefault("NORTHSTAR_CUSTOMER_TOKEN_KEY", secrets.token_hex(32))
+    os.environ.setdefault("NORTHSTAR_PII_TOKEN_KEY", secrets.token_hex(32))  # silver's PII tokens
     os.environ.setdefault("NORTHSTAR_SNOWFLAKE_PASSWORD", "fakesnow-ignores-it")
     env = load_env("local", conf_dir)
     source = load_source("marketplace", conf_dir)

@@ -26,7 +26,8 @@ from northstar.quality import checks as qc
 from northstar.quality import evaluate
 from northstar.quality import results as qr
 from northstar.quality.spec import TableChecks, load_checks
-from northstar.transforms import cdc, columns
+from northstar.secrets import resolve
+from northstar.transforms import cdc, columns, pii
 from northstar.transforms import silver as tx
 from northstar.transforms.bronze import CORRUPT, LINEAGE_COLUMNS, RECORD_HASH
 from northstar.transforms.schema import align_to, merge_types
@@ -168,6 +169,9 @@ def run_silver(
                         f"but the quarantine commit wrote {written}"
                     )
 
+            if spec.pii:  # what silver keeps of a PII column is its token (transforms/pii.py)
+                key = resolve(env.pii_token_key).value.encode("utf-8")
+                tagged = pii.tokenize(tagged, spec.pii, key)
             if spec.history:
                 offered = by_disposition.get(tx.CANDIDATE, 0) + by_disposition.get(tx.SUPERSEDED, 0)
                 applied = (

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -65,6 +69,25 @@ def all_tables(env):
     }
 
 
+def assert_pii_is_tokenized(spark, env, root):
+    """Silver keeps the `pii:` columns only as keyed tokens (HMAC-SHA256 under the env's key); the country stays."""
+    landed = "".join(p.read_text() for p in (root / "marketplace" / "orders").glob("*.jsonl"))
+    raw_emails = set(re.findall(r"user\d+@example\.com", landed))
+    assert raw_emails
+    silver = load(spark, env.silver_path("marketplace", "orders")).where("customer IS NOT NULL")
+    customers = silver.select("customer.*").collect()
+    text = " ".join(str(r.asDict()) for r in customers)
+    assert not any(email in text for email in raw_emails)
+    assert not re.search(r"\+1-555-\d{7}", text)  # no raw phone number
+    key = os.environ["NORTHSTAR_PII_TOKEN_KEY"].encode()
+    tokens = {hmac.new(key, e.encode(), hashlib.sha256).hexdigest() for e in raw_emails}
+    for r in customers:
+        assert r.email is None or r.email in tokens  # the same e-mail always gives the same token
+        assert r.phone is None or re.fullmatch(r"[0-9a-f]{64}", r.phone)
+        assert r.shipping_address.line1 is None or re.fullmatch(r"[0-9a-f]{64}", r.shipping_address.line1)
+    assert {r.shipping_address.country for r in customers} <= {"US", "GB", "FR", "CA", None}
+
+
 def test_silver_equals_ground_truth_and_every_line_is_accounted_for(spark, env, marketplace, feed):
     root, truth = feed
     deliver(root, env, marketplace, range(4))
@@ -72,6 +95,7 @@ def test_silver_equals_ground_truth_and_every_line_is_accounted_for(spark, env, 
 
     assert silver_state(spark, env, "orders", "order_id") == truth_state(truth.orders)
     assert silver_state(spark, env, "refunds", "refund_id") == truth_state(truth.refunds)
+    assert_pii_is_tokenized(spark, env, root)
 
     by_layer = {(e.layer, e.table_name): e for e in entries}
     bronze_orders, silver_orders = by_layer["bronze", "orders"], by_layer["silver", "orders"]

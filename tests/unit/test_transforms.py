@@ -1,11 +1,13 @@
 """Bronze and silver transforms on tiny DataFrames (chispa)."""
 
 import hashlib
+import hmac
 from datetime import datetime
 
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pytest import raises
 
 from northstar.config import ColumnSpec, TableSpec
 from northstar.transforms import bronze, silver
@@ -141,3 +143,21 @@ def test_newer_condition_compares_ordering_then_hash():
         == "(s.`ts` > t.`ts` OR (s.`ts` = t.`ts` AND s._record_hash > t._record_hash))"
     )
     assert silver.key_condition(["a", "b"]) == "t.`a` = s.`a` AND t.`b` = s.`b`"
+
+
+def test_pii_paths_become_keyed_tokens_and_a_struct_path_is_refused(spark):
+    from northstar.transforms.pii import tokenize
+
+    frame = spark.createDataFrame(
+        [("o1", "a@x.com", ("Ana Ng", ("1 Main St", "US"))), ("o2", None, None)],
+        "id string, email string, customer struct<name string, address struct<line1 string, country string>>",
+    )
+    out = tokenize(frame, ["email", "customer.name", "customer.address.line1", "customer.missing"], b"k")
+    first, second = out.orderBy("id").collect()
+    token = hmac.new(b"k", b"a@x.com", hashlib.sha256).hexdigest()
+    assert first.email == token and second.email is None
+    assert first.customer.name == hmac.new(b"k", b"Ana Ng", hashlib.sha256).hexdigest()
+    assert first.customer.address.line1 != "1 Main St" and first.customer.address.country == "US"
+    assert second.customer is None  # a null struct stays null
+    with raises(ValueError, match="declare its leaf fields"):
+        tokenize(frame, ["customer.address"], b"k")

@@ -6,8 +6,6 @@ All functions build Columns or return DataFrames; nothing here reads or writes a
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -16,6 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from northstar.transforms.bronze import LANDING_FILE, RECORD_HASH
+from northstar.transforms.pii import keyed_token  # noqa: F401  (the models' customer token)
 from northstar.transforms.schema import RESCUED
 from northstar.transforms.silver import (  # noqa: F401  (the models use silver's disposition names)
     CANDIDATE,
@@ -134,17 +133,6 @@ def mapped_status(raw: Column, status_map: dict[str, str]) -> Column:
         return F.lit(None).cast("string")
     lookup = F.create_map(*[F.lit(x) for pair in sorted(status_map.items()) for x in pair])
     return lookup[F.lower(F.trim(raw))]
-
-
-def keyed_token(value: Column, key: bytes) -> Column:
-    """HMAC-SHA256 of `value` under `key`, hex: a stable pseudonymous token, not reversible without the key.
-
-    Computed in a Python function so the key never appears in a query plan (plans show literals)."""
-
-    def token(text: str | None) -> str | None:
-        return None if text is None else hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
-
-    return F.udf(token, T.StringType())(value)
 
 
 def status_check(status: Column, source_status: Column, model: str) -> tuple[Column, str, Column]:

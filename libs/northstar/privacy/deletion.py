@@ -20,10 +20,10 @@ from pyspark.sql import functions as F
 from northstar import delta
 from northstar.catalog import table_paths
 from northstar.config import EnvConfig
-from northstar.models.common import keyed_token
 from northstar.privacy import requests
 from northstar.privacy.spec import PrivacySpec, PrivacyTable
 from northstar.secrets import resolve
+from northstar.transforms.pii import keyed_token
 
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 DEFAULT_RETENTION_HOURS = 168  # Delta refuses shorter VACUUM retention unless the check is switched off

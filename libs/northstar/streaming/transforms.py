@@ -11,8 +11,8 @@ from pyspark.sql import types as T
 
 from northstar import quarantine
 from northstar.config import StreamSpec, TableSpec
-from northstar.models.common import keyed_token
 from northstar.transforms.bronze import CORRUPT, LANDING_FILE, RAW, RECORD_HASH
+from northstar.transforms.pii import keyed_token
 from northstar.transforms.schema import RESCUED, contract_type
 
 REJECT_REASON = "_reject_reason"
