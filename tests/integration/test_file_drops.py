@@ -113,8 +113,10 @@ def test_late_files_apply_status_changes_in_order(spark, tmp_path, wms, feed):
     deliver(at_once, "acme", files)  # every file in one run
     for entry in run_source(spark, at_once, wms, tables=["shipments_acme"]):
         assert entry.balanced, entry
-    for path in [*reversed(files[1:]), files[0]]:  # one file per run, each older than the one before it
-        deliver(late, "acme", [path])
+    newest_first = list(reversed(files))
+    half = len(newest_first) // 2
+    for paths in (newest_first[:half], newest_first[half:]):  # the second run's files are all older
+        deliver(late, "acme", paths)
         for entry in run_source(spark, late, wms, tables=["shipments_acme"]):
             assert entry.balanced, entry
     assert silver_state(spark, late, "acme") == truth_state(feed, "acme")

@@ -20,6 +20,8 @@ from northstar import delta, ledger
 from northstar.gold.runner import GOLD_TABLES, gold_path, run_gold
 from northstar.models import orders as orders_model
 from northstar.models.runner import model_path
+from northstar.quality.evaluate import run_checks
+from northstar.quality.publish import audit_and_publish, published_version
 from northstar.warehouse import publish
 from northstar.warehouse.connection import connect, execute
 from northstar.warehouse.reconcile import ReconciliationError
@@ -356,3 +358,25 @@ def test_no_raw_email_or_phone_in_gold_or_any_warehouse_table(spark, lake, publi
     assert TOKEN_A in texts  # the scan sees the token columns
     leaks = [v for v in texts if EMAIL.search(v) or PHONE.search(v) or v in RAW_EMAILS + RAW_PHONES]
     assert leaks == []
+
+
+def test_a_failed_gold_audit_keeps_the_warehouse_on_the_last_good_version(spark, lake, published):
+    env, _ = lake
+    path = gold_path(env, "fact_orders")
+    good = published_version(spark, env, "gold.fact_orders")
+    assert good == delta.latest_version(spark, path)  # every gold run audited and published its version
+    # a wrong transform writes one order twice: the audit (conf/quality/gold.fact_orders.yaml) refuses it
+    spark.read.format("delta").load(path).limit(1).write.format("delta").mode("append").save(path)
+    current = spark.read.format("delta").load(path)
+    found = run_checks(spark, env, "gold.fact_orders", current, "gold-bad", key=["source_system", "order_id"])
+    decision = audit_and_publish(spark, env, "gold.fact_orders", "gold-bad", found, path=path)
+    assert not decision.published and decision.published_version == good
+    assert "order_key_unique" in decision.failed_checks
+    alerts = spark.read.format("delta").load(env.alerts_path).where("table_name = 'gold.fact_orders'")
+    assert alerts.count() == 1
+
+    with connect(env.snowflake) as conn:  # the publish takes the published (last good) version
+        results = publish.publish_all(spark, env, conn, run_id="publish-4-after-a-refused-audit")
+        after = warehouse_contents(conn, env.snowflake, "fact_orders")
+    assert {r.table: r.gold_version for r in results}["fact_orders"] == good
+    assert after == published["after_rerun"]["fact_orders"] and max(after.values()) == 1
