@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -403,6 +403,29 @@ def _read_yaml(path: Path, expand_env: bool = False) -> dict:
     return data
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_conf_file(
+    path: Path, model: type[M], what: str, *, expand_env: bool = False, name_field: str | None = None
+) -> M:
+    """Read one conf YAML file into `model`; any problem is a ConfigError naming the file, the field and what
+    is allowed. `name_field`: the field that names the thing the file defines; it defaults to the file's stem
+    and must equal it (one file, one named thing). `expand_env`: ${VAR} / ${VAR:-default} from the environment."""
+    data = _read_yaml(path, expand_env=expand_env)
+    if name_field:
+        data.setdefault(name_field, path.stem)
+    try:
+        spec = model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(path, what, err)) from None
+    if name_field and getattr(spec, name_field) != path.stem:
+        raise ConfigError(
+            f"{path}: {name_field} is {getattr(spec, name_field)!r} but the file is {path.name}; make them match"
+        )
+    return spec
+
+
 def _format_validation_error(path: Path, what: str, err: ValidationError) -> str:
     lines = [f"{path} is not a valid {what}:"]
     for problem in err.errors():
@@ -429,15 +452,7 @@ def load_source(name: str, conf_dir: Path | str | None = None) -> SourceSpec:
 
 
 def parse_source(path: Path) -> SourceSpec:
-    data = _read_yaml(path)
-    data.setdefault("name", path.stem)
-    try:
-        spec = SourceSpec.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(path, "source", err)) from None
-    if spec.name != path.stem:
-        raise ConfigError(f"{path}: name is {spec.name!r} but the file is {path.name}; make them match")
-    return spec
+    return parse_conf_file(path, SourceSpec, "source", name_field="name")
 
 
 def list_sources(conf_dir: Path | str | None = None) -> list[str]:
@@ -449,9 +464,4 @@ def load_env(name: str, conf_dir: Path | str | None = None) -> EnvConfig:
     """Load conf/env/<name>.yaml, expanding ${VAR} and ${VAR:-default} from the process environment."""
     conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
     path = conf_dir / "env" / f"{name}.yaml"
-    data = _read_yaml(path, expand_env=True)
-    data.setdefault("name", name)
-    try:
-        return EnvConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(path, "environment", err)) from None
+    return parse_conf_file(path, EnvConfig, "environment", expand_env=True, name_field="name")

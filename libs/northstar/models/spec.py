@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from northstar.config import (
     ConfigError,
     Identifier,
-    _format_validation_error,
-    _read_yaml,
     default_conf_dir,
+    parse_conf_file,
 )
 from northstar.models import common, orders, refunds
 from northstar.secrets import check_reference
@@ -120,9 +119,4 @@ def load_model(name: str, conf_dir: Path | str | None = None) -> ModelSpec:
     if not path.is_file():
         known = ", ".join(list_models(conf_dir)) or "none"
         raise ConfigError(f"{path}: no such model file (models in {conf_dir / 'models'}: {known}; or 'all')")
-    data = _read_yaml(path, expand_env=True)
-    data.setdefault("name", path.stem)
-    try:
-        return ModelSpec.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(path, "model", err)) from None
+    return parse_conf_file(path, ModelSpec, "model", expand_env=True, name_field="name")

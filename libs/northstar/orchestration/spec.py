@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from northstar.config import ConfigError, Identifier, _format_validation_error, _read_yaml, default_conf_dir
+from northstar.config import Identifier, default_conf_dir, parse_conf_file
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # what a stage's arguments may name; filled at DAG generation ({source}, {env}) or at run time (the window)
@@ -137,11 +137,7 @@ def load_pipelines(conf_dir: Path | str | None = None) -> PipelinesSpec:
     """Load conf/orchestration/pipelines.yaml; a bad file is a ConfigError naming the file and field."""
     conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
     path = conf_dir / "orchestration" / "pipelines.yaml"
-    data = _read_yaml(path)
-    try:
-        return PipelinesSpec.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(path, "pipelines file", err)) from None
+    return parse_conf_file(path, PipelinesSpec, "pipelines file")
 
 
 def fill(arguments: list[str], **values: str) -> list[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from northstar.config import ConfigError, _format_validation_error, _read_yaml, _Strict, default_conf_dir
+from northstar.config import _Strict, default_conf_dir, parse_conf_file
 from northstar.secrets import check_reference
 
 
@@ -68,7 +68,4 @@ class PrivacySpec(_Strict):
 
 def load_privacy(conf_dir: Path | str | None = None) -> PrivacySpec:
     path = Path(conf_dir or default_conf_dir()) / "privacy.yaml"
-    try:
-        return PrivacySpec.model_validate(_read_yaml(path))
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(path, "privacy file", err)) from None
+    return parse_conf_file(path, PrivacySpec, "privacy file")

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from northstar.config import (
     ConfigError,
     EnvConfig,
-    _format_validation_error,
-    _read_yaml,
     default_conf_dir,
+    parse_conf_file,
 )
 
 # The brief (shared/docs/brief.md): < 0.05% variance against finance totals, < 0.1% duplicate orders.
@@ -188,9 +187,4 @@ def load_recon(name: str = "daily", conf_dir: Path | str | None = None) -> Recon
     if not path.is_file():
         known = ", ".join(list_recons(conf_dir)) or "none"
         raise ConfigError(f"{path}: no such reconciliation file (files in {path.parent}: {known})")
-    data = _read_yaml(path, expand_env=True)
-    data.setdefault("name", path.stem)
-    try:
-        return ReconSpec.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(path, "reconciliation spec", err)) from None
+    return parse_conf_file(path, ReconSpec, "reconciliation spec", expand_env=True, name_field="name")

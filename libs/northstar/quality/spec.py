@@ -11,14 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from northstar.config import (
     ConfigError,
     Identifier,
-    _format_validation_error,
-    _read_yaml,
     default_conf_dir,
+    parse_conf_file,
 )
 
 TABLE_NAME = r"^[a-z]+\.[A-Za-z_][A-Za-z0-9_]*$"
@@ -192,15 +191,7 @@ def list_checked_tables(conf_dir: Path | str | None = None) -> list[str]:
 
 
 def parse_checks(path: Path) -> TableChecks:
-    data = _read_yaml(path)
-    data.setdefault("table", path.stem)
-    try:
-        spec = TableChecks.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(path, "quality check file", err)) from None
-    if spec.table != path.stem:
-        raise ConfigError(f"{path}: table is {spec.table!r} but the file is {path.name}; make them match")
-    return spec
+    return parse_conf_file(path, TableChecks, "quality check file", name_field="table")
 
 
 def load_checks(table: str, conf_dir: Path | str | None = None) -> TableChecks | None:
