@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from northstar.orchestration.spec import load_pipelines
+
 REPO = Path(__file__).resolve().parents[2]
 PYTHON2 = REPO / ".venv-airflow2" / "bin" / "python"
 PROBE = """
@@ -56,9 +58,8 @@ def test_dags_import_on_airflow_2_11(tmp_path):
     assert result["errors"] == {}
     assert result["dags"]["northstar_shop_db"] == {"extract": ["bronze"], "bronze": ["silver"], "silver": []}
     assert result["pools"]["northstar_shop_db"]["extract"] == "postgres_extracts"
+    chain = ["deadline_guard", *load_pipelines(REPO / "conf").reconciliation.stages, "deadline_check"]
     assert result["dags"]["northstar_daily_reconciliation"] == {
-        "deadline_guard": ["models"],
-        "models": ["deadline_check"],
-        "deadline_check": [],
+        task: chain[i + 1 : i + 2] for i, task in enumerate(chain)
     }
     assert len(result["dags"]) == 11

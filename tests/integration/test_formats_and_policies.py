@@ -208,6 +208,7 @@ def test_job_runs_unchanged_under_spark_submit(tmp_path):
             "NORTHSTAR_DATA_DIR": str(tmp_path),
             "NORTHSTAR_SPARK_MASTER": "local[1]",
             "NORTHSTAR_DRIVER_MEMORY": "1g",
+            "NORTHSTAR_PII_TOKEN_KEY": __import__("os").environ["NORTHSTAR_PII_TOKEN_KEY"],  # conftest's
             "JAVA_HOME": __import__("os").environ.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64"),
         },
         capture_output=True,
