@@ -1,6 +1,7 @@
-"""Build the gold tables from silver.orders / silver.refunds, recomputing only the UTC days touched by silver
-rows changed since each table's last successful run (Delta change data feed, then `replaceWhere` on those
-day partitions; every other partition's files are left as they are).
+"""Build the gold tables from the conformed models (silver.orders, refunds, payments, shipments), recomputing
+only the UTC days touched by silver rows changed since each table's last successful run (Delta change data
+feed, then `replaceWhere` on those day partitions; every other partition's files are left as they are).
+The customer dimension (SCD2, not day-partitioned) is recomputed from the order history and MERGEd.
 
 One ledger row per gold table and run: layer "gold", details["input_version.<model>"] = the silver version
 consumed, details["partitions"] = days recomputed, details["published"] = 1 when the audit of the
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -25,36 +27,76 @@ from northstar.quality.evaluate import run_checks
 from northstar.quality.publish import audit_and_publish
 
 LAYER = "gold"
-INPUTS = ("orders", "refunds")
+INPUTS = ("orders", "refunds", "payments", "shipments")  # the conformed models gold reads
 CHANGES = ("insert", "update_preimage", "update_postimage", "delete")
 
 
 @dataclass(frozen=True)
 class GoldTable:
-    """A gold table: its key (also the Snowflake MERGE key), its day partition and its money columns."""
+    """A gold table: its key (also the Snowflake MERGE key), its day partition (None: not partitioned, rebuilt
+    whole when its inputs change), its money (or other summed) columns, and the conformed models it reads."""
 
     name: str
     key: tuple[str, ...]
-    partition: str
+    partition: str | None
     amounts: tuple[str, ...]
+    inputs: tuple[str, ...]
 
 
 GOLD_TABLES = {
     g.name: g
     for g in (
-        GoldTable("fact_orders", ("source_system", "order_id"), "order_date", ("total_amount",)),
+        GoldTable("fact_orders", ("source_system", "order_id"), "order_date", ("total_amount",), ("orders",)),
         GoldTable(
-            "fact_order_lines", ("source_system", "order_id", "line_number"), "order_date", ("line_amount",)
+            "fact_order_lines",
+            ("source_system", "order_id", "line_number"),
+            "order_date",
+            ("line_amount",),
+            ("orders",),
         ),
-        GoldTable("fact_refunds", ("source_system", "refund_id"), "refund_date", ("refund_amount",)),
+        GoldTable(
+            "fact_refunds",
+            ("source_system", "refund_id"),
+            "refund_date",
+            ("refund_amount",),
+            ("orders", "refunds"),
+        ),
         GoldTable(
             "daily_revenue",
             ("revenue_date", "currency", "sales_channel"),
             "revenue_date",
             ("gross_amount", "refund_amount", "net_amount"),
+            ("orders", "refunds"),
         ),
+        GoldTable(
+            "fact_payments",
+            ("source_system", "payment_id"),
+            "payment_date",
+            ("amount", "amount_refunded", "net_amount"),
+            ("payments",),
+        ),
+        GoldTable(
+            "fact_shipments",
+            ("source_system", "shipment_id"),
+            "shipment_date",
+            ("weight_kg",),
+            ("shipments",),
+        ),
+        GoldTable("dim_customer", ("customer_sk",), None, ("orders_in_version",), ("orders",)),
     )
 }
+
+# Per day-partitioned table: (model, time column) pairs whose changed rows name the days to recompute.
+DAY_SOURCES = {
+    "fact_orders": (("orders", "created_at"),),
+    "fact_order_lines": (("orders", "created_at"),),
+    "fact_refunds": (("refunds", "created_at"),),
+    "daily_revenue": (("orders", "created_at"), ("refunds", "created_at")),
+    "fact_payments": (("payments", "created_at"),),
+    "fact_shipments": (("shipments", "status_time"),),  # pre-image: the old day; post-image: the new one
+}
+# Tables whose rows carry the order's channel: refunds of changed orders are recomputed too.
+REFUNDS_OF_CHANGED_ORDERS = ("fact_refunds", "daily_revenue")
 
 
 def gold_path(env: EnvConfig, table: str) -> str:
@@ -63,7 +105,7 @@ def gold_path(env: EnvConfig, table: str) -> str:
 
 
 def run_gold(spark: SparkSession, env: EnvConfig, *, full_refresh: bool = False) -> list[LedgerEntry]:
-    """Bring every gold table up to date with silver.orders and silver.refunds."""
+    """Bring every gold table up to date with the conformed models it reads."""
     ends = {m: delta.latest_version(spark, model_path(env, m)) for m in INPUTS}
     consumed = _consumed(spark, env)
     return [
@@ -98,32 +140,38 @@ def _days(frame: DataFrame, column: str) -> set[date]:
 
 
 def affected_days(
-    table: GoldTable, orders_changed: DataFrame | None, refunds_changed: DataFrame | None, refunds: DataFrame
+    table: GoldTable, changed: dict[str, DataFrame | None], refunds: DataFrame | None
 ) -> set[date] | None:
     """The day partitions of `table` that changed silver rows touch (None = rebuild everything)."""
-    if orders_changed is None or refunds_changed is None:
+    if any(changed.get(m) is None for m in table.inputs):
         return None
-    order_days = _days(orders_changed, "created_at")
-    if table.name in ("fact_orders", "fact_order_lines"):
-        return order_days
-    # a refund's row carries its order's channel: refunds of changed orders are recomputed too
-    touched_orders = orders_changed.select("source_system", "order_id").distinct()
-    refund_days = _days(refunds_changed, "created_at") | _days(
-        refunds.join(touched_orders, ["source_system", "order_id"], "left_semi"), "created_at"
-    )
-    return refund_days if table.name == "fact_refunds" else order_days | refund_days
+    days: set[date] = set()
+    for model, column in DAY_SOURCES[table.name]:
+        days |= _days(changed[model], column)
+    if table.name in REFUNDS_OF_CHANGED_ORDERS:  # a refund's row carries its order's channel
+        touched_orders = changed["orders"].select("source_system", "order_id").distinct()
+        days |= _days(refunds.join(touched_orders, ["source_system", "order_id"], "left_semi"), "created_at")
+    return days
+
+
+def _model(spark: SparkSession, env: EnvConfig, name: str) -> DataFrame:
+    return spark.read.format("delta").load(model_path(env, name))
 
 
 def build(spark: SparkSession, env: EnvConfig, table: GoldTable, days: set[date] | None) -> DataFrame:
     """The rows of `table` for `days` (all days when None), from the current silver and gold inputs."""
-    orders = spark.read.format("delta").load(model_path(env, "orders"))
-    refunds = spark.read.format("delta").load(model_path(env, "refunds"))
     if table.name == "fact_orders":
-        frame = t.order_facts(orders)
+        frame = t.order_facts(_model(spark, env, "orders"))
     elif table.name == "fact_order_lines":
-        frame = t.order_line_facts(orders)
+        frame = t.order_line_facts(_model(spark, env, "orders"))
     elif table.name == "fact_refunds":
-        frame = t.refund_facts(refunds, orders)
+        frame = t.refund_facts(_model(spark, env, "refunds"), _model(spark, env, "orders"))
+    elif table.name == "fact_payments":
+        frame = t.payment_facts(_model(spark, env, "payments"))
+    elif table.name == "fact_shipments":
+        frame = t.shipment_facts(_model(spark, env, "shipments"))
+    elif table.name == "dim_customer":
+        return t.customer_dimension(_model(spark, env, "orders"))
     else:
         facts_orders = spark.read.format("delta").load(gold_path(env, "fact_orders"))
         facts_refunds = spark.read.format("delta").load(gold_path(env, "fact_refunds"))
@@ -151,23 +199,22 @@ def _run_table(
         layer=LAYER,
     )
     with ledger.recorded(spark, env, entry):
-        for model, version in ends.items():
-            if version is not None:
-                entry.details[f"input_version.{model}"] = version
-        if None in ends.values():  # silver models not built yet: run `northstar model --name all` first
+        for model in table.inputs:
+            if ends[model] is not None:
+                entry.details[f"input_version.{model}"] = ends[model]
+        if any(ends[m] is None for m in table.inputs):  # a model not built yet: `northstar model --name all`
             entry.status = ledger.NOOP
             entry.details["input_table_missing"] = 1
             return entry
         path = gold_path(env, table.name)
         rebuild = full_refresh or not delta.table_exists(spark, path)
-        done = {m: None if rebuild else consumed.get(m) for m in INPUTS}
-        refunds = spark.read.format("delta").load(model_path(env, "refunds"))
-        days = affected_days(
-            table,
-            _changed_rows(spark, env, "orders", done["orders"], ends["orders"]),
-            _changed_rows(spark, env, "refunds", done["refunds"], ends["refunds"]),
-            refunds,
-        )
+        done = {m: None if rebuild else consumed.get(m) for m in table.inputs}
+        if table.partition is None:
+            _run_dimension(spark, env, table, path, entry, done, ends)
+            return entry
+        changed = {m: _changed_rows(spark, env, m, done[m], ends[m]) for m in table.inputs}
+        refunds = _model(spark, env, "refunds") if table.name in REFUNDS_OF_CHANGED_ORDERS else None
+        days = affected_days(table, changed, refunds)
         if days is not None and not days:
             entry.status = ledger.NOOP
             return entry
@@ -191,6 +238,67 @@ def _run_table(
         if table.name != "daily_revenue":  # what Delta says the commit wrote
             entry.records_written = delta.commit_metrics(spark, path, version).get("numOutputRows", 0)
     return entry
+
+
+def _run_dimension(
+    spark: SparkSession,
+    env: EnvConfig,
+    table: GoldTable,
+    path: str,
+    entry: LedgerEntry,
+    done: dict[str, int | None],
+    ends: dict[str, int | None],
+) -> None:
+    """gold.dim_customer: recomputed from the full order history whenever silver.orders changed, then MERGEd
+    by customer_sk (new versions inserted, changed ones updated, vanished ones deleted). Recomputing from the
+    whole history is what makes a late order give the same dimension as in-order arrival; the MERGE (skipped
+    when nothing differs) rewrites only the files of changed rows, and a re-run adds no Delta version.
+
+    Accounting: read = orders with a customer; written = dimension versions; duplicate = orders that carried
+    the same details as the version they fall in (no new version). Orders without a customer are counted in
+    details["orders_without_customer"]."""
+    if all(done[m] is not None and ends[m] <= done[m] for m in table.inputs):
+        entry.status = ledger.NOOP
+        return
+    orders = _model(spark, env, "orders")
+    counts = orders.agg(
+        F.count(F.lit(1)).alias("all"), F.count("customer_token").alias("with_customer")
+    ).first()
+    rows = build(spark, env, table, None).cache()
+    try:
+        versions, orders_in_versions = rows.agg(F.count(F.lit(1)), F.sum("orders_in_version")).first()
+        entry.records_read = counts["with_customer"]
+        entry.records_written = versions
+        entry.records_duplicate = (
+            orders_in_versions or 0
+        ) - versions  # an order lost here unbalances the run
+        entry.details["orders_without_customer"] = counts["all"] - counts["with_customer"]
+        entry.details["current_customers"] = rows.where("is_current").count()
+        if not delta.table_exists(spark, path):
+            rows.write.format("delta").save(path)
+        else:
+            current = spark.read.format("delta").load(path)
+            if rows.exceptAll(current).isEmpty() and current.exceptAll(rows).isEmpty():
+                entry.status = ledger.NOOP  # the same dimension: no commit
+                return
+            (
+                DeltaTable.forPath(spark, path)
+                .alias("t")
+                .merge(rows.alias("s"), "t.customer_sk = s.customer_sk")
+                .whenMatchedUpdateAll(
+                    condition=" OR ".join(f"NOT (t.{c} <=> s.{c})" for c in t.CUSTOMER_DIM_COLUMNS)
+                )
+                .whenNotMatchedInsertAll()
+                .whenNotMatchedBySourceDelete()
+                .execute()
+            )
+        version = delta.latest_version(spark, path)
+        found = run_checks(spark, env, f"gold.{table.name}", rows, entry.run_id, key=list(table.key))
+    finally:
+        rows.unpersist()
+    entry.delta_versions[f"gold.{table.name}"] = version
+    decision = audit_and_publish(spark, env, f"gold.{table.name}", entry.run_id, found, path=path)
+    entry.details["published"] = int(decision.published)
 
 
 def _mart_inputs(spark: SparkSession, env: EnvConfig, days: set[date] | None) -> int:

@@ -1,10 +1,10 @@
-"""Gold transforms: conformed silver rows -> fact tables and the daily revenue mart. DataFrame -> DataFrame,
-no I/O. Money stays decimal(18,2) with its currency beside it; dates are UTC calendar days of UTC instants.
+"""Gold transforms: conformed silver rows -> fact tables, the customer dimension (SCD2) and the daily revenue
+mart. DataFrame -> DataFrame, no I/O. Money stays decimal(18,2) with its currency beside it; dates are UTC calendar days of UTC instants.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 AMOUNT_SQL = "decimal(18,2)"
@@ -152,3 +152,119 @@ def daily_revenue(fact_orders: DataFrame, fact_refunds: DataFrame) -> DataFrame:
 def in_dates(frame: DataFrame, column: str, dates: list) -> DataFrame:
     """Rows whose `column` is one of `dates` (the partitions a run recomputes)."""
     return frame.where(F.col(column).isin(*dates))
+
+
+PAYMENT_FACT_COLUMNS = [
+    "source_system",
+    "payment_id",
+    "order_id",
+    "payment_date",
+    "status",
+    "currency",
+    "amount",
+    "amount_refunded",
+    "net_amount",
+    "created_at",
+    "updated_at",
+]
+
+
+def payment_facts(payments: DataFrame) -> DataFrame:
+    """silver.payments -> gold.fact_payments: one row per charge, key (source_system, payment_id), partitioned
+    by payment_date (UTC day of the charge's `created`); net_amount = amount - amount_refunded. Amounts are
+    already major units (the model applied the currency's exponent); no card data reaches this table."""
+    return (
+        payments.withColumn("payment_date", utc_date("created_at"))
+        .withColumn("net_amount", (F.col("amount") - F.col("amount_refunded")).cast(AMOUNT_SQL))
+        .select(*PAYMENT_FACT_COLUMNS)
+    )
+
+
+SHIPMENT_FACT_COLUMNS = [
+    "source_system",
+    "shipment_id",
+    "order_id",
+    "shipment_date",
+    "status",
+    "source_status",
+    "carrier",
+    "warehouse",
+    "cartons",
+    "weight_kg",
+    "status_time",
+]
+
+
+def shipment_facts(shipments: DataFrame) -> DataFrame:
+    """silver.shipments -> gold.fact_shipments: the latest status per shipment, key (source_system,
+    shipment_id), partitioned by shipment_date (UTC day of that status's time)."""
+    return shipments.withColumn("shipment_date", utc_date("status_time")).select(*SHIPMENT_FACT_COLUMNS)
+
+
+CUSTOMER_ATTRIBUTES = (
+    "customer_email_token",
+    "customer_phone_token",
+    "customer_name_token",
+    "ship_to_country",
+    "ship_to_city_token",
+)
+CUSTOMER_DIM_COLUMNS = [
+    "customer_sk",
+    "customer_token",
+    *CUSTOMER_ATTRIBUTES,
+    "valid_from",
+    "valid_to",
+    "is_current",
+    "version",
+    "orders_in_version",
+]
+
+
+def customer_dimension(orders: DataFrame) -> DataFrame:
+    """silver.orders (every order, any arrival order) -> gold.dim_customer, SCD type 2.
+
+    Each order carries the customer's details as of its `created_at`. Per customer_token the orders are
+    ordered by (created_at, source_system, order_id); a new version starts at an order whose attributes
+    differ from the previous order's. valid_from = that order's created_at, valid_to = the next version's
+    valid_from (null for the current version: is_current), customer_sk = SHA-256 of customer_token, valid_from
+    and the order that started the version, so the key is the same on every run. The result depends only on the set of orders, never on
+    the order they arrived in: a late order with old details lands in (or splits) the version of its time.
+    Orders without a customer (null token) are not customers and are left out (the runner counts them)."""
+    by_customer = Window.partitionBy("customer_token").orderBy("created_at", "source_system", "order_id")
+    attributes = F.struct(*[F.col(a) for a in CUSTOMER_ATTRIBUTES])
+    marked = (
+        orders.where(F.col("customer_token").isNotNull())
+        .select("customer_token", "created_at", "source_system", "order_id", *CUSTOMER_ATTRIBUTES)
+        .withColumn("_attributes", attributes)
+        .withColumn(
+            "_starts",
+            F.coalesce(~F.lag("_attributes").over(by_customer).eqNullSafe(F.col("_attributes")), F.lit(True)),
+        )
+        .withColumn("version", F.sum(F.col("_starts").cast("int")).over(by_customer))
+    )
+    versions = marked.groupBy("customer_token", "version").agg(
+        F.min("created_at").alias("valid_from"),
+        F.count(F.lit(1)).cast("bigint").alias("orders_in_version"),
+        F.min_by("_attributes", F.struct("created_at", "source_system", "order_id")).alias("_attributes"),
+        F.min(F.struct("created_at", "source_system", "order_id")).alias("_first"),
+    )
+    by_version = Window.partitionBy("customer_token").orderBy("version")
+    return (
+        versions.withColumn("valid_to", F.lead("valid_from").over(by_version))
+        .withColumn("is_current", F.col("valid_to").isNull())
+        .withColumn(
+            "customer_sk",
+            F.sha2(
+                F.concat_ws(
+                    "|",
+                    "customer_token",
+                    F.date_format("valid_from", "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"),
+                    "_first.source_system",
+                    "_first.order_id",
+                ),
+                256,
+            ),
+        )
+        .select("*", "_attributes.*")
+        .select(*CUSTOMER_DIM_COLUMNS)
+    )

@@ -54,6 +54,34 @@ ISO_4217 = frozenset(
 )
 
 
+# Stripe amounts are integers in the currency's smallest unit. Most currencies have 2 decimals; these are
+# Stripe's zero-decimal currencies (an amount of 500 JPY is 500, not 5.00) and three-decimal currencies
+# (Stripe's docs: "Zero-decimal currencies", "Three-decimal currencies"). Codes are upper case.
+STRIPE_ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
+STRIPE_THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
+
+
+def currency_exponent(code: Column) -> Column:
+    """Decimal places of a Stripe minor-unit amount in currency `code` (upper case): 0, 2 or 3."""
+    return (
+        F.when(code.isin(sorted(STRIPE_ZERO_DECIMAL)), F.lit(0))
+        .when(code.isin(sorted(STRIPE_THREE_DECIMAL)), F.lit(3))
+        .otherwise(F.lit(2))
+    )
+
+
+def from_minor_units(minor: Column, code: Column) -> Column:
+    """A Stripe minor-unit integer -> decimal(18,2) in major units, with the currency's exponent (JPY 500 ->
+    500.00, USD 1999 -> 19.99, KWD 1230 -> 1.23). Null when it is not an integer, or would need rounding
+    (a three-decimal amount not ending in 0), or does not fit: money is never rounded silently."""
+    exponent = currency_exponent(code)
+    divisor = F.when(exponent == 0, F.lit(1)).when(exponent == 3, F.lit(1000)).otherwise(F.lit(100))
+    whole = minor.try_cast("decimal(20,0)")
+    wide = (whole / divisor.cast("decimal(4,0)")).try_cast("decimal(38,6)")
+    narrow = wide.try_cast(AMOUNT_SQL)
+    return F.when(narrow == wide, narrow)
+
+
 def field_type(schema: T.DataType, path: str) -> T.DataType | None:
     """The type at dotted `path` inside a struct type, or None when the path does not exist (yet)."""
     current = schema

@@ -2,7 +2,8 @@
 
 Statuses are mapped to ACCEPTED_STATUSES, amounts are decimal(18,2) with an ISO 4217 currency, times are UTC
 instants, line items are array<struct<line_id, sku, quantity, unit_price, discount_amount>>, and the customer
-is a keyed token (HMAC-SHA256 of `<source_system>:<customer_id>`): no name, email, phone or address.
+is a keyed token (HMAC-SHA256 of `<source_system>:<customer_id>`): no name, email, phone or address, only
+their keyed tokens as the order carried them (CUSTOMER_FIELDS, the attributes of gold.dim_customer).
 A row that cannot be conformed carries `_reason`/`_reason_detail` and goes to quarantine.orders.
 """
 
@@ -31,6 +32,16 @@ LINE_ITEM = T.StructType(
     ]
 )
 LINE_ITEMS = T.ArrayType(LINE_ITEM)
+# The customer's details as of the order, as keyed tokens (gold.dim_customer's SCD2 attributes): column -> the
+# partner's field, which silver already holds as a token (conf/sources/marketplace.yaml `pii:`).
+CUSTOMER_FIELDS = {
+    "customer_email_token": "customer.email",
+    "customer_phone_token": "customer.phone",
+    "customer_name_token": "customer.name",
+    "ship_to_city_token": "customer.shipping_address.city",
+}
+CUSTOMER_ATTRIBUTES = tuple(CUSTOMER_FIELDS)
+TOKEN_PATTERN = "^[0-9a-f]{64}$"
 AMOUNTS = ("subtotal_amount", "tax_amount", "shipping_amount", "discount_amount", "total_amount")
 COLUMNS = [
     "source_system",
@@ -38,6 +49,7 @@ COLUMNS = [
     "status",
     "source_status",
     "customer_token",
+    *CUSTOMER_ATTRIBUTES,
     "ship_to_country",
     "sales_channel",
     "fulfillment_channel",
@@ -94,6 +106,13 @@ def _line_items(frame: DataFrame) -> Column:
             discount(x).alias("discount_amount"),
         ),
     ).cast(LINE_ITEMS)
+
+
+def _as_token(frame: DataFrame, path: str, key: bytes) -> Column:
+    """A PII field silver already tokenized, passed through; a value that is not a token (a silver table built
+    before its `pii:` list was set, or a source without one) is tokenized here, so no raw value gets further."""
+    value = c.column_or_null(frame, path)
+    return F.when(value.rlike(TOKEN_PATTERN), value).otherwise(c.keyed_token(value, key))
 
 
 def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
@@ -196,6 +215,7 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
             "status": status,
             "source_status": source_status,
             "customer_token": token,
+            **{name: _as_token(f, path, ctx.token_key) for name, path in CUSTOMER_FIELDS.items()},
             "ship_to_country": F.upper(c.column_or_null(f, "customer.shipping_address.country")),
             "sales_channel": c.column_or_null(f, "channel"),
             "fulfillment_channel": c.column_or_null(f, "fulfillment.channel"),

@@ -1,7 +1,8 @@
 """Build the conformed models: read the silver rows changed since the last successful model run, conform them,
 quarantine what cannot be conformed, and MERGE the latest version of each key into silver.<model>.
 
-One ledger row per (model, input): layer "model", source = the input's source, table_name = the model,
+One ledger row per (model, input): layer "model", source = the input's source_system (default: its source),
+table_name = the model,
 input versions = the silver table's Delta versions consumed, read = written + duplicate + quarantined.
 `full_refresh` rebuilds the input's rows (and its quarantine rows) from the whole silver table: same result.
 """
@@ -95,13 +96,13 @@ def _run_input(
         run_id=ledger.new_run_id(LAYER),
         job="model",
         env=env.name,
-        source=item.source,
+        source=item.system,  # the input's source_system: two partner tables of one source are two inputs
         table_name=spec.name,
         layer=LAYER,
     )
     with ledger.recorded(spark, env, entry):
         end = delta.latest_version(spark, silver_path)
-        done = None if full_refresh else ledger.last_input_version(spark, env, LAYER, item.source, spec.name)
+        done = None if full_refresh else ledger.last_input_version(spark, env, LAYER, item.system, spec.name)
         start = 0 if done is None else done + 1
         if end is None or start > end:
             entry.status = ledger.NOOP

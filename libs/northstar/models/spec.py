@@ -15,11 +15,11 @@ from northstar.config import (
     default_conf_dir,
     parse_conf_file,
 )
-from northstar.models import common, orders, refunds
+from northstar.models import common, orders, payments, refunds, shipments
 from northstar.secrets import check_reference
 
 # The models this code knows: their conformed shape and the mappings their inputs may name.
-MODULES = {"orders": orders, "refunds": refunds}
+MODULES = {"orders": orders, "refunds": refunds, "payments": payments, "shipments": shipments}
 
 
 class _Strict(BaseModel):
@@ -96,10 +96,14 @@ class ModelSpec(_Strict):
                     f"inputs.{n}.status_map maps to {', '.join(wrong)}, not in the accepted statuses of "
                     f"{self.name}: {', '.join(module.ACCEPTED_STATUSES)}"
                 )
-        for attribute in ("source", "system"):
-            values = [getattr(i, attribute) for i in self.inputs]
-            if len(values) != len(set(values)):
-                raise ValueError(f"two inputs share a {attribute.replace('system', 'source_system')}")
+        tables = [(i.source, i.table) for i in self.inputs]
+        if len(tables) != len(set(tables)):
+            raise ValueError("two inputs name the same source table")
+        systems = [i.system for i in self.inputs]
+        if len(systems) != len(set(systems)):  # the ledger keys an input's runs by model and source_system
+            raise ValueError(
+                "two inputs share a source_system (set source_system: on each input of one source)"
+            )
         return self
 
     @property

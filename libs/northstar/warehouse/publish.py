@@ -19,6 +19,7 @@ from northstar import delta, ledger
 from northstar.config import EnvConfig
 from northstar.gold.runner import GOLD_TABLES, GoldTable, gold_path
 from northstar.ledger import LedgerEntry
+from northstar.models.runner import model_path
 from northstar.quality.publish import published_version
 from northstar.warehouse import ddl, reconcile
 from northstar.warehouse.connection import execute, execute_governance
@@ -227,6 +228,14 @@ def publish_table(
     return result
 
 
+def _never_built(spark: SparkSession, env: EnvConfig, table: GoldTable) -> bool:
+    """The gold table does not exist because a conformed model it reads does not exist (not an error: that
+    source is not onboarded here). A gold table missing while its inputs exist is still an error."""
+    if delta.table_exists(spark, gold_path(env, table.name)):
+        return False
+    return any(not delta.table_exists(spark, model_path(env, m)) for m in table.inputs)
+
+
 def check_table(conn, spec: SnowflakeSpec, table: GoldTable, gold: DataFrame) -> list[reconcile.Difference]:
     """Counts and money sums per partition of the gold rows vs the warehouse table."""
     grain = reconcile.partition_columns(gold.columns, table.partition)
@@ -256,6 +265,14 @@ def publish_all(
         entry = LedgerEntry(
             run_id=run_id, job="publish", env=env.name, source="snowflake", table_name=name, layer="publish"
         )
+        if _never_built(spark, env, table):
+            entry.status = (
+                ledger.NOOP
+            )  # its inputs do not exist yet (e.g. no Stripe source landed): nothing to load
+            entry.details["input_table_missing"] = 1
+            ledger.append(spark, env, entry)
+            log.info("gold.%s not built (its conformed inputs do not exist yet): not published", name)
+            continue
         with ledger.recorded(spark, env, entry):  # read = gold rows, written = warehouse rows after the MERGE
             result = publish_table(
                 spark, env, conn, table, run_id=run_id, version=versions.get(name), loader=loader

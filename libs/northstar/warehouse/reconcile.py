@@ -50,9 +50,10 @@ def compare(lake: Figures, warehouse: Figures) -> list[Difference]:
     return out
 
 
-def partition_columns(columns: list[str], partition: str) -> list[str]:
-    """The grain of the check: the day partition, plus currency when the table has one."""
-    return [partition] + (["currency"] if "currency" in columns else [])
+def partition_columns(columns: list[str], partition: str | None) -> list[str]:
+    """The grain of the check: the day partition, plus currency when the table has one (a table without a
+    partition, like the customer dimension, is compared as a whole)."""
+    return ([partition] if partition else []) + (["currency"] if "currency" in columns else [])
 
 
 def lake_figures(frame: DataFrame, partition: list[str], amounts: tuple[str, ...]) -> Figures:
@@ -75,6 +76,8 @@ def warehouse_query(qualified: str, partition: list[str], amounts: tuple[str, ..
     """The same figures as SQL for the warehouse."""
     keys = ", ".join(f"TO_VARCHAR({p.upper()})" for p in partition)
     sums = "".join(f", SUM({a.upper()})" for a in amounts)
+    if not partition:
+        return f"SELECT COUNT(*){sums} FROM {qualified}"
     return f"SELECT {keys}, COUNT(*){sums} FROM {qualified} GROUP BY {keys}"
 
 
