@@ -14,19 +14,21 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from northstar import delta, ledger
+from northstar.gold import transforms as gold_transforms
 from northstar.gold.runner import GOLD_TABLES, gold_path, run_gold
 from northstar.models import orders as orders_model
-from northstar.models.runner import model_path
+from northstar.models.runner import model_path, model_quarantine_path, run_models
 from northstar.quality.evaluate import run_checks
 from northstar.quality.publish import audit_and_publish, published_version
 from northstar.warehouse import publish
 from northstar.warehouse.connection import connect, execute
 from northstar.warehouse.reconcile import ReconciliationError
 from northstar.warehouse.spec import SnowflakeSpec
-from tests.conftest import make_env
+from tests.conftest import CONF, make_env
 
 D = Decimal
 DAY1, DAY2 = date(2026, 3, 1), date(2026, 3, 2)
@@ -44,6 +46,7 @@ ORDER_SCHEMA = orders_model.T.StructType(
             ("status", orders_model.T.StringType()),
             ("source_status", orders_model.T.StringType()),
             ("customer_token", orders_model.T.StringType()),
+            *[(a, orders_model.T.StringType()) for a in orders_model.CUSTOMER_ATTRIBUTES],
             ("ship_to_country", orders_model.T.StringType()),
             ("sales_channel", orders_model.T.StringType()),
             ("fulfillment_channel", orders_model.T.StringType()),
@@ -70,10 +73,11 @@ def line(n, sku, qty, price, discount="0.00"):
     return (f"L{n}", sku, qty, D(price), D(discount))
 
 
-def order(order_id, created, channel, currency, total, status, lines, token):
+def order(order_id, created, channel, currency, total, status, lines, token, email):
     total = D(total)
+    details = (email, "p" * 64, "n" * 64, "c" * 64)  # email, phone, name, city tokens as silver holds them
     return (
-        "marketplace", order_id, status, status, token, "US", channel, None, currency,
+        "marketplace", order_id, status, status, token, *details, "US", channel, None, currency,
         total, D("0.00"), D("0.00"), D("0.00"), total, lines, len(lines), created, created,
         "silver.marketplace_orders", f"h-{order_id}", "f.jsonl",
     )  # fmt: skip
@@ -86,18 +90,71 @@ def refund(refund_id, order_id, created, status, currency, amount):
     )  # fmt: skip
 
 
-# Tokens as silver.orders carries them (HMAC of the customer id); the raw values never reach silver.orders.
+# Tokens as silver.orders carries them (HMAC of the customer id / of the e-mail); raw values never reach it.
 TOKEN_A, TOKEN_B = "a" * 64, "b" * 64
+EMAIL_A_OLD, EMAIL_A_NEW, EMAIL_B = "d" * 64, "e" * 64, "f" * 64  # customer A changes e-mail before O5
 ORDERS = [
     # day 1: USD web 100.00 (two lines), USD app 50.00, EUR web 80.00
-    order("O1", datetime(2026, 3, 1, 10), "web", "USD", "100.00", "paid",
-          [line(1, "A", 2, "30.00"), line(2, "B", 1, "40.00")], TOKEN_A),
-    order("O2", datetime(2026, 3, 1, 23, 30), "app", "USD", "50.00", "delivered", [line(1, "C", 1, "50.00")], TOKEN_B),
-    order("O3", datetime(2026, 3, 1, 12), "web", "EUR", "80.00", "shipped", [line(1, "D", 4, "20.00")], TOKEN_A),
+    order(
+        "O1",
+        datetime(2026, 3, 1, 10),
+        "web",
+        "USD",
+        "100.00",
+        "paid",
+        [line(1, "A", 2, "30.00"), line(2, "B", 1, "40.00")],
+        TOKEN_A,
+        EMAIL_A_OLD,
+    ),
+    order(
+        "O2",
+        datetime(2026, 3, 1, 23, 30),
+        "app",
+        "USD",
+        "50.00",
+        "delivered",
+        [line(1, "C", 1, "50.00")],
+        TOKEN_B,
+        EMAIL_B,
+    ),
+    order(
+        "O3",
+        datetime(2026, 3, 1, 12),
+        "web",
+        "EUR",
+        "80.00",
+        "shipped",
+        [line(1, "D", 4, "20.00")],
+        TOKEN_A,
+        EMAIL_A_OLD,
+    ),
     # day 2: a cancelled USD web order (earns nothing), EUR app 35.50 (2 x 18.00 - 0.50 discount)
-    order("O4", datetime(2026, 3, 2, 9), "web", "USD", "20.00", "cancelled", [line(1, "E", 1, "20.00")], TOKEN_B),
-    order("O5", datetime(2026, 3, 2, 15), "app", "EUR", "35.50", "paid", [line(1, "F", 2, "18.00", "0.50")], TOKEN_A),
-]  # fmt: skip
+    order(
+        "O4",
+        datetime(2026, 3, 2, 9),
+        "web",
+        "USD",
+        "20.00",
+        "cancelled",
+        [line(1, "E", 1, "20.00")],
+        TOKEN_B,
+        EMAIL_B,
+    ),
+    order(
+        "O5",
+        datetime(2026, 3, 2, 15),
+        "app",
+        "EUR",
+        "35.50",
+        "paid",
+        [line(1, "F", 2, "18.00", "0.50")],
+        TOKEN_A,
+        EMAIL_A_NEW,
+    ),
+]
+# Delivered with the late refund: created on day 2 at 10:00 (before O5) with customer A's OLD e-mail.
+LATE_ORDER = order("O6", datetime(2026, 3, 2, 10), "web", "USD", "12.00", "paid", [line(1, "G", 1, "12.00")],
+                   TOKEN_A, EMAIL_A_OLD)  # fmt: skip
 REFUNDS = [
     refund("R1", "O1", datetime(2026, 3, 2, 8), "completed", "USD", "30.00"),  # counts on day 2, web
     refund("R2", "O3", datetime(2026, 3, 1, 18), "requested", "EUR", "80.00"),  # not money back: 0
@@ -116,7 +173,88 @@ REVENUE_BEFORE = {
     (DAY2, "EUR", "app"): (1, D("35.50"), 0, D("0.00"), D("35.50")),
     (DAY2, "USD", "unknown"): (0, D("0.00"), 1, D("5.00"), D("-5.00")),
 }
-REVENUE_AFTER = {**REVENUE_BEFORE, (DAY2, "EUR", "app"): (1, D("35.50"), 1, D("10.00"), D("25.50"))}
+REVENUE_AFTER = {
+    **REVENUE_BEFORE,
+    (DAY2, "EUR", "app"): (1, D("35.50"), 1, D("10.00"), D("25.50")),  # late R3: 35.50 - 10.00
+    (DAY2, "USD", "web"): (1, D("12.00"), 1, D("30.00"), D("-18.00")),  # late O6: 12.00 - 30.00 (R1)
+}
+
+# silver.stripe_charges as silver holds them (minor units, epoch seconds); the payments model conforms them.
+CHARGE_SCHEMA = (
+    "id string, amount bigint, amount_refunded bigint, currency string, status string, created bigint, "
+    "_extracted_at timestamp, metadata struct<order_id:string>, billing_details struct<email:string,name:string>, "
+    "_record_hash string, _landing_file string"
+)
+EXTRACTED = datetime(2026, 3, 3)
+
+
+def charge(charge_id, order_id, amount, refunded, currency, status, created, extracted=EXTRACTED):
+    seconds = int((created - datetime(1970, 1, 1)).total_seconds())
+    billing = {
+        "email": RAW_EMAILS[0],
+        "name": "Alice",
+    }  # raw, as in a silver table built before its pii: list
+    return (charge_id, amount, refunded, currency, status, seconds, extracted, {"order_id": order_id}, billing,
+            f"h-{charge_id}-{extracted:%d}", "charges.jsonl")  # fmt: skip
+
+
+CHARGES = [
+    charge("ch_1", "O1", 10000, 3000, "usd", "succeeded", datetime(2026, 3, 1, 10, 5)),  # 100.00, 30.00 back
+    charge("ch_2", "O3", 8000, 0, "eur", "succeeded", datetime(2026, 3, 1, 12, 1)),  # 80.00
+    charge("ch_3", "O5", 5000, 0, "jpy", "succeeded", datetime(2026, 3, 2, 15, 1)),  # JPY: 5000, not 50.00
+    charge("ch_4", "O2", 5000, 0, "usd", "failed", datetime(2026, 3, 1, 23, 31)),  # 50.00, failed
+    charge(
+        "ch_5", "O4", 2000, 0, "usd", "requires_capture", datetime(2026, 3, 2, 9, 1)
+    ),  # unmapped: quarantined
+]
+# the second delivery: a later snapshot of ch_3 with 1,200 yen refunded (the charge stays on day 2)
+# (payment_date, currency) -> (rows, amount, amount_refunded, net_amount), by hand from CHARGES
+PAYMENTS_BEFORE = {
+    (DAY1, "USD"): (2, D("150.00"), D("30.00"), D("120.00")),  # ch_1 100.00 + ch_4 50.00; 30.00 refunded
+    (DAY1, "EUR"): (1, D("80.00"), D("0.00"), D("80.00")),  # ch_2
+    (DAY2, "JPY"): (1, D("5000.00"), D("0.00"), D("5000.00")),  # ch_3
+}
+PAYMENTS_AFTER = {
+    **PAYMENTS_BEFORE,
+    (DAY2, "JPY"): (1, D("5000.00"), D("1200.00"), D("3800.00")),
+}  # 5000-1200
+
+# silver.shipments as the shipments model conforms the 3PL rows (its mapping: tests/unit/test_gold_models.py)
+SHIPMENT_SCHEMA = (
+    "source_system string, shipment_id string, order_id string, status string, source_status string, "
+    "carrier string, warehouse string, cartons int, weight_kg decimal(18,2), status_time timestamp, "
+    "updated_at timestamp, _source_table string, _record_hash string, _landing_file string"
+)
+
+
+def shipment(system, shipment_id, order_id, status, source_status, at, carrier, warehouse, cartons, weight):
+    return (system, shipment_id, order_id, status, source_status, carrier, warehouse, cartons, D(weight), at, at,
+            f"silver.{system.replace('_', '_shipments_')}", f"h-{shipment_id}-{source_status}", "wms.csv")  # fmt: skip
+
+
+SHIPMENTS = [
+    shipment("wms_acme", "S1", "O1", "delivered", "delivered", datetime(2026, 3, 1, 20), "UPS", "RNO1", 2, "3.50"),
+    shipment("wms_bolt", "S2", "O3", "in_transit", "out_for_delivery", datetime(2026, 3, 1, 22), "DHL", "ATL2", 1, "1.25"),
+    shipment("wms_acme", "S3", "O2", "pending", "packed", datetime(2026, 3, 1, 23, 45), "UPS", "RNO1", 1, "2.00"),
+]  # fmt: skip
+# S3's next status, a day later: it leaves day 1 for day 2 (the pre-image's day is recomputed too)
+LATE_SHIPMENT = {
+    "status": "'shipped'",
+    "source_status": "'shipped'",
+    "status_time": "timestamp'2026-03-02 08:00:00'",
+}
+# (shipment_date) -> {shipment_id: (source_system, status, weight_kg)}, by hand
+SHIPMENTS_AFTER = {
+    DAY1: {"S1": ("wms_acme", "delivered", D("3.50")), "S2": ("wms_bolt", "in_transit", D("1.25"))},
+    DAY2: {"S3": ("wms_acme", "shipped", D("2.00"))},  # was pending (packed) on day 1
+}
+
+# gold.dim_customer after both deliveries, by hand: (token, email token, valid_from, valid_to, current, orders)
+DIMENSION_AFTER = {
+    (TOKEN_A, EMAIL_A_OLD, datetime(2026, 3, 1, 10), datetime(2026, 3, 2, 15), False, 3),  # O1, O3 + late O6
+    (TOKEN_A, EMAIL_A_NEW, datetime(2026, 3, 2, 15), None, True, 1),  # O5: the e-mail changed
+    (TOKEN_B, EMAIL_B, datetime(2026, 3, 1, 23, 30), None, True, 2),  # O2, O4: no change, one version
+}
 
 
 def revenue(spark, env) -> dict:
@@ -129,6 +267,32 @@ def revenue(spark, env) -> dict:
             r.refund_amount,
             r.net_amount,
         )
+        for r in rows
+    }
+
+
+def payments(spark, env) -> dict:
+    rows = (
+        spark.read.format("delta").load(gold_path(env, "fact_payments"))
+        .groupBy("payment_date", "currency")
+        .agg(F.count(F.lit(1)), F.sum("amount"), F.sum("amount_refunded"), F.sum("net_amount"))
+        .collect()
+    )  # fmt: skip
+    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+
+def dimension(spark, env) -> dict:
+    """(customer_token, email token, valid_from, valid_to, is_current, orders_in_version) -> customer_sk."""
+    rows = spark.read.format("delta").load(gold_path(env, "dim_customer")).collect()
+    return {
+        (
+            r.customer_token,
+            r.customer_email_token,
+            r.valid_from,
+            r.valid_to,
+            r.is_current,
+            r.orders_in_version,
+        ): (r.customer_sk)
         for r in rows
     }
 
@@ -179,6 +343,14 @@ def lake(spark, tmp_path_factory):
     spark.createDataFrame(REFUNDS, REFUND_SCHEMA).write.format("delta").options(**cdf).save(
         model_path(env, "refunds")
     )
+    # Stripe goes through its conformed model (minor units, status map, quarantine) as in production
+    spark.createDataFrame(CHARGES, CHARGE_SCHEMA).write.format("delta").options(**cdf).save(
+        env.silver_path("stripe", "charges")
+    )
+    spark.createDataFrame(SHIPMENTS, SHIPMENT_SCHEMA).write.format("delta").options(**cdf).save(
+        model_path(env, "shipments")
+    )
+    models = run_models(spark, env, "payments", conf_dir=CONF)
     first = run_gold(spark, env)
     state = {
         "first": first,
@@ -192,10 +364,26 @@ def lake(spark, tmp_path_factory):
             "fact_refunds": files_by_day(spark, env, "fact_refunds", "refund_date"),
         },
         "versions_before": {n: delta.latest_version(spark, gold_path(env, n)) for n in GOLD_TABLES},
+        "models": models,
+        "payments_before": payments(spark, env),
+        "dimension_before": dimension(spark, env),
     }  # fmt: skip
+    state["files_before"]["fact_orders"] = files_by_day(spark, env, "fact_orders", "order_date")
+    state["files_before"]["fact_payments"] = files_by_day(spark, env, "fact_payments", "payment_date")
+    # the second delivery: a late refund, a late order with old customer details, a later Stripe snapshot
+    # (1,200 yen refunded on ch_3) and a shipment's next status a day later
     spark.createDataFrame([LATE_REFUND], REFUND_SCHEMA).write.format("delta").mode("append").save(
         model_path(env, "refunds")
     )
+    spark.createDataFrame([LATE_ORDER], ORDER_SCHEMA).write.format("delta").mode("append").save(
+        model_path(env, "orders")
+    )
+    # what the models' MERGE does with a newer version: one UPDATE of the conformed row
+    DeltaTable.forPath(spark, model_path(env, "payments")).update(
+        "payment_id = 'ch_3'",
+        {"amount_refunded": "CAST(1200 AS DECIMAL(18,2))", "updated_at": "timestamp'2026-03-04'"},
+    )
+    DeltaTable.forPath(spark, model_path(env, "shipments")).update("shipment_id = 'S3'", LATE_SHIPMENT)
     state["second"] = run_gold(spark, env)
     state["versions_after"] = {n: delta.latest_version(spark, gold_path(env, n)) for n in GOLD_TABLES}
     state["third"] = run_gold(spark, env)
@@ -219,27 +407,93 @@ def test_gold_figures_equal_the_hand_computed_ones(spark, lake):
     assert {r[4] for r in facts["fact_orders"]} == {TOKEN_A, TOKEN_B}
     for entry in state["first"]:
         assert entry.status == ledger.SUCCESS and entry.balanced
-    assert [e.records_read for e in state["first"]] == [5, 6, 3, 8]  # orders, lines, refunds, mart inputs
+    # orders, lines, refunds, mart inputs, payments (ch_5 quarantined by the model), shipments, orders with a customer
+    assert [e.records_read for e in state["first"]] == [5, 6, 3, 8, 4, 3, 5]
 
 
 def test_late_refund_recomputes_only_its_day(spark, lake):
     env, state = lake
     second = {e.table_name: e for e in state["second"]}
-    assert second["fact_orders"].status == ledger.NOOP and second["fact_order_lines"].status == ledger.NOOP
-    assert (
-        second["fact_refunds"].details["partitions"] == 1
-        and second["daily_revenue"].details["partitions"] == 1
-    )
-    assert second["daily_revenue"].records_read == 5  # day 2's facts: O4, O5, R1, R4 and the late R3
+    for name in ("fact_orders", "fact_order_lines", "fact_refunds", "daily_revenue", "fact_payments"):
+        assert second[name].status == ledger.SUCCESS and second[name].details["partitions"] == 1, name
+    assert second["fact_shipments"].details["partitions"] == 2  # S3 left day 1 (pre-image) for day 2
+    assert second["daily_revenue"].records_read == 6  # day 2's facts: O4, O5, late O6, R1, R4 and late R3
     after = {
         "daily_revenue": files_by_day(spark, env, "daily_revenue", "revenue_date"),
         "fact_refunds": files_by_day(spark, env, "fact_refunds", "refund_date"),
+        "fact_orders": files_by_day(spark, env, "fact_orders", "order_date"),
+        "fact_payments": files_by_day(spark, env, "fact_payments", "payment_date"),
     }
     for table, before in state["files_before"].items():
         assert after[table][DAY1] == before[DAY1], f"{table}: day 1 files were rewritten"
         assert after[table][DAY2].isdisjoint(before[DAY2]), f"{table}: day 2 was not recomputed"
-    for name in ("fact_orders", "fact_order_lines"):
-        assert state["versions_after"][name] == state["versions_before"][name]
+    for entry in state["second"]:
+        assert (
+            entry.balanced
+            and state["versions_after"][entry.table_name] > state["versions_before"][entry.table_name]
+        )
+
+
+def test_payments_and_shipments_equal_the_hand_computed_figures(spark, lake):
+    env, state = lake
+    assert state["payments_before"] == PAYMENTS_BEFORE
+    assert payments(spark, env) == PAYMENTS_AFTER
+    facts = {
+        r.payment_id: r for r in spark.read.format("delta").load(gold_path(env, "fact_payments")).collect()
+    }
+    assert sorted(facts) == [
+        "ch_1",
+        "ch_2",
+        "ch_3",
+        "ch_4",
+    ]  # ch_5 is in quarantine.payments, with its reason
+    assert (facts["ch_1"].order_id, facts["ch_1"].status, facts["ch_1"].created_at) == (
+        "O1", "succeeded", datetime(2026, 3, 1, 10, 5)
+    )  # fmt: skip
+    assert facts["ch_4"].status == "failed" and facts["ch_3"].currency == "JPY"
+    assert not {c for c in facts["ch_1"].asDict() if re.search("card|last4|fingerprint|billing", c)}
+    first_payments = [e for e in state["models"] if e.table_name == "payments"][0]
+    assert (
+        first_payments.records_read,
+        first_payments.records_written,
+        first_payments.records_quarantined,
+    ) == (5, 4, 1)
+    assert first_payments.details["quarantined.unmapped_status"] == 1
+    quarantined = spark.read.format("delta").load(model_quarantine_path(env, "payments")).collect()
+    assert [(r.reason, "requires_capture" in r.reason_detail) for r in quarantined] == [
+        ("unmapped_status", True)
+    ]
+
+    shipments = spark.read.format("delta").load(gold_path(env, "fact_shipments")).collect()
+    by_day: dict = {}
+    for r in shipments:
+        by_day.setdefault(r.shipment_date, {})[r.shipment_id] = (r.source_system, r.status, r.weight_kg)
+    assert by_day == SHIPMENTS_AFTER
+    assert sum(r.weight_kg for r in shipments if r.shipment_date == DAY1) == D("4.75")  # 3.50 + 1.25
+
+
+def test_customer_dimension_is_scd2_and_independent_of_arrival_order(spark, lake):
+    env, state = lake
+    after = dimension(spark, env)
+    assert set(after) == DIMENSION_AFTER
+    before = state["dimension_before"]  # before the late order O6: A's first version held O1 and O3
+    assert (TOKEN_A, EMAIL_A_OLD, datetime(2026, 3, 1, 10), datetime(2026, 3, 2, 15), False, 2) in before
+    assert set(before.values()) == set(after.values())  # the late order changed a version, not its key
+    # the same orders delivered in order, all at once, give the same dimension
+    in_order = sorted(ORDERS + [LATE_ORDER], key=lambda row: row[ORDER_SCHEMA.names.index("created_at")])
+    fresh = gold_transforms.customer_dimension(spark.createDataFrame(in_order, ORDER_SCHEMA))
+    gold = spark.read.format("delta").load(gold_path(env, "dim_customer"))
+    assert sorted(map(tuple, fresh.collect())) == sorted(map(tuple, gold.select(*fresh.columns).collect()))
+    second = {e.table_name: e for e in state["second"]}["dim_customer"]
+    assert (second.records_read, second.records_written, second.records_duplicate) == (
+        6,
+        3,
+        3,
+    )  # 6 orders, 3 versions
+    third = {e.table_name: e for e in state["third"]}["dim_customer"]
+    assert third.status == ledger.NOOP and state["versions_after"]["dim_customer"] == delta.latest_version(
+        spark, gold_path(env, "dim_customer")
+    )
 
 
 def test_gold_rerun_with_nothing_new_changes_nothing(spark, lake):
@@ -355,7 +609,7 @@ def test_no_raw_email_or_phone_in_gold_or_any_warehouse_table(spark, lake, publi
         frame = spark.read.format("delta").load(gold_path(env, name))
         texts += [str(v) for row in frame.collect() for v in row if isinstance(v, str)]
     assert len(published["scanned"]) >= len(GOLD_TABLES) and texts
-    assert TOKEN_A in texts  # the scan sees the token columns
+    assert TOKEN_A in texts and EMAIL_A_NEW in texts  # the scan sees the token columns (dim_customer's too)
     leaks = [v for v in texts if EMAIL.search(v) or PHONE.search(v) or v in RAW_EMAILS + RAW_PHONES]
     assert leaks == []
 

@@ -230,6 +230,8 @@ def customer_dimension(orders: DataFrame) -> DataFrame:
     and the order that started the version, so the key is the same on every run. The result depends only on the set of orders, never on
     the order they arrived in: a late order with old details lands in (or splits) the version of its time.
     Orders without a customer (null token) are not customers and are left out (the runner counts them)."""
+    missing = [a for a in CUSTOMER_ATTRIBUTES if a not in orders.columns]  # silver.orders from before them
+    orders = orders.withColumns({a: F.lit(None).cast("string") for a in missing})
     by_customer = Window.partitionBy("customer_token").orderBy("created_at", "source_system", "order_id")
     attributes = F.struct(*[F.col(a) for a in CUSTOMER_ATTRIBUTES])
     marked = (

@@ -233,7 +233,7 @@ def without_pii(frame: DataFrame, pii: Iterable[str]) -> list[Column]:
     """The frame's columns with the source's PII removed (dot paths for nested fields): what a quarantine
     row may show."""
     columns = {c: F.col(f"`{c}`") for c in frame.columns}
-    for path in pii:
+    for path in sorted(_whole_structs(frame.schema, pii)):
         top, *rest = path.split(".")
         if field_type(frame.schema, path) is None or top not in columns:
             continue
@@ -242,6 +242,25 @@ def without_pii(frame: DataFrame, pii: Iterable[str]) -> list[Column]:
         else:
             columns[top] = _drop_nested(columns[top], rest[:-1], rest[-1])
     return [column.alias(name) for name, column in columns.items()]
+
+
+def _whole_structs(schema: T.StructType, pii: Iterable[str]) -> set[str]:
+    """The PII paths with every struct whose fields are all PII named as the struct itself (Spark cannot drop
+    every field of a struct: `billing_details.{name,email}` of a struct holding only those becomes
+    `billing_details`)."""
+    paths = {p for p in pii if field_type(schema, p) is not None}
+    while True:
+        parents = sorted({p.rsplit(".", 1)[0] for p in paths if "." in p})
+        whole = [
+            parent
+            for parent in parents
+            if isinstance(kind := field_type(schema, parent), T.StructType)
+            and all(f"{parent}.{name}" in paths for name in kind.fieldNames())
+        ]
+        if not whole:
+            return paths
+        for parent in whole:
+            paths = {p for p in paths if not p.startswith(f"{parent}.")} | {parent}
 
 
 def _drop_nested(column: Column, path: list[str], name: str) -> Column:

@@ -24,6 +24,7 @@ from northstar.ledger import LedgerEntry
 from northstar.models import common as c
 from northstar.models.spec import MODULES, ModelInput, ModelSpec, list_models, load_model
 from northstar.secrets import resolve
+from northstar.silver import _evolved_schema
 from northstar.transforms.silver import key_condition, newer_condition
 
 LAYER = "model"
@@ -213,8 +214,10 @@ def _merge(spark, path, latest, module, item, entry, full_refresh, offered) -> d
     exists = delta.table_exists(spark, path)
     if not exists or full_refresh:
         writer = latest.write.format("delta").mode("overwrite")
-        if exists:  # other inputs' rows stay
-            writer = writer.option("replaceWhere", f"source_system = '{item.system}'")
+        if exists:  # other inputs' rows stay; columns a newer model version adds are added to the table
+            writer = writer.option("replaceWhere", f"source_system = '{item.system}'").option(
+                "mergeSchema", "true"
+            )
         else:
             writer = writer.option("delta.enableChangeDataFeed", "true")
         writer.save(path)
@@ -223,6 +226,7 @@ def _merge(spark, path, latest, module, item, entry, full_refresh, offered) -> d
         return {"inserted": delta.commit_metrics(spark, path, version).get("numOutputRows", 0)}
     if not offered:
         return {}
+    _evolved_schema(spark, path, latest)  # a column the model gained (metadata-only commit, as silver does)
     before = delta.latest_version(spark, path)
     (
         DeltaTable.forPath(spark, path)
