@@ -1,4 +1,4 @@
-"""Build the conformed models (silver.orders, silver.refunds) from the sources' silver tables (spark-submit entry point).
+"""Build the conformed models (silver.orders, refunds, payments, shipments) from the sources' silver tables (spark-submit entry point).
 
 spark-submit jobs/build_models.py --name orders|refunds|all --env local [--full-refresh]
 """

@@ -511,7 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan_backfill.add_arguments(backfill)
     backfill.set_defaults(action=plan_backfill.command)
 
-    model = commands.add_parser("model", help="build the conformed models (silver.orders, silver.refunds)")
+    model = commands.add_parser(
+        "model", help="build the conformed models (silver.orders, refunds, payments, shipments)"
+    )
     model.add_argument("--name", required=True, help="orders | refunds | all (conf/models/<name>.yaml)")
     model.add_argument("--env", default="local")
     model.add_argument("--conf-dir", type=Path)

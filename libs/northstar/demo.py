@@ -1,5 +1,6 @@
-"""The end-to-end demo: the partner API simulator, two extracts through its API, bronze and silver, the
-conformed models, gold, the publish to the local Snowflake stand-in (fakesnow) and its reconciliation.
+"""The end-to-end demo: the partner API simulator, two extracts through its API, bronze and silver, Stripe
+charges from the simulator's Stripe list API and 3PL shipment drops for the same orders, the conformed models,
+gold, the publish to the local Snowflake stand-in (fakesnow) and its reconciliation.
 
 The simulator serves marketplace orders and refunds with every fault on (5xx bursts, dropped connections,
 partial pages, records repeated across pages, late updates, the partner's schema change). The first
@@ -24,6 +25,7 @@ from northstar.catalog import table_paths
 from northstar.config import load_env, load_source
 from northstar.extract.api_spec import RetrySpec
 from northstar.extract.rest import run_extract
+from northstar.generate.shipments import generate_shipments
 from northstar.gold.runner import run_gold
 from northstar.models.runner import run_models
 from northstar.pipeline import run_source
@@ -33,6 +35,21 @@ from northstar.spark import get_spark
 from northstar.warehouse.command import format_results
 from northstar.warehouse.connection import connect
 from northstar.warehouse.publish import publish_all
+
+
+def _payments_and_shipments(spark, env, sim: PartnerApiSimulator, orders: int, seed: int, conf_dir) -> list:
+    """Stripe charges through the simulator's Stripe list API, and 3PL drops for the same orders, to silver."""
+    os.environ["NORTHSTAR_STRIPE_API"] = sim.stripe_url
+    os.environ["NORTHSTAR_STRIPE_KEY"] = os.environ["NORTHSTAR_PARTNER_TOKEN"]  # the simulator's one token
+    stripe = load_source("stripe", conf_dir)
+    api = stripe.api.model_copy(update={"retries": RetrySpec(attempts=6, initial_seconds=0.2, max_seconds=2)})
+    stripe = stripe.model_copy(update={"api": api})
+    print(run_extract(env, stripe, tables=["charges"]).format(), flush=True)
+    order_ids = [f"MO-{n:07d}" for n in range(1, orders + 1)]
+    generate_shipments(Path(env.landing) / "wms", shipments=40, seed=seed, order_ids=order_ids)
+    return run_source(spark, env, stripe, tables=["charges"]) + run_source(
+        spark, env, load_source("wms", conf_dir)
+    )
 
 
 def run_demo(
@@ -52,6 +69,7 @@ def run_demo(
     source = load_source("marketplace", conf_dir)
     sim = PartnerApiSimulator(
         orders=orders,
+        payments=orders,  # a Stripe charge per order (metadata.order_id = the marketplace order)
         seed=seed,
         faults=replace(Faults.everything(seed=seed, timeouts=0), bad_records=0.3),
         rate_limit=(source.api.rate_limit.requests, source.api.rate_limit.per_seconds),
@@ -79,6 +97,11 @@ def run_demo(
             print(report.format(), flush=True)
             print("running bronze and silver ...", flush=True)
             entries += run_source(spark, env, source)
+        print(
+            "extracting Stripe charges from the Stripe list API, and the 3PLs' shipment CSV drops ...",
+            flush=True,
+        )
+        entries += _payments_and_shipments(spark, env, sim, orders, seed, conf_dir)
     finally:
         sim.stop()
 

@@ -127,7 +127,11 @@ def test_models_equal_ground_truth_rerun_is_a_noop_and_full_refresh_is_identical
     deliver(root, env, [2])  # later versions, the schema change, late updates: read from silver's change feed
     run_source(spark, env, marketplace)
     second = run_models(spark, env, "all", conf_dir=CONF)
-    assert [e.status for e in first + second] == ["success"] * 4
+    onboarded = ("orders", "refunds")  # no Stripe or 3PL silver here: payments and shipments are noops
+    assert [e.status for e in first + second if e.table_name in onboarded] == ["success"] * 4
+    assert all(
+        e.details.get("input_table_missing") == 1 for e in first + second if e.table_name not in onboarded
+    )
     assert second[0].records_read > 0 and second[0].details["full_refresh"] == 0
 
     statuses = status_map("orders")
@@ -160,7 +164,7 @@ def test_models_equal_ground_truth_rerun_is_a_noop_and_full_refresh_is_identical
     }
 
     model_runs = ledger.read(spark, env).where("layer = 'model'").collect()
-    assert len(model_runs) == 4
+    assert len([r for r in model_runs if r.table_name in onboarded]) == 4
     for run in model_runs:
         assert run.records_read == run.records_written + run.records_duplicate + run.records_quarantined
     paths = {m: model_path(env, m) for m in ("orders", "refunds")}
@@ -168,12 +172,14 @@ def test_models_equal_ground_truth_rerun_is_a_noop_and_full_refresh_is_identical
     versions = {m: delta.latest_version(spark, p) for m, p in paths.items()}
 
     again = run_models(spark, env, "all", conf_dir=CONF)
-    assert [e.status for e in again] == ["noop", "noop"]
+    assert {e.status for e in again} == {"noop"}
     for m, p in paths.items():
         assert delta.latest_version(spark, p) == versions[m] and contents(spark, p) == before[m]
 
     replay = run_models(spark, env, "all", conf_dir=CONF, full_refresh=True)
-    assert all(e.status == "success" and e.details["full_refresh"] == 1 for e in replay)
+    assert all(
+        e.status == "success" and e.details["full_refresh"] == 1 for e in replay if e.table_name in onboarded
+    )
     for m, p in paths.items():
         assert contents(spark, p) == before[m], m
 

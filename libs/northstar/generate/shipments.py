@@ -76,12 +76,14 @@ class ShipmentTruth:
     files: dict[str, list[Path]] = field(default_factory=dict)  # oldest hour first
 
 
-def _status_changes(rng: random.Random, partner: str, number: int) -> list[dict]:
+def _status_changes(
+    rng: random.Random, partner: str, number: int, order_ids: list[str] | None = None
+) -> list[dict]:
     """One shipment's status changes, oldest first (strictly increasing times)."""
     spec = PARTNERS[partner]
     shipment = {
         "shipment_id": f"{spec['prefix']}{number:06d}",
-        "order_id": f"NS-{rng.randint(1, 99999):06d}",
+        "order_id": rng.choice(order_ids) if order_ids else f"NS-{rng.randint(1, 99999):06d}",
         "carrier": rng.choice(CARRIERS),
         "tracking_number": f"1Z{rng.randint(10**9, 10**10 - 1)}",
         "warehouse": rng.choice(WAREHOUSES),
@@ -107,13 +109,18 @@ def _row(partner: str, change: dict) -> list[str]:
 
 
 def generate_shipments(
-    folder: Path, shipments: int = 40, seed: int = 21, hours_per_file: int = 4
+    folder: Path,
+    shipments: int = 40,
+    seed: int = 21,
+    hours_per_file: int = 4,
+    order_ids: list[str] | None = None,
 ) -> ShipmentTruth:
-    """Write one CSV file per partner and time window under `folder/<partner>/`; return the ground truth."""
+    """Write one CSV file per partner and time window under `folder/<partner>/`; return the ground truth.
+    `order_ids`: the orders the shipments belong to (the demo passes the marketplace orders), else random ids."""
     rng = random.Random(seed)
     truth = ShipmentTruth()
     for partner, spec in PARTNERS.items():
-        changes = [c for n in range(shipments) for c in _status_changes(rng, partner, n)]
+        changes = [c for n in range(shipments) for c in _status_changes(rng, partner, n, order_ids)]
         truth.latest[partner] = {}
         for change in changes:
             truth.latest[partner][change["shipment_id"]] = (change["status"], change["status_time"])

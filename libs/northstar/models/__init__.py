@@ -1,1 +1,1 @@
-"""Conformed (standard) models built from source silver tables: silver.orders and silver.refunds."""
+"""Conformed (standard) models built from source silver tables: silver.orders, refunds, payments, shipments."""
