@@ -108,11 +108,12 @@ def _line_items(frame: DataFrame) -> Column:
     ).cast(LINE_ITEMS)
 
 
-def _as_token(frame: DataFrame, path: str, key: bytes) -> Column:
-    """A PII field silver already tokenized, passed through; a value that is not a token (a silver table built
-    before its `pii:` list was set, or a source without one) is tokenized here, so no raw value gets further."""
+def _as_token(frame: DataFrame, path: str) -> Column:
+    """A PII field silver already tokenized, passed through. A value that is not a token (a silver table built
+    before its `pii:` list was set) becomes NULL: no raw value gets further, and no Python function runs per
+    row for the common case (a UDF inside CASE WHEN is still evaluated for every row)."""
     value = c.column_or_null(frame, path)
-    return F.when(value.rlike(TOKEN_PATTERN), value).otherwise(c.keyed_token(value, key))
+    return F.when(value.rlike(TOKEN_PATTERN), value)
 
 
 def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
@@ -215,7 +216,7 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
             "status": status,
             "source_status": source_status,
             "customer_token": token,
-            **{name: _as_token(f, path, ctx.token_key) for name, path in CUSTOMER_FIELDS.items()},
+            **{name: _as_token(f, path) for name, path in CUSTOMER_FIELDS.items()},
             "ship_to_country": F.upper(c.column_or_null(f, "customer.shipping_address.country")),
             "sales_channel": c.column_or_null(f, "channel"),
             "fulfillment_channel": c.column_or_null(f, "fulfillment.channel"),
