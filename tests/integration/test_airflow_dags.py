@@ -195,7 +195,13 @@ def test_dag_runs_end_to_end_and_submits_the_configured_job_runs(airflow_db, sta
     assert f"--conf spark.archives={release}/northstar-env.tar.gz#environment" in parameters
     assert f"{release}/jars/postgresql-42.7.4.jar" in parameters
     assert "--conf spark.emr-serverless.executor.cores=4" in parameters
-    assert "spark.delta.logStore.s3a.impl=io.delta.storage.S3DynamoDBLogStore" in parameters
+    assert (
+        f"{release}/jars/aws-java-sdk-dynamodb-1.12.262.jar" in parameters
+    )  # the commit coordinator's client
+    assert (
+        "--conf spark.databricks.delta.coordinatedCommits.commitCoordinator.dynamodb.awsCredentialsProviderName="
+        "com.amazonaws.auth.DefaultAWSCredentialsProviderChain" in parameters
+    )
     assert extract["executionRole"] == "arn:aws:iam::123456789012:role/northstar-test-emr-job"
     log_uri = extract["configurationOverrides"]["monitoringConfiguration"]["s3MonitoringConfiguration"][
         "logUri"
