@@ -25,10 +25,13 @@ from moto.server import ThreadedMotoServer
 from northstar.orchestration.coordinated_commits import (
     ALREADY,
     CONVERTED,
+    NOT_COORDINATED,
     NOT_CREATED,
+    RELEASED,
     CoordinatorConflict,
     coordinate_table,
     coordinator_of,
+    release_table,
     table_properties,
 )
 from northstar.orchestration.env_spec import CommitCoordinatorSpec
@@ -216,7 +219,7 @@ def test_conflicting_merge_under_the_coordinator_retries_and_lands_once(
     assert int(coordinator_entry(clients["dynamodb"], path)["tableVersion"]["N"]) == 2
 
 
-def test_an_existing_table_is_converted_once(spark, aws, _moto_keeps_bool_updates):
+def test_an_existing_table_is_converted_once_and_can_be_released(spark, aws, _moto_keeps_bool_updates):
     spec, clients = aws
     path = f"s3a://{BUCKET}/silver/concurrent/existing"
     assert coordinate_table(spark, path, spec) == NOT_CREATED
@@ -240,3 +243,11 @@ def test_an_existing_table_is_converted_once(spark, aws, _moto_keeps_bool_update
         ]
         == DDB_TABLE
     )
+
+    assert release_table(spark, path) == RELEASED  # DROP FEATURE: back to file-system commits
+    assert coordinator_of(table_properties(spark, path)) is None
+    assert release_table(spark, path) == NOT_COORDINATED
+    spark.createDataFrame([(3,)], "id int").write.format("delta").mode("append").save(path)
+    assert sorted(r.id for r in spark.read.format("delta").load(path).collect()) == [1, 2, 3]
+    assert coordinator_entry(clients["dynamodb"], path)["acceptingCommits"] == {"BOOL": False}
+    assert [op for _, op in history(spark, path)][-3:] == ["UNSET TBLPROPERTIES", "DROP FEATURE", "WRITE"]

@@ -5,6 +5,7 @@ coordinator (session defaults). A table created before commits through the file 
 here, once: `ALTER TABLE ... SET TBLPROPERTIES` with the two coordinator properties. That converting commit
 itself still goes through the file system (Delta's documented caveat), so run it while nothing else writes to
 the table (docs/runbooks/concurrent-writers.md). Re-running is a no-op for tables already converted.
+`--release` goes the other way (Delta's DROP FEATURE), e.g. before a Delta upgrade.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from northstar.orchestration.env_spec import (
 )
 
 CONVERTED, ALREADY, NOT_CREATED = "converted", "already coordinated", "not created yet"
+RELEASED, NOT_COORDINATED = "back on file-system commits", "not coordinated"
 
 
 class CoordinatorConflict(ConfigError):
@@ -67,10 +69,26 @@ def coordinate_table(spark: SparkSession, path: str, spec: CommitCoordinatorSpec
     return CONVERTED
 
 
+def release_table(spark: SparkSession, path: str) -> str:
+    """Take a table off its coordinator (idempotent): Delta's DROP FEATURE backfills every commit and moves the
+    table back to file-system commits. Needed before a Delta upgrade that no longer knows the preview feature."""
+    properties = table_properties(spark, path)
+    if properties is None:
+        return NOT_CREATED
+    if coordinator_of(properties) is None:
+        return NOT_COORDINATED
+    spark.sql(f"ALTER TABLE delta.`{path}` DROP FEATURE 'coordinatedCommits-preview'")
+    return RELEASED
+
+
 def coordinate_lake(
-    spark: SparkSession, env: EnvConfig, conf_dir: Path | str | None = None, names: list[str] | None = None
+    spark: SparkSession,
+    env: EnvConfig,
+    conf_dir: Path | str | None = None,
+    names: list[str] | None = None,
+    release: bool = False,
 ) -> dict[str, str]:
-    """Convert every table of the lake (or only `names`, as `northstar tables` lists them): name -> outcome."""
+    """Convert (or, with `release`, take off) every table of the lake or only `names`: name -> outcome."""
     from northstar.catalog import table_paths
 
     spec = require_coordinator(env)
@@ -81,6 +99,8 @@ def coordinate_lake(
             f"--table {', '.join(unknown)}: no such table in env {env.name} (`northstar tables --env "
             f"{env.name}` lists them)"
         )
+    if release:
+        return {name: release_table(spark, paths[name]) for name in names or sorted(paths)}
     return {name: coordinate_table(spark, paths[name], spec) for name in names or sorted(paths)}
 
 
@@ -99,11 +119,18 @@ def _command(args: argparse.Namespace) -> int:
     env = load_env(args.env, args.conf_dir)
     spec = require_coordinator(env)
     spark = get_spark(env, app_name="northstar-coordinate-commits")
-    outcomes = coordinate_lake(spark, env, args.conf_dir, args.table or None)
+    outcomes = coordinate_lake(spark, env, args.conf_dir, args.table or None, release=args.release)
     for name, outcome in outcomes.items():
         print(f"{name:45} {outcome}")
-    converted = sum(1 for o in outcomes.values() if o == CONVERTED)
-    print(f"{converted} converted; commits now go through DynamoDB table {spec.dynamodb_table}")
+    if args.release:
+        released = sum(1 for o in outcomes.values() if o == RELEASED)
+        print(
+            f"{released} taken off DynamoDB table {spec.dynamodb_table}; remove delta_commit_coordinator: from "
+            f"conf/env/{env.name}.yaml too, or new tables will be coordinated again"
+        )
+    else:
+        converted = sum(1 for o in outcomes.values() if o == CONVERTED)
+        print(f"{converted} converted; commits now go through DynamoDB table {spec.dynamodb_table}")
     return 0
 
 
@@ -116,4 +143,9 @@ def add_commands(commands) -> None:
     parser.add_argument("--env", default="local")
     parser.add_argument("--conf-dir", type=Path)
     parser.add_argument("--table", action="append", help="only this table (repeatable); default: all")
+    parser.add_argument(
+        "--release",
+        action="store_true",
+        help="the other way: DROP FEATURE coordinatedCommits-preview (back to file-system commits)",
+    )
     parser.set_defaults(action=_command)
