@@ -78,3 +78,18 @@ def test_a_bad_coordinator_section_names_the_file_and_field(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_env("dev", conf)
     assert "dev.yaml" in str(err.value) and "delta_commit_coordinator.region" in str(err.value)
+
+
+def test_coordinate_commits_says_what_to_add_and_which_tables_exist(tmp_path):
+    from northstar.orchestration.coordinated_commits import coordinate_lake
+
+    plain = make_env(tmp_path)
+    with pytest.raises(ConfigError, match=r"conf/env/test.yaml: no delta_commit_coordinator section"):
+        coordinate_lake(None, plain, REPO / "conf")
+    coordinated = plain.model_copy(
+        update={
+            "delta_commit_coordinator": CommitCoordinatorSpec(dynamodb_table="t-commits", region="eu-west-1")
+        }
+    )
+    with pytest.raises(ConfigError, match=r"--table silver\.nope: no such table in env test"):
+        coordinate_lake(None, coordinated, REPO / "conf", ["silver.nope"])
