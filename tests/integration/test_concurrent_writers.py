@@ -3,8 +3,8 @@
 Real components: Spark + Delta 4.0 (the coordinator client is Delta's own, io.delta.dynamodbcommitcoordinator,
 on the AWS SDK v1), tables on s3a:// and the coordinator's DynamoDB table both on moto's server on 127.0.0.1.
 One thing in moto is corrected, not mocked: moto 5.2.5 stores a legacy `AttributeUpdates` PUT of a BOOL as a
-string (moto/dynamodb/models/dynamo_type.py, "TODO deal with other types"), which real DynamoDB does not; the
-coordinator updates `hasAcceptedCommits` that way, so `_moto_keeps_bool_updates` stores the BOOL as DynamoDB does.
+string, which real DynamoDB does not; the coordinator updates `hasAcceptedCommits` that way, so
+`_moto_keeps_bool_updates` (tests/moto_aws.py) stores the BOOL as DynamoDB does.
 
 The writers are threads in the one test Spark session: each runs its own Delta transactions, so their commits
 race exactly as two EMR Serverless applications' would; the coordinator decides every version by a conditional
@@ -17,9 +17,7 @@ import json
 import threading
 from collections import defaultdict
 
-import boto3
 import pytest
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.server import ThreadedMotoServer
 
 from northstar.orchestration.coordinated_commits import (
@@ -36,7 +34,13 @@ from northstar.orchestration.coordinated_commits import (
 )
 from northstar.orchestration.env_spec import CommitCoordinatorSpec
 from tests.integration.test_merge_conflicts import race
-from tests.integration.test_s3 import free_port
+from tests.moto_aws import (
+    bool_updates_kept,
+    client,
+    free_port,
+    give_coordinator_test_credentials,
+    point_s3a_at,
+)
 
 BUCKET = "ns-concurrent"  # a bucket no other test uses: s3a caches one FileSystem per bucket
 DDB_TABLE = "northstar-test-delta-commits"
@@ -46,21 +50,8 @@ WRITERS = ("scheduled", "backfill")
 
 @pytest.fixture
 def _moto_keeps_bool_updates():
-    original = Item.update_with_attribute_updates
-
-    def keep_bool(self, attribute_updates):
-        rest = {}
-        for name, update in attribute_updates.items():
-            value = update.get("Value", {})
-            if update.get("Action", "PUT") == "PUT" and set(value) == {"BOOL"}:
-                self.attrs[name] = DynamoType(value)
-            else:
-                rest[name] = update
-        original(self, rest)
-
-    Item.update_with_attribute_updates = keep_bool
-    yield
-    Item.update_with_attribute_updates = original
+    with bool_updates_kept():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -70,33 +61,9 @@ def aws(spark):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    hadoop = spark._jsc.hadoopConfiguration()
-    for key, value in {
-        "fs.s3a.endpoint": endpoint,
-        "fs.s3a.endpoint.region": "us-east-1",
-        "fs.s3a.path.style.access": "true",
-        "fs.s3a.connection.ssl.enabled": "false",
-        "fs.s3a.access.key": "testing",
-        "fs.s3a.secret.key": "testing",
-        "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-        "fs.s3a.change.detection.mode": "none",
-    }.items():
-        hadoop.set(key, value)
-    system = spark._jvm.java.lang.System
-    system.setProperty(
-        "aws.accessKeyId", "testing"
-    )  # what SystemPropertiesCredentialsProvider hands the client
-    system.setProperty("aws.secretKey", "testing")
-    clients = {
-        name: boto3.client(
-            name,
-            endpoint_url=endpoint,
-            region_name="us-east-1",  # the AWS SDK v1 signs for us-east-1 at a 127.0.0.1 endpoint
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        for name in ("s3", "dynamodb")
-    }
+    point_s3a_at(spark, endpoint)
+    give_coordinator_test_credentials(spark)
+    clients = {name: client(name, endpoint) for name in ("s3", "dynamodb")}
     clients["s3"].create_bucket(Bucket=BUCKET)
     spec = CommitCoordinatorSpec(
         dynamodb_table=DDB_TABLE,
@@ -109,8 +76,7 @@ def aws(spark):
     yield spec, clients
     for key in spec.submit_settings():
         spark.conf.unset(key)
-    system.clearProperty("aws.accessKeyId")
-    system.clearProperty("aws.secretKey")
+    give_coordinator_test_credentials(spark, clear=True)
     server.stop()
 
 
