@@ -121,6 +121,7 @@ def test_every_dag_file_imports_without_errors(monkeypatch):
     expected = {f"northstar_{s}" for s in pipelines.sources} | {
         f"northstar_backfill_{s}" for s in pipelines.sources
     }
+    expected |= {f"northstar_{name}" for name in pipelines.housekeeping}
     assert set(bag.dag_ids) == expected | {"northstar_daily_reconciliation"}
     assert not (REPO / "airflow" / "__init__.py").exists()
 
@@ -161,6 +162,17 @@ def test_task_graph_matches_conf(env_name):
     for upstream, downstream in zip(chain, chain[1:], strict=False):
         assert reconciliation.get_task(upstream).downstream_task_ids == {downstream}
     assert reconciliation.get_task("deadline_check").trigger_rule == "all_done"
+    housekeeping = factory.housekeeping_dags(env_name, REPO / "conf")
+    assert set(housekeeping) == {f"northstar_{name}" for name in pipelines.housekeeping}
+    for name, spec in pipelines.housekeeping.items():
+        dag = housekeeping[f"northstar_{name}"]
+        assert [t.task_id for t in dag.tasks] == spec.stages and dag.catchup is False
+        for task in dag.tasks:
+            arguments = task.job_driver["sparkSubmit"]["entryPointArguments"]
+            assert task.application_id == env.emr.applications.scheduled
+            assert "{source}" not in " ".join(arguments) and env_name in arguments
+    catch_up = housekeeping["northstar_stream_catch_up"].get_task("stream_catch_up")
+    assert catch_up.job_driver["sparkSubmit"]["entryPointArguments"][:2] == ["--source", "clickstream"]
 
 
 def test_every_entry_point_a_dag_references_exists():
