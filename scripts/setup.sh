@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh machine: a Python 3.11 venv from requirements.lock, the project installed
-# in it, and the JVM jars (Delta, hadoop-aws + AWS SDK bundle, AWS SDK v1 for DynamoDB, PostgreSQL JDBC) fetched by Maven into .jars/.
+# in it, and the JVM jars (Delta, hadoop-aws + AWS SDK bundle, AWS SDK v1 for DynamoDB, PostgreSQL JDBC)
+# fetched by Maven into .jars/.
 # Idempotent: when nothing changed it finishes in about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."

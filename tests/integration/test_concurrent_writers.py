@@ -117,9 +117,8 @@ def log_files(s3, prefix: str) -> dict[str, bytes]:
 def test_two_writers_commit_at_once_and_every_commit_lands_once(spark, coordinated_session):
     spec, clients = coordinated_session
     path = f"s3a://{BUCKET}/silver/concurrent/orders"
-    spark.sql(
-        f"CREATE TABLE delta.`{path}` (writer string, n int) USING DELTA"
-    )  # coordinated by the defaults
+    # no table property given: the session defaults (what get_spark sets from the env file) coordinate it
+    spark.sql(f"CREATE TABLE delta.`{path}` (writer string, n int) USING DELTA")
     assert coordinator_of(table_properties(spark, path)) == (
         "dynamodb",
         {"dynamoDBTableName": DDB_TABLE, "dynamoDBEndpoint": spec.endpoint},
