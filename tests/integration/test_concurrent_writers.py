@@ -117,8 +117,12 @@ def log_files(s3, prefix: str) -> dict[str, bytes]:
 def test_two_writers_commit_at_once_and_every_commit_lands_once(spark, coordinated_session):
     spec, clients = coordinated_session
     path = f"s3a://{BUCKET}/silver/concurrent/orders"
-    # no table property given: the session defaults (what get_spark sets from the env file) coordinate it
-    spark.sql(f"CREATE TABLE delta.`{path}` (writer string, n int) USING DELTA")
+    # no coordinator property given: the session defaults (what get_spark sets from the env file) coordinate it;
+    # the change data feed is on, as on bronze (silver reads bronze's)
+    spark.sql(
+        f"CREATE TABLE delta.`{path}` (writer string, n int) USING DELTA "
+        "TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')"
+    )
     assert coordinator_of(table_properties(spark, path)) == (
         "dynamodb",
         {"dynamoDBTableName": DDB_TABLE, "dynamoDBEndpoint": spec.endpoint},
@@ -146,9 +150,16 @@ def test_two_writers_commit_at_once_and_every_commit_lands_once(spark, coordinat
     rows = sorted((r.writer, r.n) for r in spark.read.format("delta").load(path).collect())
     assert rows == sorted((w, n) for w in WRITERS for n in range(COMMITS_PER_WRITER))  # none lost, none twice
     assert history(spark, path) == [(0, "CREATE TABLE")] + [(v, "WRITE") for v in range(1, commits + 1)]
+    changes = (
+        spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 1).load(path)
+    )
+    assert sorted((r._commit_version, r._change_type) for r in changes.collect()) == [
+        (v, "insert") for v in range(1, commits + 1)
+    ]  # one commit per append, each at its own version, readable as a change feed
     entry = coordinator_entry(clients["dynamodb"], path)
     assert int(entry["tableVersion"]["N"]) == commits  # DynamoDB decided the last version
     assert entry["hasAcceptedCommits"] == {"BOOL": True} and entry["acceptingCommits"] == {"BOOL": True}
+    assert entry["commits"] == {"L": []}  # every ratified commit was backfilled to <version>.json
     # Every version 1..N was first written as a uniquely named staged commit and ratified by DynamoDB, then
     # backfilled to <version>.json with the winner's content; a race's loser left its own staged file behind.
     key_prefix = "silver/concurrent/orders/_delta_log/"
