@@ -195,9 +195,11 @@ def test_conflicting_merge_under_the_coordinator_retries_and_lands_once(
     assert int(coordinator_entry(clients["dynamodb"], path)["tableVersion"]["N"]) == 2
 
 
-def test_an_existing_table_is_converted_once_and_can_be_released(spark, aws, _moto_keeps_bool_updates):
+def test_an_existing_table_is_converted_once_and_can_be_released(
+    spark, aws, _moto_keeps_bool_updates, tmp_path
+):
     spec, clients = aws
-    path = f"s3a://{BUCKET}/silver/concurrent/existing"
+    path = str(tmp_path / "existing")  # local: the conversion is the same on any file system
     assert coordinate_table(spark, path, spec) == NOT_CREATED
     spark.createDataFrame([(1,)], "id int").write.format("delta").save(path)  # no coordinator: file system
     assert coordinator_of(table_properties(spark, path)) is None
