@@ -33,6 +33,8 @@ from northstar.orchestration.coordinated_commits import (
     table_properties,
 )
 from northstar.orchestration.env_spec import CommitCoordinatorSpec
+from northstar.spark import get_spark
+from tests.conftest import make_env
 from tests.integration.test_merge_conflicts import race
 from tests.moto_aws import (
     bool_updates_kept,
@@ -81,15 +83,17 @@ def aws(spark):
 
 
 @pytest.fixture
-def coordinated_session(spark, aws, _moto_keeps_bool_updates):
-    """The session as get_spark leaves it for an env with `delta_commit_coordinator:`; undone afterwards."""
+def coordinated_session(spark, aws, _moto_keeps_bool_updates, tmp_path):
+    """The test session as get_spark leaves it for an env with `delta_commit_coordinator:`; undone afterwards."""
     spec, clients = aws
-    settings = spec.spark_settings()  # the table defaults (and the credentials provider, set already)
-    for key, value in settings.items():
-        spark.conf.set(key, value)
+    env = make_env(tmp_path).model_copy(update={"delta_commit_coordinator": spec})
+    assert get_spark(env) is spark  # the one session, now with the env's coordinator settings
+    settings = spec.spark_settings()
+    assert {key: spark.conf.get(key) for key in settings} == settings
     yield spec, clients
     for key in settings:
-        spark.conf.unset(key)
+        if key not in spec.submit_settings():  # the credentials provider belongs to the `aws` fixture
+            spark.conf.unset(key)
 
 
 def coordinator_entry(dynamodb, path: str) -> dict:
