@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh machine: a Python 3.11 venv from requirements.lock, the project installed
-# in it, and the JVM jars (Delta, hadoop-aws + AWS SDK bundle, PostgreSQL JDBC) fetched by Maven into .jars/.
+# in it, and the JVM jars (Delta, hadoop-aws + AWS SDK bundle, AWS SDK v1 for DynamoDB, PostgreSQL JDBC)
+# fetched by Maven into .jars/.
 # Idempotent: when nothing changed it finishes in about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +38,8 @@ fi
 
 # JVM jars: fetch only what is missing.
 missing=0
-for jar in delta-spark_2.13-4.0.0.jar delta-storage-4.0.0.jar hadoop-aws-3.4.1.jar bundle-2.24.6.jar postgresql-42.7.4.jar; do
+for jar in delta-spark_2.13-4.0.0.jar delta-storage-4.0.0.jar hadoop-aws-3.4.1.jar bundle-2.24.6.jar postgresql-42.7.4.jar \
+    aws-java-sdk-core-1.12.262.jar aws-java-sdk-dynamodb-1.12.262.jar; do
   [ -s ".jars/$jar" ] || missing=1
 done
 if [ "$missing" = 1 ]; then

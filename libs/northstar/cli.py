@@ -568,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     from northstar.streaming.commands import add_commands as add_streaming_commands
 
     add_streaming_commands(commands)  # stream run/replay/catch-up, privacy delete/process, produce-events
+    from northstar.orchestration.coordinated_commits import add_commands as add_coordination_commands
+
+    add_coordination_commands(commands)  # coordinate-commits (docs/concurrent-writers.md)
     return parser
 
 

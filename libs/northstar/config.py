@@ -24,7 +24,7 @@ from pydantic import (
 
 from northstar.extract.api_spec import ApiSpec
 from northstar.extract.jdbc_config import JdbcSpec
-from northstar.orchestration.env_spec import AlertsSpec, DeltaLogStoreSpec, EmrSpec
+from northstar.orchestration.env_spec import AlertsSpec, CommitCoordinatorSpec, EmrSpec
 from northstar.secrets import check_reference
 from northstar.warehouse.spec import S3Spec, SnowflakeSpec
 
@@ -290,8 +290,9 @@ class EnvConfig(_Strict):
     )
     emr: EmrSpec | None = Field(default=None, description="EMR Serverless applications, role, artifacts")
     alerts: AlertsSpec | None = Field(default=None, description="SNS topic, Slack webhook reference")
-    delta_log_store: DeltaLogStoreSpec | None = Field(
-        default=None, description="DynamoDB table for Delta commits on S3 (concurrent writers)"
+    delta_commit_coordinator: CommitCoordinatorSpec | None = Field(
+        default=None,
+        description="Delta's DynamoDB commit coordinator: safe concurrent writers on S3 (docs/concurrent-writers.md)",
     )
     snowflake: SnowflakeSpec | None = Field(
         default=None, description="where gold is published (docs/snowflake.md)"

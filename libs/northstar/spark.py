@@ -32,6 +32,8 @@ LOCAL_SETTINGS = {
 
 # Jars only needed when a zone is on S3 (the AWS SDK bundle alone is over 500 MB; leave it off otherwise).
 S3_JAR_PREFIXES = ("hadoop-aws-", "bundle-")
+# The AWS SDK v1 client of Delta's DynamoDB commit coordinator: with the S3 jars or a `delta_commit_coordinator:`.
+COORDINATOR_JAR_PREFIXES = ("aws-java-sdk-",)
 
 
 def jars_dir() -> Path:
@@ -51,8 +53,11 @@ def local_jars(env: EnvConfig) -> list[str]:
             "Central, or set NORTHSTAR_JARS_DIR to a folder that has them."
         )
     uses_s3 = any(loc.startswith(("s3://", "s3a://")) for loc in (env.landing, env.lake, env.quarantine))
-    if not uses_s3 and env.spark.get("northstar.s3Jars") != "true":
+    wants_s3 = uses_s3 or env.spark.get("northstar.s3Jars") == "true"
+    if not wants_s3:
         jars = [j for j in jars if not Path(j).name.startswith(S3_JAR_PREFIXES)]
+    if not wants_s3 and env.delta_commit_coordinator is None:
+        jars = [j for j in jars if not Path(j).name.startswith(COORDINATOR_JAR_PREFIXES)]
     return jars
 
 
@@ -74,6 +79,7 @@ def get_spark(env: EnvConfig, app_name: str = "northstar") -> SparkSession:
 
     local: `local[*]` (or `spark.master` from the env file), Delta extensions, the Maven jars.
     emr: app name only; EMR Serverless supplies master, Delta jars and sizing from the job's Spark properties.
+    Both: with a `delta_commit_coordinator:` every table the session creates commits through DynamoDB.
     """
     builder = SparkSession.builder.appName(app_name)
     if env.profile == "local":
@@ -91,6 +97,9 @@ def get_spark(env: EnvConfig, app_name: str = "northstar") -> SparkSession:
         spark.conf.set(key, value)
     for key, value in s3_encryption(env).items():  # on the Hadoop conf: EMR builds the session itself
         spark.sparkContext._jsc.hadoopConfiguration().set(key, value)
+    if env.delta_commit_coordinator is not None:  # SQL confs: set here for local and EMR alike
+        for key, value in env.delta_commit_coordinator.spark_settings().items():
+            spark.conf.set(key, value)
     if env.profile == "local":
         spark.sparkContext.setLogLevel("ERROR")
         _require_delta(spark)

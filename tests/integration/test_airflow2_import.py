@@ -62,4 +62,6 @@ def test_dags_import_on_airflow_2_11(tmp_path):
     assert result["dags"]["northstar_daily_reconciliation"] == {
         task: chain[i + 1 : i + 2] for i, task in enumerate(chain)
     }
-    assert len(result["dags"]) == 11
+    pipelines = load_pipelines(REPO / "conf")
+    assert len(result["dags"]) == 2 * len(pipelines.sources) + 1 + len(pipelines.housekeeping)
+    assert result["dags"]["northstar_monitoring"] == {"status": []}

@@ -121,6 +121,7 @@ def test_every_dag_file_imports_without_errors(monkeypatch):
     expected = {f"northstar_{s}" for s in pipelines.sources} | {
         f"northstar_backfill_{s}" for s in pipelines.sources
     }
+    expected |= {f"northstar_{name}" for name in pipelines.housekeeping}
     assert set(bag.dag_ids) == expected | {"northstar_daily_reconciliation"}
     assert not (REPO / "airflow" / "__init__.py").exists()
 
@@ -161,6 +162,17 @@ def test_task_graph_matches_conf(env_name):
     for upstream, downstream in zip(chain, chain[1:], strict=False):
         assert reconciliation.get_task(upstream).downstream_task_ids == {downstream}
     assert reconciliation.get_task("deadline_check").trigger_rule == "all_done"
+    housekeeping = factory.housekeeping_dags(env_name, REPO / "conf")
+    assert set(housekeeping) == {f"northstar_{name}" for name in pipelines.housekeeping}
+    for name, spec in pipelines.housekeeping.items():
+        dag = housekeeping[f"northstar_{name}"]
+        assert [t.task_id for t in dag.tasks] == spec.stages and dag.catchup is False
+        for task in dag.tasks:
+            arguments = task.job_driver["sparkSubmit"]["entryPointArguments"]
+            assert task.application_id == env.emr.applications.scheduled
+            assert "{source}" not in " ".join(arguments) and env_name in arguments
+    catch_up = housekeeping["northstar_stream_catch_up"].get_task("stream_catch_up")
+    assert catch_up.job_driver["sparkSubmit"]["entryPointArguments"][:2] == ["--source", "clickstream"]
 
 
 def test_every_entry_point_a_dag_references_exists():
@@ -195,7 +207,13 @@ def test_dag_runs_end_to_end_and_submits_the_configured_job_runs(airflow_db, sta
     assert f"--conf spark.archives={release}/northstar-env.tar.gz#environment" in parameters
     assert f"{release}/jars/postgresql-42.7.4.jar" in parameters
     assert "--conf spark.emr-serverless.executor.cores=4" in parameters
-    assert "spark.delta.logStore.s3a.impl=io.delta.storage.S3DynamoDBLogStore" in parameters
+    assert (
+        f"{release}/jars/aws-java-sdk-dynamodb-1.12.262.jar" in parameters
+    )  # the commit coordinator's client
+    assert (
+        "--conf spark.databricks.delta.coordinatedCommits.commitCoordinator.dynamodb.awsCredentialsProviderName="
+        "com.amazonaws.auth.DefaultAWSCredentialsProviderChain" in parameters
+    )
     assert extract["executionRole"] == "arn:aws:iam::123456789012:role/northstar-test-emr-job"
     log_uri = extract["configurationOverrides"]["monitoringConfiguration"]["s3MonitoringConfiguration"][
         "logUri"

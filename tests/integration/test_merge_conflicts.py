@@ -34,8 +34,9 @@ def blocking_filter(started: Path, release: Path):
     return go_on
 
 
-def race(spark, tmp_path: Path, merge_attempts: int):
-    path = str(tmp_path / "silver")
+def race(spark, tmp_path: Path, merge_attempts: int, path: str | None = None):
+    """The forced race on a table at `path` (default: tmp_path/silver); also used with coordinated commits."""
+    path = path or str(tmp_path / "silver")
     spark.createDataFrame([(1, 1, "a"), (2, 1, "b")], "id int, v int, _record_hash string").coalesce(
         1
     ).write.format("delta").save(path)

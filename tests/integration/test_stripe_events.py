@@ -110,24 +110,24 @@ def test_silver_equals_ground_truth_and_every_record_is_accounted_for(spark, env
 
 
 def test_delivery_order_and_batching_do_not_change_silver(spark, tmp_path, stripe, feed):
-    at_once, one_by_one = make_env(tmp_path / "at_once"), make_env(tmp_path / "one_by_one")
+    at_once, in_two_runs = make_env(tmp_path / "at_once"), make_env(tmp_path / "in_two_runs")
     deliver(at_once, feed.files)
     run_source(spark, at_once, stripe)
     shuffled = list(feed.files)
     random.Random(2).shuffle(shuffled)
-    for path in shuffled:  # one file per run: later runs see older events arrive late
-        deliver(one_by_one, [path])
-        for entry in run_source(spark, one_by_one, stripe):
+    for batch in (shuffled[:2], shuffled[2:]):  # two runs: the second sees older events arrive late
+        deliver(in_two_runs, batch)
+        for entry in run_source(spark, in_two_runs, stripe):
             assert entry.balanced, entry
 
     for table in ("events", "objects"):
         first = load(spark, at_once.silver_path(SOURCE, table), RUN_SPECIFIC)
-        second = load(spark, one_by_one.silver_path(SOURCE, table), RUN_SPECIFIC)
+        second = load(spark, in_two_runs.silver_path(SOURCE, table), RUN_SPECIFIC)
         assert_df_equality(
             first, second, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True
         )
-    assert objects_state(spark, one_by_one) == feed.objects
-    assert_balanced_ledger(spark, one_by_one)
+    assert objects_state(spark, in_two_runs) == feed.objects
+    assert_balanced_ledger(spark, in_two_runs)
 
 
 def test_replayed_webhooks_and_redelivered_files_change_nothing(spark, env, stripe, feed, tmp_path):

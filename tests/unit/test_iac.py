@@ -86,7 +86,7 @@ def test_env_files_name_what_the_template_creates(env_name):
     assert env.quarantine == f"s3://{named('QuarantineBucket', 'BucketName')}"
     assert env.emr.artifacts.startswith(f"s3://{named('ArtifactsBucket', 'BucketName')}/")
     assert env.emr.log_uri == f"s3://{named('ArtifactsBucket', 'BucketName')}/logs"
-    assert env.delta_log_store.dynamodb_table == named("DeltaLogTable", "TableName")
+    assert env.delta_commit_coordinator.dynamodb_table == named("DeltaCommitsTable", "TableName")
     assert env.emr.execution_role_arn.endswith(":role/" + named("JobRole", "RoleName"))
     assert env.alerts.sns_topic_arn.endswith(":" + named("AlertsTopic", "TopicName"))
     secret_names = {
@@ -104,3 +104,21 @@ def test_env_files_name_what_the_template_creates(env_name):
         ]
     }
     assert referenced <= secret_names
+
+
+def test_commit_coordinator_table_has_the_key_and_permissions_delta_uses():
+    resources = load(REPO / "infra" / "cloudformation" / "northstar.yaml")["Resources"]
+    table = resources["DeltaCommitsTable"]["Properties"]
+    # io.delta.dynamodbcommitcoordinator keys its one item per Delta table by `tableId` (a string)
+    assert table["KeySchema"] == [{"AttributeName": "tableId", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": "tableId", "AttributeType": "S"}]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    statements = resources["JobRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    (grant,) = [s for s in statements if s.get("Sid") == "DeltaCommitCoordinator"]
+    assert set(grant["Action"]) == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DescribeTable",
+    }
+    assert grant["Resource"] == {"Fn::GetAtt": ["DeltaCommitsTable", "Arn"]}

@@ -45,13 +45,13 @@ def test_config_in_dev_but_missing_in_prod_is_caught(conf):
         lambda d: (d["secrets"].pop("shop_db_password"), d["sources"].remove("wms")),
     )
     edit(conf / "env" / "prod.yaml", lambda d: d["emr"]["spark"].pop("spark.emr-serverless.executor.memory"))
-    edit(conf / "env" / "prod.yaml", lambda d: d.pop("delta_log_store"))
+    edit(conf / "env" / "prod.yaml", lambda d: d.pop("delta_commit_coordinator"))
     problems = check_promotion(["dev", "staging", "prod"], conf)
     assert problems == [
         "conf/env/prod.yaml: sources lacks wms, which staging runs",
         "conf/env/prod.yaml: secrets lacks shop_db_password, which staging defines "
         "(add a secretsmanager: reference for this env)",
-        "conf/env/prod.yaml: no delta_log_store section, but staging has one",
+        "conf/env/prod.yaml: no delta_commit_coordinator section, but staging has one",
         "conf/env/prod.yaml: emr.spark lacks spark.emr-serverless.executor.memory, which staging sets",
     ]
 

@@ -1,4 +1,5 @@
-"""Build the Airflow DAGs from conf: one per source, the daily reconciliation, one backfill per source.
+"""Build the Airflow DAGs from conf: one per source, the daily reconciliation, one backfill per source, and the
+housekeeping DAGs (monitoring, privacy deadlines, late stream events).
 
 The files in airflow/dags/ only call these functions; everything a DAG runs comes from
 conf/orchestration/pipelines.yaml (stages, pools, schedules, retries) and conf/env/<env>.yaml (EMR Serverless
@@ -113,6 +114,7 @@ def _stage_tasks(
     application: str,
     source: str | None,
     window: dict[str, str],
+    label: str | None = None,
 ) -> list:
     *_, EmrServerlessStartJobOperator = _airflow()
     emr = require_emr(env)
@@ -124,7 +126,7 @@ def _stage_tasks(
         tasks.append(
             EmrServerlessStartJobOperator(
                 task_id=stage_name,
-                name=f"northstar-{env.name}-{source or 'daily'}-{stage_name}",
+                name=f"northstar-{env.name}-{label or source or 'daily'}-{stage_name}",
                 application_id=application,
                 execution_role_arn=emr.execution_role_arn,
                 job_driver=job_driver(env, stage, **placeholders),
@@ -145,9 +147,29 @@ def _sources(pipelines: PipelinesSpec, env: EnvConfig, conf_dir: str | None) -> 
     return [s for s in pipelines.sources if s in enabled]
 
 
+def _linear_dag(pipelines, env, conf_dir, *, dag_id, description, schedule, stages, source, label, tags):
+    """A DAG running `stages` in order on the scheduled application."""
+    DAG, chain, *_ = _airflow()
+    with DAG(
+        dag_id=dag_id,
+        description=f"{description} on EMR Serverless ({env.name})",
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(pipelines, env, conf_dir, pipelines.defaults.execution_timeout_minutes),
+        tags=[*TAGS, *tags, env.name],
+    ) as dag:
+        chain(
+            *_stage_tasks(
+                pipelines, env, stages, env.emr.applications.scheduled, source, SCHEDULED_WINDOW, label
+            )
+        )
+    return dag
+
+
 def source_dags(env_name: str | None = None, conf_dir: str | Path | None = None) -> dict:
     """northstar_<source>: the source's stages in order on the scheduled application."""
-    DAG, chain, *_ = _airflow()
     conf_dir = str(conf_dir) if conf_dir else None
     env = load_env(env_name or current_env_name(), conf_dir)
     pipelines = load_pipelines(conf_dir)
@@ -155,24 +177,44 @@ def source_dags(env_name: str | None = None, conf_dir: str | Path | None = None)
     for source in _sources(pipelines, env, conf_dir):
         pipeline = pipelines.sources[source]
         dag_id = f"northstar_{source}"
-        with DAG(
+        dags[dag_id] = _linear_dag(
+            pipelines,
+            env,
+            conf_dir,
             dag_id=dag_id,
-            description=f"{source}: {' -> '.join(pipeline.stages)} on EMR Serverless ({env.name})",
+            description=f"{source}: {' -> '.join(pipeline.stages)}",
             schedule=pipeline.schedule,
-            start_date=START_DATE,
-            catchup=False,
-            max_active_runs=1,
-            default_args=_default_args(
-                pipelines, env, conf_dir, pipelines.defaults.execution_timeout_minutes
-            ),
-            tags=[*TAGS, source, env.name],
-        ) as dag:
-            chain(
-                *_stage_tasks(
-                    pipelines, env, pipeline.stages, env.emr.applications.scheduled, source, SCHEDULED_WINDOW
-                )
-            )
-        dags[dag_id] = dag
+            stages=pipeline.stages,
+            source=source,
+            label=source,
+            tags=[source],
+        )
+    return dags
+
+
+def housekeeping_dags(env_name: str | None = None, conf_dir: str | Path | None = None) -> dict:
+    """northstar_<name> for each `housekeeping:` entry (skipped where the env does not enable its source)."""
+    conf_dir = str(conf_dir) if conf_dir else None
+    env = load_env(env_name or current_env_name(), conf_dir)
+    pipelines = load_pipelines(conf_dir)
+    enabled = env.sources if env.sources is not None else list_sources(conf_dir)
+    dags = {}
+    for name, spec in pipelines.housekeeping.items():
+        if spec.source and spec.source not in enabled:
+            continue
+        dag_id = f"northstar_{name}"
+        dags[dag_id] = _linear_dag(
+            pipelines,
+            env,
+            conf_dir,
+            dag_id=dag_id,
+            description=spec.description or f"{name}: {' -> '.join(spec.stages)}",
+            schedule=spec.schedule,
+            stages=spec.stages,
+            source=spec.source,
+            label=name,
+            tags=["housekeeping"],
+        )
     return dags
 
 
@@ -264,6 +306,7 @@ def backfill_dags(env_name: str | None = None, conf_dir: str | Path | None = Non
 def referenced_entry_points(pipelines: PipelinesSpec) -> set[str]:
     """Every jobs/ entry point a generated DAG can start (for the test that they all exist)."""
     names = {s for p in pipelines.sources.values() for s in p.stages}
+    names |= {s for p in pipelines.housekeeping.values() for s in p.stages}
     names |= set(pipelines.reconciliation.stages if pipelines.reconciliation else [])
     names |= set(pipelines.backfill.substitute.values() if pipelines.backfill else [])
     return {pipelines.stages[n].entry_point for n in names}

@@ -14,9 +14,13 @@ from northstar.orchestration.spec import StageSpec, fill
 ARCHIVE_NAME = "northstar-env.tar.gz"  # venv-pack archive: Python 3.11 venv with the project, conf/ inside
 ARCHIVE_ALIAS = "environment"  # unpacked by EMR as ./environment on the driver and every executor
 CONF_IN_ARCHIVE = f"./{ARCHIVE_ALIAS}/northstar-conf"
-# Jars EMR Serverless does not ship: the JDBC driver. (Delta's DynamoDB log store,
-# io.delta:delta-storage-s3-dynamodb, did not resolve from Maven Central for 4.0.0 here: see docs/orchestration.md.)
-JOB_JARS = ("postgresql-42.7.4.jar",)
+# Jars the job runs need besides the runtime's Spark and Delta: the JDBC driver, and the AWS SDK v1 client that
+# Delta's DynamoDB commit coordinator (inside delta-spark) uses (docs/concurrent-writers.md).
+JOB_JARS = (
+    "postgresql-42.7.4.jar",
+    "aws-java-sdk-core-1.12.262.jar",
+    "aws-java-sdk-dynamodb-1.12.262.jar",
+)
 
 
 class OrchestrationError(ValueError):
@@ -45,8 +49,10 @@ def spark_properties(env: EnvConfig) -> dict[str, str]:
         "spark.jars": ",".join(f"{emr.release_folder}/jars/{jar}" for jar in JOB_JARS),
         "spark.sql.session.timeZone": "UTC",
     }
-    if env.delta_log_store is not None:
-        properties.update(env.delta_log_store.spark_settings())
+    if env.delta_commit_coordinator is not None:
+        # only the plain-text setting: the coordinator's JSON conf is applied by get_spark from the env file
+        # inside the archive, so no JSON has to survive sparkSubmitParameters' quoting
+        properties.update(env.delta_commit_coordinator.submit_settings())
     properties.update(env.spark)
     properties.update(emr.spark)
     return properties

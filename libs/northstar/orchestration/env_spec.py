@@ -1,9 +1,12 @@
-"""The env file's orchestration sections: `emr:` (applications, role, artifacts), `alerts:`, `delta_log_store:`.
+"""The env file's orchestration sections: `emr:` (applications, role, artifacts), `alerts:`,
+`delta_commit_coordinator:` (concurrent writers).
 
 Additive to EnvConfig (config.py); every field is plain configuration, secrets only as references.
 """
 
 from __future__ import annotations
+
+import json
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -75,20 +78,57 @@ class AlertsSpec(_Strict):
         return None if value is None else check_reference(value)
 
 
-class DeltaLogStoreSpec(_Strict):
-    """Delta's DynamoDB-backed log store: mutual exclusion for commits to s3:// tables."""
+# Delta's coordinated commits (a preview table feature in Delta 4.0): the table properties that name a table's
+# commit coordinator and its conf, the session defaults that give every new table the same, and the AWS SDK v1
+# credentials provider the DynamoDB coordinator builds its client with (names checked with javap on
+# delta-spark_2.13-4.0.0.jar: DeltaConfigs, DeltaSQLConf, DynamoDBCommitCoordinatorClientBuilder).
+COORDINATOR_NAME_PROPERTY = "delta.coordinatedCommits.commitCoordinator-preview"
+COORDINATOR_CONF_PROPERTY = "delta.coordinatedCommits.commitCoordinatorConf-preview"
+TABLE_DEFAULTS_PREFIX = "spark.databricks.delta.properties.defaults."
+CREDENTIALS_PROVIDER_CONF = (
+    "spark.databricks.delta.coordinatedCommits.commitCoordinator.dynamodb.awsCredentialsProviderName"
+)
 
-    dynamodb_table: str = Field(min_length=3)
-    region: str = Field(min_length=1)
-    endpoint: str | None = Field(default=None, description="only for tests (moto)")
+
+class CommitCoordinatorSpec(_Strict):
+    """Delta's DynamoDB commit coordinator: every commit to a table is decided by a conditional write to one
+    DynamoDB item per table, so writers in different EMR Serverless applications cannot take the same version."""
+
+    dynamodb_table: str = Field(
+        min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$", description="DynamoDB table (key tableId)"
+    )
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="AWS region of the DynamoDB table")
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="DynamoDB endpoint URL; default https://dynamodb.<region>.amazonaws.com (tests: moto)",
+    )
+    credentials_provider: str = Field(
+        default="com.amazonaws.auth.DefaultAWSCredentialsProviderChain",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.$]*$",
+        description="AWS SDK v1 credentials provider class (the default chain finds the job role)",
+    )
+
+    @property
+    def dynamodb_endpoint(self) -> str:
+        return self.endpoint or f"https://dynamodb.{self.region}.amazonaws.com"
+
+    def table_properties(self) -> dict[str, str]:
+        """The two properties that put a Delta table under this coordinator (set together, never one alone)."""
+        conf = {"dynamoDBTableName": self.dynamodb_table, "dynamoDBEndpoint": self.dynamodb_endpoint}
+        return {
+            COORDINATOR_NAME_PROPERTY: "dynamodb",
+            COORDINATOR_CONF_PROPERTY: json.dumps(conf, separators=(",", ":")),
+        }
+
+    def submit_settings(self) -> dict[str, str]:
+        """Spark properties safe on a spark-submit line (no JSON): the credentials provider."""
+        return {CREDENTIALS_PROVIDER_CONF: self.credentials_provider}
 
     def spark_settings(self) -> dict[str, str]:
-        """The Spark properties that make Delta commit through DynamoDB (for both s3:// and s3a://)."""
-        prefix = "spark.io.delta.storage.S3DynamoDBLogStore"
-        settings = {
-            "spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
-            "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
-            f"{prefix}.ddb.tableName": self.dynamodb_table,
-            f"{prefix}.ddb.region": self.region,
+        """Session settings: every table this session creates is coordinated; the client's credentials."""
+        defaults = {
+            TABLE_DEFAULTS_PREFIX + key.removeprefix("delta."): value
+            for key, value in self.table_properties().items()
         }
-        return settings
+        return {**defaults, **self.submit_settings()}

@@ -1,7 +1,7 @@
 """Environment promotion check (dev -> staging -> prod): what an earlier env has, every later env must have.
 
 Catches the config that works in dev and breaks in prod: a source dev runs that prod does not list, a secret
-name dev resolves that prod lacks, an orchestration section (emr, alerts, delta_log_store) or an EMR Spark
+name dev resolves that prod lacks, an orchestration section (emr, alerts, delta_commit_coordinator) or an EMR Spark
 setting present in dev and absent in prod. `northstar validate-conf --promotion dev,staging,prod` runs it.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from northstar.config import EnvConfig, list_sources, load_env
 
-SECTIONS = ("emr", "alerts", "delta_log_store")
+SECTIONS = ("emr", "alerts", "delta_commit_coordinator")
 
 
 def _sources(env: EnvConfig, conf_dir: Path | str | None) -> list[str]:

@@ -59,6 +59,17 @@ class SourcePipeline(_Strict):
     pools: dict[Identifier, str] = Field(default_factory=dict, description="stage -> pool for this source")
 
 
+class HousekeepingPipeline(_Strict):
+    """A scheduled operation that is not a source's load: monitoring, privacy deadlines, late stream events."""
+
+    schedule: str = Field(min_length=1, description="cron expression or @preset")
+    stages: list[Identifier] = Field(min_length=1)
+    description: str = ""
+    source: Identifier | None = Field(
+        default=None, description="fills {source}; the DAG exists only where the env enables this source"
+    )
+
+
 class ReconciliationPipeline(_Strict):
     schedule: str = Field(min_length=1)
     stages: list[Identifier] = Field(min_length=1)
@@ -89,11 +100,13 @@ class PipelinesSpec(_Strict):
     sources: dict[Identifier, SourcePipeline] = Field(default_factory=dict)
     reconciliation: ReconciliationPipeline | None = None
     backfill: BackfillPipeline | None = None
+    housekeeping: dict[Identifier, HousekeepingPipeline] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _names_resolve(self) -> PipelinesSpec:
         problems = []
         lists = {f"sources.{n}.stages": p.stages for n, p in self.sources.items()}
+        lists |= {f"housekeeping.{n}.stages": p.stages for n, p in self.housekeeping.items()}
         if self.reconciliation:
             lists["reconciliation.stages"] = self.reconciliation.stages
         if self.backfill:
@@ -104,6 +117,11 @@ class PipelinesSpec(_Strict):
                 problems.append(
                     f"{where} names {', '.join(unknown)}; defined stages: {', '.join(self.stages)}"
                 )
+        clash = sorted(set(self.housekeeping) & (set(self.sources) | {"daily_reconciliation"}))
+        if clash:
+            problems.append(
+                f"housekeeping names {', '.join(clash)} are taken by another DAG (northstar_<name>)"
+            )
         pools_used = {n: s.pool for n, s in self.stages.items() if s.pool}
         for name, pipeline in self.sources.items():
             for stage, pool in pipeline.pools.items():
