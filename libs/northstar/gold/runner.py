@@ -209,8 +209,11 @@ def _run_table(
         path = gold_path(env, table.name)
         rebuild = full_refresh or not delta.table_exists(spark, path)
         done = {m: None if rebuild else consumed.get(m) for m in table.inputs}
+        if all(done[m] is not None and ends[m] <= done[m] for m in table.inputs):
+            entry.status = ledger.NOOP  # no input changed since the last run: nothing to read
+            return entry
         if table.partition is None:
-            _run_dimension(spark, env, table, path, entry, done, ends)
+            _run_dimension(spark, env, table, path, entry)
             return entry
         changed = {m: _changed_rows(spark, env, m, done[m], ends[m]) for m in table.inputs}
         refunds = _model(spark, env, "refunds") if table.name in REFUNDS_OF_CHANGED_ORDERS else None
@@ -246,8 +249,6 @@ def _run_dimension(
     table: GoldTable,
     path: str,
     entry: LedgerEntry,
-    done: dict[str, int | None],
-    ends: dict[str, int | None],
 ) -> None:
     """gold.dim_customer: recomputed from the full order history whenever silver.orders changed, then MERGEd
     by customer_sk (new versions inserted, changed ones updated, vanished ones deleted). Recomputing from the
@@ -256,10 +257,7 @@ def _run_dimension(
 
     Accounting: read = orders with a customer; written = dimension versions; duplicate = orders that carried
     the same details as the version they fall in (no new version). Orders without a customer are counted in
-    details["orders_without_customer"]."""
-    if all(done[m] is not None and ends[m] <= done[m] for m in table.inputs):
-        entry.status = ledger.NOOP
-        return
+    details["orders_without_customer"]. Called only when silver.orders changed (or on a rebuild)."""
     orders = _model(spark, env, "orders")
     counts = orders.agg(
         F.count(F.lit(1)).alias("all"), F.count("customer_token").alias("with_customer")

@@ -183,9 +183,11 @@ def publish_table(
     run_id: str,
     version: int | None = None,
     loader: Loader = python_loader,
+    schemas_ready: bool = False,
 ) -> PublishResult:
     """Make the warehouse table equal to gold.<table> at Delta `version` (None = the version its audit last
-    published, ops.published_versions), then reconcile."""
+    published, ops.published_versions), then reconcile. `schemas_ready`: the caller already ran
+    `ensure_schemas` on this connection (publish_all does it once per run)."""
     spec = env.snowflake
     path = gold_path(env, table.name)
     if not delta.table_exists(spark, path):
@@ -199,7 +201,8 @@ def publish_table(
     frame = spark.read.format("delta").option("versionAsOf", version).load(path)
     columns = ddl.columns_of(frame.schema)
     result = PublishResult(table.name, version, 0)
-    ensure_schemas(conn, spec, result.skipped_statements)
+    if not schemas_ready:
+        ensure_schemas(conn, spec, result.skipped_statements)
     target = qualified(spec, table.name)
     existing = existing_columns(conn, spec, table.name)
     if existing is None:
@@ -261,6 +264,7 @@ def publish_all(
     reconciliation, and raise ReconciliationError when any partition differs."""
     versions = versions or {}
     results = []
+    schemas_ready = False  # ensure_schemas runs with the first table's publish, once per run
     for name, table in GOLD_TABLES.items():
         entry = LedgerEntry(
             run_id=run_id, job="publish", env=env.name, source="snowflake", table_name=name, layer="publish"
@@ -275,8 +279,16 @@ def publish_all(
             continue
         with ledger.recorded(spark, env, entry):  # read = gold rows, written = warehouse rows after the MERGE
             result = publish_table(
-                spark, env, conn, table, run_id=run_id, version=versions.get(name), loader=loader
+                spark,
+                env,
+                conn,
+                table,
+                run_id=run_id,
+                version=versions.get(name),
+                loader=loader,
+                schemas_ready=schemas_ready,
             )
+            schemas_ready = True
             entry.input_version_start = entry.input_version_end = result.gold_version
             entry.records_read = sum(d.lake or 0 for d in result.differences if d.metric == "rows")
             entry.records_written = result.rows
