@@ -461,6 +461,11 @@ def list_sources(conf_dir: Path | str | None = None) -> list[str]:
     return sorted(p.stem for p in (conf_dir / "sources").glob("*.yaml"))
 
 
+def enabled_sources(env: EnvConfig, conf_dir: Path | str | None = None) -> list[str]:
+    """The sources `env` runs: its `sources:` list, or every file in conf/sources when it has none."""
+    return env.sources if env.sources is not None else list_sources(conf_dir)
+
+
 def load_env(name: str, conf_dir: Path | str | None = None) -> EnvConfig:
     """Load conf/env/<name>.yaml, expanding ${VAR} and ${VAR:-default} from the process environment."""
     conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()

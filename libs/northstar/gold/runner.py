@@ -231,13 +231,9 @@ def _run_table(
             if days is not None:
                 entry.details["partitions"] = len(days)
             version = _write(spark, rows, path, table, days)
-            # audit the recomputed days (conf/quality/gold.<table>.yaml), then publish or keep the last good version
-            found = run_checks(spark, env, f"gold.{table.name}", rows, entry.run_id, key=list(table.key))
+            _audit(spark, env, table, rows, path, version, entry)  # the recomputed days
         finally:
             rows.unpersist()
-        entry.delta_versions[f"gold.{table.name}"] = version
-        decision = audit_and_publish(spark, env, f"gold.{table.name}", entry.run_id, found, path=path)
-        entry.details["published"] = int(decision.published)
         if table.name != "daily_revenue":  # what Delta says the commit wrote
             entry.records_written = delta.commit_metrics(spark, path, version).get("numOutputRows", 0)
     return entry
@@ -291,10 +287,23 @@ def _run_dimension(
                 .whenNotMatchedBySourceDelete()
                 .execute()
             )
-        version = delta.latest_version(spark, path)
-        found = run_checks(spark, env, f"gold.{table.name}", rows, entry.run_id, key=list(table.key))
+        _audit(spark, env, table, rows, path, delta.latest_version(spark, path), entry)
     finally:
         rows.unpersist()
+
+
+def _audit(
+    spark: SparkSession,
+    env: EnvConfig,
+    table: GoldTable,
+    rows: DataFrame,
+    path: str,
+    version: int,
+    entry: LedgerEntry,
+) -> None:
+    """Write-audit-publish: check the rows just written as `version` (conf/quality/gold.<table>.yaml), then
+    publish that version or keep readers and the Snowflake publish on the last good one."""
+    found = run_checks(spark, env, f"gold.{table.name}", rows, entry.run_id, key=list(table.key))
     entry.delta_versions[f"gold.{table.name}"] = version
     decision = audit_and_publish(spark, env, f"gold.{table.name}", entry.run_id, found, path=path)
     entry.details["published"] = int(decision.published)

@@ -13,7 +13,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from northstar.config import EnvConfig, list_sources, load_env
+from northstar.config import EnvConfig, enabled_sources, load_env
 from northstar.orchestration import deadline as dl
 from northstar.orchestration.emr import configuration_overrides, job_driver, require_emr
 from northstar.orchestration.spec import PipelinesSpec, load_pipelines
@@ -143,7 +143,7 @@ def _stage_tasks(
 
 
 def _sources(pipelines: PipelinesSpec, env: EnvConfig, conf_dir: str | None) -> list[str]:
-    enabled = env.sources if env.sources is not None else list_sources(conf_dir)
+    enabled = enabled_sources(env, conf_dir)
     return [s for s in pipelines.sources if s in enabled]
 
 
@@ -197,7 +197,7 @@ def housekeeping_dags(env_name: str | None = None, conf_dir: str | Path | None =
     conf_dir = str(conf_dir) if conf_dir else None
     env = load_env(env_name or current_env_name(), conf_dir)
     pipelines = load_pipelines(conf_dir)
-    enabled = env.sources if env.sources is not None else list_sources(conf_dir)
+    enabled = enabled_sources(env, conf_dir)
     dags = {}
     for name, spec in pipelines.housekeeping.items():
         if spec.source and spec.source not in enabled:

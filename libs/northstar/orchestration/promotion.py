@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from northstar.config import EnvConfig, list_sources, load_env
+from northstar.config import EnvConfig, enabled_sources, list_sources, load_env
 
 SECTIONS = ("emr", "alerts", "delta_commit_coordinator")
-
-
-def _sources(env: EnvConfig, conf_dir: Path | str | None) -> list[str]:
-    return env.sources if env.sources is not None else list_sources(conf_dir)
 
 
 def check_env(env: EnvConfig, conf_dir: Path | str | None = None) -> list[str]:
@@ -44,7 +40,7 @@ def check_promotion(names: list[str], conf_dir: Path | str | None = None) -> lis
     problems = [p for env in envs for p in check_env(env, conf_dir)]
     for earlier, later in zip(envs, envs[1:], strict=False):
         where = f"conf/env/{later.name}.yaml"
-        missing = sorted(set(_sources(earlier, conf_dir)) - set(_sources(later, conf_dir)))
+        missing = sorted(set(enabled_sources(earlier, conf_dir)) - set(enabled_sources(later, conf_dir)))
         if missing:
             problems.append(f"{where}: sources lacks {', '.join(missing)}, which {earlier.name} runs")
         missing = sorted(set(earlier.secrets) - set(later.secrets))
