@@ -5,7 +5,7 @@ spark-submit jobs/bronze_ingest.py --source marketplace --env local
 
 import sys
 
-from northstar.cli import job_main
+from northstar.cli import main
 
 if __name__ == "__main__":
-    sys.exit(job_main(("bronze",), description=__doc__.splitlines()[0]))
+    sys.exit(main(["run", "--layer", "bronze", *sys.argv[1:]]))

@@ -6,7 +6,7 @@ python jobs/extract.py --source marketplace --env local [--max-requests N]   # a
 
 import sys
 
-from northstar.cli import extract_main
+from northstar.cli import main
 
 if __name__ == "__main__":
-    sys.exit(extract_main(description=__doc__.splitlines()[0]))
+    sys.exit(main(["extract", *sys.argv[1:]]))

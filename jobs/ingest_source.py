@@ -5,7 +5,7 @@ spark-submit jobs/ingest_source.py --source marketplace --env local
 
 import sys
 
-from northstar.cli import job_main
+from northstar.cli import main
 
 if __name__ == "__main__":
-    sys.exit(job_main(("bronze", "silver"), description=__doc__.splitlines()[0]))
+    sys.exit(main(["run", "--layer", "all", *sys.argv[1:]]))

@@ -5,7 +5,7 @@ spark-submit jobs/silver_merge.py --source marketplace --env local [--full-refre
 
 import sys
 
-from northstar.cli import job_main
+from northstar.cli import main
 
 if __name__ == "__main__":
-    sys.exit(job_main(("silver",), description=__doc__.splitlines()[0]))
+    sys.exit(main(["run", "--layer", "silver", *sys.argv[1:]]))

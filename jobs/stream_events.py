@@ -6,7 +6,7 @@ spark-submit jobs/stream_events.py --source clickstream --trigger available-now 
 
 import sys
 
-from northstar.streaming.commands import stream_main
+from northstar.cli import main
 
 if __name__ == "__main__":
-    sys.exit(stream_main(description=__doc__.splitlines()[0]))
+    sys.exit(main(["stream", "run", *sys.argv[1:]]))

@@ -28,7 +28,7 @@ def main() -> int:
     from moto.server import ThreadedMotoServer
 
     from northstar.config import EnvConfig
-    from northstar.orchestration.env_spec import CommitCoordinatorSpec
+    from northstar.config.env import CommitCoordinatorSpec
     from northstar.spark import get_spark
     from tests.moto_aws import (
         bool_updates_kept,

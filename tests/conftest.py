@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from northstar.config import EnvConfig, SourceSpec, load_source
+from northstar.config import EnvConfig, SourceSpec, conf_dir_set_to, load_source
 from northstar.spark import get_spark
+from tests.helpers.envs import CONF, make_env
 
-REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
 # the key silver tokenizes PII columns with (EnvConfig.pii_token_key = env:NORTHSTAR_PII_TOKEN_KEY): a test-only value
 os.environ.setdefault("NORTHSTAR_PII_TOKEN_KEY", "tests-only-pii-token-key")
-
-
-def make_env(root: Path, name: str = "test") -> EnvConfig:
-    return EnvConfig(
-        name=name,
-        profile="local",
-        landing=str(root / "landing"),
-        lake=str(root / "lake"),
-        quarantine=str(root / "quarantine"),
-        spark={"spark.master": "local[2]", "spark.driver.memory": "2g"},
-    )
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +32,17 @@ def env(tmp_path) -> EnvConfig:
     return make_env(tmp_path)
 
 
+@pytest.fixture
+def use_conf() -> Iterator[Callable[[Path], Path]]:
+    """Point every conf load of the test at another folder: `use_conf(tmp_path / "conf")` (the repo's conf/ is
+    the default); the choice ends with the test."""
+    with ExitStack() as stack:
+        yield lambda folder: stack.enter_context(conf_dir_set_to(folder))
+
+
 @pytest.fixture(scope="session")
 def marketplace() -> SourceSpec:
-    return load_source("marketplace", CONF)
+    return load_source("marketplace")
+
+
+__all__ = ["CONF"]

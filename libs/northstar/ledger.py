@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from northstar import delta
 from northstar.config import EnvConfig
+from northstar.lake import delta, tables
+from northstar.lake.tables import Table
 
 LEDGER_SCHEMA = (
     "run_id string, job string, env string, source string, table_name string, layer string, status string, "
@@ -31,6 +32,28 @@ SUCCESS, NOOP, FAILED = "success", "noop", "failed"
 def new_run_id(layer: str) -> str:
     """Sortable and unique: <layer>-<UTC time>-<random>."""
     return f"{layer}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def start(
+    job: str,
+    env: EnvConfig,
+    *,
+    source: str,
+    table: str,
+    layer: str,
+    run_id: str | None = None,
+    run_id_prefix: str | None = None,
+) -> LedgerEntry:
+    """A new entry for one run of `job` on one table; the run id is `run_id`, else a new one starting with
+    `run_id_prefix` (default: the layer)."""
+    return LedgerEntry(
+        run_id=run_id or new_run_id(run_id_prefix or layer),
+        job=job,
+        env=env.name,
+        source=source,
+        table_name=table,
+        layer=layer,
+    )
 
 
 @dataclass
@@ -57,6 +80,10 @@ class LedgerEntry:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     ended_at: datetime | None = None
     error: str | None = None
+
+    def wrote(self, table: Table, version: int) -> None:
+        """Record that this run committed `version` of `table`."""
+        self.delta_versions[table.full_name] = version
 
     @property
     def balanced(self) -> bool:
@@ -88,7 +115,7 @@ def append(
     writer = frame.write.format("delta").mode("append")
     if txn is not None:
         writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
-    writer.save(env.run_ledger_path)
+    writer.save(tables.RUN_LEDGER.path(env))
 
 
 @contextmanager
@@ -106,9 +133,9 @@ def recorded(spark: SparkSession, env: EnvConfig, entry: LedgerEntry) -> Iterato
 
 
 def read(spark: SparkSession, env: EnvConfig) -> DataFrame:
-    if not delta.table_exists(spark, env.run_ledger_path):
+    if not delta.table_exists(spark, tables.RUN_LEDGER.path(env)):
         return spark.createDataFrame([], LEDGER_SCHEMA)
-    return spark.read.format("delta").load(env.run_ledger_path)
+    return spark.read.format("delta").load(tables.RUN_LEDGER.path(env))
 
 
 def last_input_version(
@@ -123,3 +150,32 @@ def last_input_version(
         .first()
     )
     return row["version"] if row else None
+
+
+@dataclass(frozen=True)
+class InputWindow:
+    """The input versions a run consumes: `start`..`end` (inclusive); `first` when no earlier successful run
+    consumed any (the first run, or a full refresh)."""
+
+    start: int
+    end: int
+    first: bool
+
+
+def pending_input(
+    spark: SparkSession, env: EnvConfig, entry: LedgerEntry, input_path: str, *, full_refresh: bool = False
+) -> InputWindow | None:
+    """The versions of the input table at `input_path` this run consumes: those after the last successful run of
+    the same (layer, source, table) through the input's latest (all of them on a full refresh). None when there
+    is nothing new: the entry is then a noop. Records the window in the entry."""
+    end = delta.latest_version(spark, input_path)
+    done = (
+        None if full_refresh else last_input_version(spark, env, entry.layer, entry.source, entry.table_name)
+    )
+    start = 0 if done is None else done + 1
+    if end is None or start > end:
+        entry.status = NOOP
+        entry.input_version_start = entry.input_version_end = done
+        return None
+    entry.input_version_start, entry.input_version_end = start, end
+    return InputWindow(start, end, first=done is None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from northstar import delta
+from northstar.lake import delta
 
 QUARANTINE_COLUMNS = [
     "run_id",
@@ -72,26 +72,28 @@ def quarantine_rows(
     )
 
 
-def write_once(
+def write(
     spark: SparkSession,
     rejected: DataFrame,
     path: str,
     *,
-    app_id: str,
-    window_version: int,
+    once: tuple[str, int] | None = None,
     replace_where: str | None = None,
 ) -> int | None:
-    """Write one window's rejected rows to a quarantine table exactly once.
+    """Write rejected rows to a quarantine table, so that a retry never writes them twice.
 
-    Incremental (`replace_where` None): an append keyed to (`app_id`, `window_version`) with Delta's
-    idempotent writes (txnAppId / txnVersion), so a retry of the same window is skipped by Delta. Full
-    refresh: replace the rows matching `replace_where`. Returns the version written, or None when Delta
-    skipped the append because an earlier attempt at this window already wrote it.
+    `replace_where`: replace the rows matching it (a full refresh, or bronze's rows of the same landing files).
+    `once` (app id, window version): append once per window with Delta's idempotent writes (txnAppId /
+    txnVersion), so a retry of the same window is skipped by Delta. Returns the version written, or None when
+    Delta skipped the append because an earlier attempt at this window already wrote it.
     """
+    if (once is None) == (replace_where is None):
+        raise ValueError("quarantine.write: pass exactly one of once= or replace_where=")
     writer = rejected.write.format("delta").option("mergeSchema", "true")  # tables from before check_name
     if replace_where is not None:
         writer = writer.mode("overwrite").option("replaceWhere", replace_where)
     else:
+        app_id, window_version = once
         writer = writer.mode("append").option("txnAppId", app_id).option("txnVersion", window_version)
     before = delta.latest_version(spark, path)
     writer.save(path)

@@ -58,10 +58,10 @@ def test_dags_import_on_airflow_2_11(tmp_path):
     assert result["errors"] == {}
     assert result["dags"]["northstar_shop_db"] == {"extract": ["bronze"], "bronze": ["silver"], "silver": []}
     assert result["pools"]["northstar_shop_db"]["extract"] == "postgres_extracts"
-    chain = ["deadline_guard", *load_pipelines(REPO / "conf").reconciliation.stages, "deadline_check"]
+    chain = ["deadline_guard", *load_pipelines().reconciliation.stages, "deadline_check"]
     assert result["dags"]["northstar_daily_reconciliation"] == {
         task: chain[i + 1 : i + 2] for i, task in enumerate(chain)
     }
-    pipelines = load_pipelines(REPO / "conf")
+    pipelines = load_pipelines()
     assert len(result["dags"]) == 2 * len(pipelines.sources) + 1 + len(pipelines.housekeeping)
     assert result["dags"]["northstar_monitoring"] == {"status": []}

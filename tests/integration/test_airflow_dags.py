@@ -38,6 +38,7 @@ from moto import mock_aws  # noqa: E402
 from northstar.config import load_env  # noqa: E402
 from northstar.orchestration import dags as factory  # noqa: E402
 from northstar.orchestration.spec import load_pipelines  # noqa: E402
+from tests.helpers.conf import load_from  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -117,7 +118,7 @@ def test_every_dag_file_imports_without_errors(monkeypatch):
     monkeypatch.setenv("NORTHSTAR_ENV", "prod")
     bag = DagBag(dag_folder=str(REPO / "airflow" / "dags"))
     assert bag.import_errors == {}
-    pipelines = load_pipelines(REPO / "conf")
+    pipelines = load_pipelines()
     expected = {f"northstar_{s}" for s in pipelines.sources} | {
         f"northstar_backfill_{s}" for s in pipelines.sources
     }
@@ -128,10 +129,10 @@ def test_every_dag_file_imports_without_errors(monkeypatch):
 
 @pytest.mark.parametrize("env_name", ["dev", "staging", "prod"])
 def test_task_graph_matches_conf(env_name):
-    pipelines = load_pipelines(REPO / "conf")
-    env = load_env(env_name, REPO / "conf")
-    sources = factory.source_dags(env_name, REPO / "conf")
-    backfills = factory.backfill_dags(env_name, REPO / "conf")
+    pipelines = load_pipelines()
+    env = load_env(env_name)
+    sources = factory.source_dags(env_name)
+    backfills = factory.backfill_dags(env_name)
     for source, pipeline in pipelines.sources.items():
         for dag, stages, app in (
             (sources[f"northstar_{source}"], pipeline.stages, env.emr.applications.scheduled),
@@ -157,12 +158,12 @@ def test_task_graph_matches_conf(env_name):
     # the scheduled app and the backfill app are different EMR Serverless applications
     assert env.emr.applications.scheduled != env.emr.applications.backfill
     assert sources["northstar_shop_db"].get_task("extract").pool == "postgres_extracts"
-    reconciliation = factory.reconciliation_dag(env_name, REPO / "conf")["northstar_daily_reconciliation"]
+    reconciliation = factory.reconciliation_dag(env_name)["northstar_daily_reconciliation"]
     chain = ["deadline_guard", *pipelines.reconciliation.stages, "deadline_check"]
     for upstream, downstream in zip(chain, chain[1:], strict=False):
         assert reconciliation.get_task(upstream).downstream_task_ids == {downstream}
     assert reconciliation.get_task("deadline_check").trigger_rule == "all_done"
-    housekeeping = factory.housekeeping_dags(env_name, REPO / "conf")
+    housekeeping = factory.housekeeping_dags(env_name)
     assert set(housekeeping) == {f"northstar_{name}" for name in pipelines.housekeeping}
     for name, spec in pipelines.housekeeping.items():
         dag = housekeeping[f"northstar_{name}"]
@@ -176,14 +177,14 @@ def test_task_graph_matches_conf(env_name):
 
 
 def test_every_entry_point_a_dag_references_exists():
-    referenced = factory.referenced_entry_points(load_pipelines(REPO / "conf"))
+    referenced = factory.referenced_entry_points(load_pipelines())
     assert referenced and all((REPO / path).is_file() for path in referenced), referenced
     assert {"jobs/extract.py", "jobs/bronze_ingest.py", "jobs/silver_merge.py"} <= referenced
 
 
 def test_dag_runs_end_to_end_and_submits_the_configured_job_runs(airflow_db, stack, monkeypatch):
     monkeypatch.setenv("NORTHSTAR_CONF_DIR", str(stack["conf"]))
-    dag = factory.source_dags("test", stack["conf"])["northstar_shop_db"]
+    dag = load_from(stack["conf"], factory.source_dags, "test")["northstar_shop_db"]
 
     run = dag.test()
 
@@ -227,7 +228,7 @@ def test_failed_task_publishes_an_sns_alert(airflow_db, stack, monkeypatch):
     broken = yaml.safe_load((stack["conf"] / "env" / "test.yaml").read_text())
     broken["emr"]["applications"]["scheduled"] = "00nosuchapp0000"  # moto: ResourceNotFoundException
     (stack["conf"] / "env" / "broken.yaml").write_text(yaml.safe_dump(broken))
-    dag = factory.source_dags("broken", stack["conf"])["northstar_wms"]
+    dag = load_from(stack["conf"], factory.source_dags, "broken")["northstar_wms"]
 
     run = dag.test()
 

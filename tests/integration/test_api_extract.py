@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from northstar.extract.landing_writer import LocalStore
+from northstar.dev.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
 from northstar.extract.ratelimit import FakeClock
 from northstar.extract.rest import ExtractError, run_extract
 from northstar.extract.state import StateStore, state_key
-from northstar.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
-from tests.api_sim import RATE, TOKEN, landed_pages, latest_landed, pointed_at
-from tests.conftest import REPO
+from northstar.landing.writer import LocalStore
+from tests.helpers.api_sim import RATE, TOKEN, landed_pages, latest_landed, pointed_at
+from tests.helpers.envs import REPO
 
 TIMES = (START + timedelta(days=1), START + timedelta(days=3), START + timedelta(days=9))
 
@@ -96,7 +96,7 @@ def crash_at(point: str, table: str, page: int):
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_crash_at_any_point_resumes_with_no_gap_and_no_duplicate_page(tmp_path, marketplace, point):
-    from tests.conftest import make_env
+    from tests.helpers.envs import make_env
 
     reference_env, crashed_env = make_env(tmp_path / "reference"), make_env(tmp_path / "crashed")
     contents = {}
@@ -226,7 +226,7 @@ def test_killed_process_resumes_with_no_gap_and_no_duplicate(tmp_path, marketpla
         resumed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
         assert "resumed at page" in resumed.stdout
-        from tests.conftest import make_env
+        from tests.helpers.envs import make_env
 
         env = make_env(tmp_path / "data")
         source = pointed_at(marketplace, sim.partner_url)
@@ -243,7 +243,7 @@ def test_stripe_list_api_lands_the_latest_snapshot_of_every_object(env, monkeypa
 
     monkeypatch.setenv("NORTHSTAR_STRIPE_KEY", TOKEN)
     clock = FakeClock()
-    stripe = load_source("stripe", REPO / "conf")
+    stripe = load_source("stripe")
     with PartnerApiSimulator(
         orders=0,
         payments=80,
@@ -301,7 +301,7 @@ def test_landing_on_s3_with_crash_and_resume(marketplace, monkeypatch):
     from moto.server import ThreadedMotoServer
 
     from northstar.config import EnvConfig
-    from northstar.extract.landing_writer import S3Store
+    from northstar.landing.writer import S3Store
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,14 +9,15 @@ import pytest
 import yaml
 from pyspark.sql import functions as F
 
-from northstar import delta, ledger
+from northstar import ledger
 from northstar.cli import main
+from northstar.dev.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
 from northstar.extract.ratelimit import FakeClock
 from northstar.extract.rest import run_extract
-from northstar.pipeline import run_source
-from northstar.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
-from tests.api_sim import KEYS, RATE, TOKEN, pointed_at
-from tests.conftest import REPO
+from northstar.lake import delta, tables
+from northstar.silver.pipeline import run_source
+from tests.helpers.api_sim import KEYS, RATE, TOKEN, pointed_at
+from tests.helpers.envs import REPO
 
 TIMES = (START + timedelta(days=1), START + timedelta(days=3), START + timedelta(days=9))
 
@@ -27,7 +28,7 @@ def token(monkeypatch):
 
 
 def silver(spark, env, table):
-    return spark.read.format("delta").load(env.silver_path("marketplace", table))
+    return spark.read.format("delta").load(tables.silver("marketplace", table).path(env))
 
 
 def silver_hashes(spark, env, table) -> dict[str, str]:
@@ -65,7 +66,7 @@ def test_silver_equals_the_simulators_ground_truth_with_every_fault_on(spark, en
         # broken records in the pages are landed as delivered and quarantined with a reason, not dropped
         reasons = Counter()
         for table in ("orders", "refunds"):
-            path = env.quarantine_path("marketplace", table)
+            path = tables.quarantine("marketplace", table).path(env)
             if delta.table_exists(spark, path):
                 reasons.update(
                     r.reason for r in spark.read.format("delta").load(path).select("reason").collect()
@@ -138,7 +139,7 @@ def test_stripe_list_api_to_silver_keeps_the_latest_snapshot_and_no_card_number(
     from northstar.config import load_source
 
     monkeypatch.setenv("NORTHSTAR_STRIPE_KEY", TOKEN)
-    stripe = load_source("stripe", REPO / "conf")
+    stripe = load_source("stripe")
     clock = FakeClock()
     faults = Faults.everything(seed=12, timeouts=0)
     with PartnerApiSimulator(
@@ -151,7 +152,7 @@ def test_stripe_list_api_to_silver_keeps_the_latest_snapshot_and_no_card_number(
         entries = run_source(spark, env, source, tables=["charges", "refunds"])
         assert all(e.status == "success" for e in entries)
         for table in ("charges", "refunds"):
-            rows = spark.read.format("delta").load(env.silver_path("stripe", table)).collect()
+            rows = spark.read.format("delta").load(tables.silver("stripe", table).path(env)).collect()
             got = {
                 r["id"]: (r["status"], r["amount"], r["amount_refunded"] if table == "charges" else None)
                 for r in rows
@@ -161,7 +162,7 @@ def test_stripe_list_api_to_silver_keeps_the_latest_snapshot_and_no_card_number(
                 for k, v in sim.ground_truth(table, api="stripe").items()
             }
             assert got == want, table
-        bronze = spark.read.format("delta").load(env.bronze_path("stripe", "charges"))
+        bronze = spark.read.format("delta").load(tables.bronze("stripe", "charges").path(env))
         descriptions = [r[0] for r in bronze.select("description").collect()]
         assert any("[REDACTED-PAN]" in d for d in descriptions)
         assert not any("4242 4242 4242 4242" in d for d in descriptions)

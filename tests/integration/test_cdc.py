@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from northstar.config import load_source
-from northstar.generate.cdc import change_events, write_debezium, write_dms_csv
-from northstar.pipeline import run_source
+from northstar.dev.generate.cdc import change_events, write_debezium, write_dms_csv
+from northstar.lake import tables
+from northstar.silver.pipeline import run_source
+from tests.helpers.conf import load_from
 
 SOURCES = {
     "pg_debezium": """
@@ -44,11 +46,13 @@ tables:
 def source(tmp_path: Path, name: str, deletes: str):
     (tmp_path / "conf" / "sources").mkdir(parents=True, exist_ok=True)
     (tmp_path / "conf" / "sources" / f"{name}.yaml").write_text(SOURCES[name].format(deletes=deletes))
-    return load_source(name, tmp_path / "conf")
+    return load_from(tmp_path / "conf", load_source, name)
 
 
 def silver_rows(spark, env, name):
-    return {r.id: r for r in spark.read.format("delta").load(env.silver_path(name, "customers")).collect()}
+    return {
+        r.id: r for r in spark.read.format("delta").load(tables.silver(name, "customers").path(env)).collect()
+    }
 
 
 def expected(feed):
@@ -134,7 +138,7 @@ def test_dms_csv_with_equal_commit_times_and_bad_events(spark, env, tmp_path):
 
 
 def history_of(spark, env, name):
-    rows = spark.read.format("delta").load(env.silver_path(name, "customers")).collect()
+    rows = spark.read.format("delta").load(tables.silver(name, "customers").path(env)).collect()
     by_key = {}
     for r in sorted(rows, key=lambda r: (r.id, r._cdc_ts_ms, r._cdc_lsn)):
         by_key.setdefault(r.id, []).append(r)
@@ -142,7 +146,7 @@ def history_of(spark, env, name):
 
 
 def test_scd2_history_is_right_after_out_of_order_delivery(spark, tmp_path):
-    from tests.conftest import make_env
+    from tests.helpers.envs import make_env
 
     feed = change_events(keys=25, updates=100, seed=12)
     files = write_debezium(feed, tmp_path / "feed", files=4, seed=4)
@@ -150,7 +154,7 @@ def test_scd2_history_is_right_after_out_of_order_delivery(spark, tmp_path):
     (tmp_path / "conf" / "sources" / "pg_debezium.yaml").write_text(
         SOURCES["pg_debezium"].format(deletes="soft") + "    history: true\n"
     )
-    spec = load_source("pg_debezium", tmp_path / "conf")
+    spec = load_from(tmp_path / "conf", load_source, "pg_debezium")
     one_by_one, all_at_once = make_env(tmp_path / "one"), make_env(tmp_path / "all")
     for env, batches in ((one_by_one, [[f] for f in reversed(files)]), (all_at_once, [files])):
         landing = Path(env.landing) / "debezium" / "customers"

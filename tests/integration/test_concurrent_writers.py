@@ -20,6 +20,7 @@ from collections import defaultdict
 import pytest
 from moto.server import ThreadedMotoServer
 
+from northstar.config.env import CommitCoordinatorSpec
 from northstar.orchestration.coordinated_commits import (
     ALREADY,
     CONVERTED,
@@ -32,17 +33,16 @@ from northstar.orchestration.coordinated_commits import (
     release_table,
     table_properties,
 )
-from northstar.orchestration.env_spec import CommitCoordinatorSpec
 from northstar.spark import get_spark
-from tests.conftest import make_env
-from tests.integration.test_merge_conflicts import race
-from tests.moto_aws import (
+from tests.helpers.envs import make_env
+from tests.helpers.moto_aws import (
     bool_updates_kept,
     client,
     free_port,
     give_coordinator_test_credentials,
     point_s3a_at,
 )
+from tests.helpers.races import race
 
 BUCKET = "ns-concurrent"  # a bucket no other test uses: s3a caches one FileSystem per bucket
 DDB_TABLE = "northstar-test-delta-commits"

@@ -11,12 +11,13 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from northstar import delta, ledger
+from northstar import ledger
+from northstar.bronze.transforms import LINEAGE_COLUMNS
 from northstar.config import load_source
-from northstar.generate.shipments import PARTNERS, generate_shipments
-from northstar.pipeline import run_source
-from northstar.transforms.bronze import LINEAGE_COLUMNS
-from tests.conftest import CONF, make_env
+from northstar.dev.generate.shipments import PARTNERS, generate_shipments
+from northstar.lake import delta, tables
+from northstar.silver.pipeline import run_source
+from tests.helpers.envs import make_env
 
 SOURCE = "wms"
 RUN_SPECIFIC = ["_run_id", "_ingest_time", "_ingest_date", "_landing_file"]
@@ -24,7 +25,7 @@ RUN_SPECIFIC = ["_run_id", "_ingest_time", "_ingest_date", "_landing_file"]
 
 @pytest.fixture(scope="module")
 def wms():
-    return load_source(SOURCE, CONF)
+    return load_source(SOURCE)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def contents(frame) -> Counter:
 
 
 def silver_state(spark, env, partner):
-    frame = load(spark, env.silver_path(SOURCE, f"shipments_{partner}"))
+    frame = load(spark, tables.silver(SOURCE, f"shipments_{partner}").path(env))
     rows = frame.select(
         "shipment_id", "status", F.date_format("status_time", "yyyy-MM-dd HH:mm:ss").alias("t")
     )
@@ -94,12 +95,12 @@ def test_partners_with_different_headers_land_in_one_conformed_shape(spark, env,
         assert bronze.details["rescued"] >= feed.rescued[partner]  # "3 boxes" kept as text, cartons null
         assert silver.details["quarantined.null_primary_key"] == feed.null_keys[partner]
         assert silver.records_written == len(feed.latest[partner])
-        schema = load(spark, env.silver_path(SOURCE, table)).schema
+        schema = load(spark, tables.silver(SOURCE, table).path(env)).schema
         shapes[partner] = [(f.name, f.dataType) for f in schema.fields if f.name not in LINEAGE_COLUMNS]
     assert shapes["acme"] == shapes["bolt"]  # one conformed shape, whatever the partner's headers
     assert [name for name, _ in shapes["acme"]][:4] == ["shipment_id", "order_id", "status", "status_time"]
 
-    bronze = load(spark, env.bronze_path(SOURCE, "shipments_acme"))
+    bronze = load(spark, tables.bronze(SOURCE, "shipments_acme").path(env))
     dock = bronze.where(F.col("_landing_file").endswith(changed.name) & F.col("_rescued_data").isNotNull())
     assert dock.count() > 0 and '"dock_door":"D' in dock.first()["_rescued_data"]  # drift: rescue
     cartons = bronze.where(F.col("_rescued_data").contains('"cartons":"3 boxes"')).collect()
@@ -120,8 +121,8 @@ def test_late_files_apply_status_changes_in_order(spark, tmp_path, wms, feed):
         for entry in run_source(spark, late, wms, tables=["shipments_acme"]):
             assert entry.balanced, entry
     assert silver_state(spark, late, "acme") == truth_state(feed, "acme")
-    first = load(spark, at_once.silver_path(SOURCE, "shipments_acme"), RUN_SPECIFIC)
-    second = load(spark, late.silver_path(SOURCE, "shipments_acme"), RUN_SPECIFIC)
+    first = load(spark, tables.silver(SOURCE, "shipments_acme").path(at_once), RUN_SPECIFIC)
+    second = load(spark, tables.silver(SOURCE, "shipments_acme").path(late), RUN_SPECIFIC)
     assert_df_equality(first, second, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
     not_applied = [
         r.details.get("not_applied", 0)
@@ -145,16 +146,16 @@ def test_redelivered_file_is_ingested_once_and_the_ledger_shows_it(spark, env, w
     assert bronze.records_read == feed.rows["bolt"] + rows_in[files[0]]
     assert bronze.records_duplicate == bronze.details["records_redelivered"] == rows_in[files[0]]
     assert silver_state(spark, env, "bolt") == truth_state(feed, "bolt")
-    tables = {
+    paths = {
         layer: path
         for layer, path in (
-            ("bronze", env.bronze_path(SOURCE, "shipments_bolt")),
-            ("silver", env.silver_path(SOURCE, "shipments_bolt")),
-            ("quarantine", env.quarantine_path(SOURCE, "shipments_bolt")),
+            ("bronze", tables.bronze(SOURCE, "shipments_bolt").path(env)),
+            ("silver", tables.silver(SOURCE, "shipments_bolt").path(env)),
+            ("quarantine", tables.quarantine(SOURCE, "shipments_bolt").path(env)),
         )
     }
-    before = {name: contents(load(spark, path)) for name, path in tables.items()}
-    versions = {name: delta.latest_version(spark, path) for name, path in tables.items()}
+    before = {name: contents(load(spark, path)) for name, path in paths.items()}
+    versions = {name: delta.latest_version(spark, path) for name, path in paths.items()}
 
     # a day later the partner re-sends an old file under yet another name
     again = tmp_path / "late" / "bolt_shipments_resent_by_partner.csv"
@@ -165,10 +166,10 @@ def test_redelivered_file_is_ingested_once_and_the_ledger_shows_it(spark, env, w
     assert (bronze.status, bronze.details["files_redelivered"], bronze.details["files"]) == ("success", 1, 0)
     assert bronze.records_read == bronze.records_duplicate == rows_in[files[1]]
     assert silver.status == "noop"
-    assert {name: delta.latest_version(spark, path) for name, path in tables.items()} == versions
-    assert {name: contents(load(spark, path)) for name, path in tables.items()} == before
+    assert {name: delta.latest_version(spark, path) for name, path in paths.items()} == versions
+    assert {name: contents(load(spark, path)) for name, path in paths.items()} == before
 
-    log = load(spark, env.landing_log_path).where("duplicate_of IS NOT NULL").collect()
+    log = load(spark, tables.LANDING_FILES.path(env)).where("duplicate_of IS NOT NULL").collect()
     assert sorted((r.file_uri.rsplit("/", 1)[1], r.duplicate_of.rsplit("/", 1)[1]) for r in log) == sorted(
         [(resent.name, files[0].name), (again.name, files[1].name)]
     )

@@ -11,13 +11,15 @@ import pytest
 from pyspark.sql import functions as F
 
 from northstar import ledger
-from northstar.bronze import run_bronze
+from northstar.bronze.runner import run_bronze
 from northstar.cli import main
 from northstar.config import load_source
-from northstar.landing import pending_files
-from northstar.pipeline import run_source
+from northstar.lake import tables
+from northstar.landing.files import pending_files
+from northstar.silver.pipeline import run_source
 from northstar.transforms.schema import SchemaDriftError
-from tests.conftest import REPO
+from tests.helpers.conf import load_from
+from tests.helpers.envs import REPO
 
 SOURCE = """
 tables:
@@ -47,7 +49,7 @@ def land(env, folder: str, name: str, records: list) -> None:
 
 
 def test_fail_policy_stops_naming_the_field_and_keeps_files_pending(spark, env, tmp_path):
-    source = load_source("shop", write_conf(tmp_path / "conf", "fail"))
+    source = load_from(write_conf(tmp_path / "conf", "fail"), load_source, "shop")
     land(env, "shop/events", "a.jsonl", [{"id": "1", "ts": 1, "amount": 2.5}])
     run_bronze(spark, env, source, "events")
     land(env, "shop/events", "b.jsonl", [{"id": "2", "ts": 2, "amount": 3, "coupon": "X1"}])
@@ -61,14 +63,14 @@ def test_fail_policy_stops_naming_the_field_and_keeps_files_pending(spark, env, 
     last = ledger.read(spark, env).orderBy(F.col("started_at").desc()).first()
     assert last.status == "failed" and "coupon" in last.error
 
-    evolve = load_source("shop", write_conf(tmp_path / "conf", "evolve"))
+    evolve = load_from(write_conf(tmp_path / "conf", "evolve"), load_source, "shop")
     entry = run_bronze(spark, env, evolve, "events")
     assert entry.records_written == 1
-    assert "coupon" in spark.read.format("delta").load(env.bronze_path("shop", "events")).columns
+    assert "coupon" in spark.read.format("delta").load(tables.bronze("shop", "events").path(env)).columns
 
 
 def test_rescue_policy_keeps_new_fields_and_bad_values_out_of_columns(spark, env, tmp_path):
-    source = load_source("shop", write_conf(tmp_path / "conf", "rescue"))
+    source = load_from(write_conf(tmp_path / "conf", "rescue"), load_source, "shop")
     land(
         env,
         "shop/events",
@@ -92,7 +94,9 @@ def test_rescue_policy_keeps_new_fields_and_bad_values_out_of_columns(spark, env
         2,
         1,
     )
-    silver = {r.id: r for r in spark.read.format("delta").load(env.silver_path("shop", "events")).collect()}
+    silver = {
+        r.id: r for r in spark.read.format("delta").load(tables.silver("shop", "events").path(env)).collect()
+    }
     assert "coupon" not in silver["2"].asDict()
     assert silver["2"].amount is None and json.loads(silver["2"]._rescued_data) == {
         "amount": "n/a",
@@ -108,7 +112,7 @@ def test_csv_source_with_a_ragged_row(spark, env, tmp_path):
         "    ordering: [event_time]\n    columns:\n      - {name: shipment_id, type: string}\n"
         "      - {name: event_time, type: timestamp}\n      - {name: cartons, type: int}\n"
     )
-    source = load_source("wms", tmp_path / "conf")
+    source = load_from(tmp_path / "conf", load_source, "wms")
     land(
         env,
         "wms/shipments",
@@ -130,7 +134,7 @@ def test_csv_source_with_a_ragged_row(spark, env, tmp_path):
     assert silver_entry.balanced and silver_entry.records_duplicate == 1  # S1's older event
     rows = {
         r.shipment_id: r
-        for r in spark.read.format("delta").load(env.silver_path("wms", "shipments")).collect()
+        for r in spark.read.format("delta").load(tables.silver("wms", "shipments").path(env)).collect()
     }
     assert rows["S1"].status == "shipped" and rows["S1"].cartons == 3
     assert rows["S2"].cartons is None and json.loads(rows["S2"]._rescued_data) == {"cartons": "many"}
@@ -142,7 +146,7 @@ def test_parquet_source(spark, env, tmp_path):
         "tables:\n  invoices:\n    format: parquet\n    landing: erp/invoices\n"
         "    primary_key: [invoice_id]\n    ordering: [version]\n"
     )
-    source = load_source("erp", tmp_path / "conf")
+    source = load_from(tmp_path / "conf", load_source, "erp")
     folder = Path(env.landing) / "erp" / "invoices"
     spark.createDataFrame(
         [("I1", 1, 10.0), ("I1", 2, 12.0), ("I2", 1, 5.0)], "invoice_id string, version int, total double"
@@ -151,7 +155,7 @@ def test_parquet_source(spark, env, tmp_path):
     assert bronze_entry.records_written == 3 and silver_entry.records_written == 2
     totals = {
         r.invoice_id: r.total
-        for r in spark.read.format("delta").load(env.silver_path("erp", "invoices")).collect()
+        for r in spark.read.format("delta").load(tables.silver("erp", "invoices").path(env)).collect()
     }
     assert totals == {"I1": 12.0, "I2": 5.0}
 
@@ -189,7 +193,7 @@ def test_cli_unknown_source_is_a_config_error(capsys):
 
 def test_job_runs_unchanged_under_spark_submit(tmp_path):
     """The jobs/ entry point under a real spark-submit (a second JVM), as EMR Serverless starts it."""
-    from northstar.generate.marketplace import generate_feed
+    from northstar.dev.generate.marketplace import generate_feed
 
     generate_feed(tmp_path / "landing", orders=30, files=2, seed=3)
     result = subprocess.run(
@@ -227,7 +231,7 @@ def test_partitioned_silver_merges_only_touched_partitions_and_stays_correct(spa
         "tables:\n  invoices:\n    format: parquet\n    landing: erp/invoices\n"
         "    primary_key: [invoice_id]\n    ordering: [version]\n    partition_by: [region]\n"
     )
-    source = load_source("erp", tmp_path / "conf")
+    source = load_from(tmp_path / "conf", load_source, "erp")
     folder = Path(env.landing) / "erp" / "invoices"
     schema = "invoice_id string, region string, version int, total double"
     first = [(f"I{n}", region, 1, float(n)) for n, region in enumerate(["eu", "us", "apac"] * 10)]
@@ -238,7 +242,7 @@ def test_partitioned_silver_merges_only_touched_partitions_and_stays_correct(spa
     _, silver = run_source(spark, env, source)
 
     assert (silver.details["updated"], silver.details["inserted"], silver.details["not_applied"]) == (2, 1, 1)
-    path = env.silver_path("erp", "invoices")
+    path = tables.silver("erp", "invoices").path(env)
     rows = {
         r.invoice_id: (r.region, r.version, r.total) for r in spark.read.format("delta").load(path).collect()
     }

@@ -17,18 +17,20 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from northstar import delta, ledger
+from northstar import ledger
+from northstar.config.env import SnowflakeSpec
 from northstar.gold import transforms as gold_transforms
-from northstar.gold.runner import GOLD_TABLES, gold_path, run_gold
+from northstar.gold.runner import run_gold
+from northstar.gold.tables import GOLD
+from northstar.lake import delta, tables
 from northstar.models import orders as orders_model
-from northstar.models.runner import model_path, model_quarantine_path, run_models
+from northstar.models.runner import run_models
 from northstar.quality.evaluate import run_checks
 from northstar.quality.publish import audit_and_publish, published_version
 from northstar.warehouse import publish
 from northstar.warehouse.connection import connect, execute
 from northstar.warehouse.reconcile import ReconciliationError
-from northstar.warehouse.spec import SnowflakeSpec
-from tests.conftest import CONF, make_env
+from tests.helpers.envs import make_env
 
 D = Decimal
 DAY1, DAY2 = date(2026, 3, 1), date(2026, 3, 2)
@@ -258,7 +260,7 @@ DIMENSION_AFTER = {
 
 
 def revenue(spark, env) -> dict:
-    rows = spark.read.format("delta").load(gold_path(env, "daily_revenue")).collect()
+    rows = spark.read.format("delta").load(tables.gold("daily_revenue").path(env)).collect()
     return {
         (r.revenue_date, r.currency, r.sales_channel): (
             r.order_count,
@@ -273,7 +275,7 @@ def revenue(spark, env) -> dict:
 
 def payments(spark, env) -> dict:
     rows = (
-        spark.read.format("delta").load(gold_path(env, "fact_payments"))
+        spark.read.format("delta").load(tables.gold("fact_payments").path(env))
         .groupBy("payment_date", "currency")
         .agg(F.count(F.lit(1)), F.sum("amount"), F.sum("amount_refunded"), F.sum("net_amount"))
         .collect()
@@ -283,7 +285,7 @@ def payments(spark, env) -> dict:
 
 def dimension(spark, env) -> dict:
     """(customer_token, email token, valid_from, valid_to, is_current, orders_in_version) -> customer_sk."""
-    rows = spark.read.format("delta").load(gold_path(env, "dim_customer")).collect()
+    rows = spark.read.format("delta").load(tables.gold("dim_customer").path(env)).collect()
     return {
         (
             r.customer_token,
@@ -299,7 +301,7 @@ def dimension(spark, env) -> dict:
 
 def files_by_day(spark, env, table, column) -> dict:
     rows = (
-        spark.read.format("delta").load(gold_path(env, table))
+        spark.read.format("delta").load(tables.gold(table).path(env))
         .select(column, F.input_file_name().alias("file")).distinct().collect()
     )  # fmt: skip
     out: dict = {}
@@ -309,7 +311,7 @@ def files_by_day(spark, env, table, column) -> dict:
 
 
 def gold_contents(spark, env, table) -> Counter:
-    frame = spark.read.format("delta").load(gold_path(env, table))
+    frame = spark.read.format("delta").load(tables.gold(table).path(env))
     return Counter(tuple(_plain(v) for v in r) for r in frame.select(*frame.columns).collect())
 
 
@@ -338,32 +340,32 @@ def lake(spark, tmp_path_factory):
     )  # fmt: skip
     cdf = {"delta.enableChangeDataFeed": "true"}
     spark.createDataFrame(ORDERS, ORDER_SCHEMA).write.format("delta").options(**cdf).save(
-        model_path(env, "orders")
+        tables.model("orders").path(env)
     )
     spark.createDataFrame(REFUNDS, REFUND_SCHEMA).write.format("delta").options(**cdf).save(
-        model_path(env, "refunds")
+        tables.model("refunds").path(env)
     )
     # Stripe goes through its conformed model (minor units, status map, quarantine) as in production
     spark.createDataFrame(CHARGES, CHARGE_SCHEMA).write.format("delta").options(**cdf).save(
-        env.silver_path("stripe", "charges")
+        tables.silver("stripe", "charges").path(env)
     )
     spark.createDataFrame(SHIPMENTS, SHIPMENT_SCHEMA).write.format("delta").options(**cdf).save(
-        model_path(env, "shipments")
+        tables.model("shipments").path(env)
     )
-    models = run_models(spark, env, "payments", conf_dir=CONF)
+    models = run_models(spark, env, "payments")
     first = run_gold(spark, env)
     state = {
         "first": first,
         "revenue_before": revenue(spark, env),
         "facts": {
-            name: {tuple(r) for r in spark.read.format("delta").load(gold_path(env, name)).drop("created_at", "updated_at").collect()}
+            name: {tuple(r) for r in spark.read.format("delta").load(tables.gold(name).path(env)).drop("created_at", "updated_at").collect()}
             for name in ("fact_orders", "fact_order_lines", "fact_refunds")
         },
         "files_before": {
             "daily_revenue": files_by_day(spark, env, "daily_revenue", "revenue_date"),
             "fact_refunds": files_by_day(spark, env, "fact_refunds", "refund_date"),
         },
-        "versions_before": {n: delta.latest_version(spark, gold_path(env, n)) for n in GOLD_TABLES},
+        "versions_before": {n: delta.latest_version(spark, tables.gold(n).path(env)) for n in GOLD},
         "models": models,
         "payments_before": payments(spark, env),
         "dimension_before": dimension(spark, env),
@@ -373,19 +375,19 @@ def lake(spark, tmp_path_factory):
     # the second delivery: a late refund, a late order with old customer details, a later Stripe snapshot
     # (1,200 yen refunded on ch_3) and a shipment's next status a day later
     spark.createDataFrame([LATE_REFUND], REFUND_SCHEMA).write.format("delta").mode("append").save(
-        model_path(env, "refunds")
+        tables.model("refunds").path(env)
     )
     spark.createDataFrame([LATE_ORDER], ORDER_SCHEMA).write.format("delta").mode("append").save(
-        model_path(env, "orders")
+        tables.model("orders").path(env)
     )
     # what the models' MERGE does with a newer version: one UPDATE of the conformed row
-    DeltaTable.forPath(spark, model_path(env, "payments")).update(
+    DeltaTable.forPath(spark, tables.model("payments").path(env)).update(
         "payment_id = 'ch_3'",
         {"amount_refunded": "CAST(1200 AS DECIMAL(18,2))", "updated_at": "timestamp'2026-03-04'"},
     )
-    DeltaTable.forPath(spark, model_path(env, "shipments")).update("shipment_id = 'S3'", LATE_SHIPMENT)
+    DeltaTable.forPath(spark, tables.model("shipments").path(env)).update("shipment_id = 'S3'", LATE_SHIPMENT)
     state["second"] = run_gold(spark, env)
-    state["versions_after"] = {n: delta.latest_version(spark, gold_path(env, n)) for n in GOLD_TABLES}
+    state["versions_after"] = {n: delta.latest_version(spark, tables.gold(n).path(env)) for n in GOLD}
     state["third"] = run_gold(spark, env)
     return env, state
 
@@ -439,7 +441,8 @@ def test_payments_and_shipments_equal_the_hand_computed_figures(spark, lake):
     assert state["payments_before"] == PAYMENTS_BEFORE
     assert payments(spark, env) == PAYMENTS_AFTER
     facts = {
-        r.payment_id: r for r in spark.read.format("delta").load(gold_path(env, "fact_payments")).collect()
+        r.payment_id: r
+        for r in spark.read.format("delta").load(tables.gold("fact_payments").path(env)).collect()
     }
     assert sorted(facts) == [
         "ch_1",
@@ -459,12 +462,12 @@ def test_payments_and_shipments_equal_the_hand_computed_figures(spark, lake):
         first_payments.records_quarantined,
     ) == (5, 4, 1)
     assert first_payments.details["quarantined.unmapped_status"] == 1
-    quarantined = spark.read.format("delta").load(model_quarantine_path(env, "payments")).collect()
+    quarantined = spark.read.format("delta").load(tables.model_quarantine("payments").path(env)).collect()
     assert [(r.reason, "requires_capture" in r.reason_detail) for r in quarantined] == [
         ("unmapped_status", True)
     ]
 
-    shipments = spark.read.format("delta").load(gold_path(env, "fact_shipments")).collect()
+    shipments = spark.read.format("delta").load(tables.gold("fact_shipments").path(env)).collect()
     by_day: dict = {}
     for r in shipments:
         by_day.setdefault(r.shipment_date, {})[r.shipment_id] = (r.source_system, r.status, r.weight_kg)
@@ -482,7 +485,7 @@ def test_customer_dimension_is_scd2_and_independent_of_arrival_order(spark, lake
     # the same orders delivered in order, all at once, give the same dimension
     in_order = sorted(ORDERS + [LATE_ORDER], key=lambda row: row[ORDER_SCHEMA.names.index("created_at")])
     fresh = gold_transforms.customer_dimension(spark.createDataFrame(in_order, ORDER_SCHEMA))
-    gold = spark.read.format("delta").load(gold_path(env, "dim_customer"))
+    gold = spark.read.format("delta").load(tables.gold("dim_customer").path(env))
     assert sorted(map(tuple, fresh.collect())) == sorted(map(tuple, gold.select(*fresh.columns).collect()))
     second = {e.table_name: e for e in state["second"]}["dim_customer"]
     assert (second.records_read, second.records_written, second.records_duplicate) == (
@@ -492,14 +495,14 @@ def test_customer_dimension_is_scd2_and_independent_of_arrival_order(spark, lake
     )  # 6 orders, 3 versions
     third = {e.table_name: e for e in state["third"]}["dim_customer"]
     assert third.status == ledger.NOOP and state["versions_after"]["dim_customer"] == delta.latest_version(
-        spark, gold_path(env, "dim_customer")
+        spark, tables.gold("dim_customer").path(env)
     )
 
 
 def test_gold_rerun_with_nothing_new_changes_nothing(spark, lake):
     env, state = lake
     assert {e.status for e in state["third"]} == {ledger.NOOP}
-    assert {n: delta.latest_version(spark, gold_path(env, n)) for n in GOLD_TABLES} == state["versions_after"]
+    assert {n: delta.latest_version(spark, tables.gold(n).path(env)) for n in GOLD} == state["versions_after"]
 
 
 @pytest.fixture(scope="module")
@@ -524,9 +527,9 @@ def published(spark, lake, monkeypatch_module):
             "SELECT table_name FROM NORTHSTAR.information_schema.tables WHERE table_name LIKE '%__STG_%'",
         )
         retry = publish.publish_all(spark, env, conn, run_id="publish-2-retry")
-        after_retry = {n: warehouse_contents(conn, env.snowflake, n) for n in GOLD_TABLES}
+        after_retry = {n: warehouse_contents(conn, env.snowflake, n) for n in GOLD}
         again = publish.publish_all(spark, env, conn, run_id="publish-3-rerun")
-        after_rerun = {n: warehouse_contents(conn, env.snowflake, n) for n in GOLD_TABLES}
+        after_rerun = {n: warehouse_contents(conn, env.snowflake, n) for n in GOLD}
         objects = execute(
             conn,
             "SELECT table_schema, table_name FROM NORTHSTAR.information_schema.tables WHERE table_schema <> 'INFORMATION_SCHEMA'",
@@ -542,8 +545,8 @@ def published(spark, lake, monkeypatch_module):
         tampered = publish.check_table(
             conn,
             env.snowflake,
-            GOLD_TABLES["daily_revenue"],
-            spark.read.format("delta").load(gold_path(env, "daily_revenue")),
+            GOLD["daily_revenue"],
+            spark.read.format("delta").load(tables.gold("daily_revenue").path(env)),
         )
     return {
         "leftover": leftover, "retry": retry, "again": again, "after_retry": after_retry,
@@ -560,7 +563,7 @@ def monkeypatch_module():
 def test_crashed_publish_then_retry_leaves_no_duplicate_and_equals_gold(spark, lake, published):
     env, _ = lake
     assert published["leftover"] == [("FACT_ORDER_LINES__STG_PUBLISH_1_CRASHED",)]
-    for name in GOLD_TABLES:
+    for name in GOLD:
         assert published["after_retry"][name] == gold_contents(spark, env, name), name
         assert max(published["after_retry"][name].values()) == 1  # no row twice
     assert all(r.reconciled for r in published["retry"])
@@ -578,7 +581,7 @@ def test_warehouse_totals_equal_gold_totals_and_are_recorded(spark, lake, publis
     revenue = {r.table: r for r in published["again"]}["daily_revenue"]
     by_metric = {(d.partition, d.metric): d for d in revenue.differences}
     assert by_metric[(("2026-03-02", "EUR"), "net_amount")].warehouse == D("25.50")
-    recorded = spark.read.format("delta").load(publish.reconciliation_path(env))
+    recorded = spark.read.format("delta").load(tables.WAREHOUSE_RECONCILIATION.path(env))
     assert recorded.where("matches = false").count() == 0
     assert {r.run_id for r in recorded.select("run_id").distinct().collect()} == {
         "publish-2-retry",
@@ -605,10 +608,10 @@ def test_no_raw_email_or_phone_in_gold_or_any_warehouse_table(spark, lake, publi
     texts = [
         str(v) for rows in published["scanned"].values() for row in rows for v in row if isinstance(v, str)
     ]
-    for name in GOLD_TABLES:
-        frame = spark.read.format("delta").load(gold_path(env, name))
+    for name in GOLD:
+        frame = spark.read.format("delta").load(tables.gold(name).path(env))
         texts += [str(v) for row in frame.collect() for v in row if isinstance(v, str)]
-    assert len(published["scanned"]) >= len(GOLD_TABLES) and texts
+    assert len(published["scanned"]) >= len(GOLD) and texts
     assert TOKEN_A in texts and EMAIL_A_NEW in texts  # the scan sees the token columns (dim_customer's too)
     leaks = [v for v in texts if EMAIL.search(v) or PHONE.search(v) or v in RAW_EMAILS + RAW_PHONES]
     assert leaks == []
@@ -616,17 +619,18 @@ def test_no_raw_email_or_phone_in_gold_or_any_warehouse_table(spark, lake, publi
 
 def test_a_failed_gold_audit_keeps_the_warehouse_on_the_last_good_version(spark, lake, published):
     env, _ = lake
-    path = gold_path(env, "fact_orders")
-    good = published_version(spark, env, "gold.fact_orders")
+    fact_orders = GOLD["fact_orders"].table
+    path = fact_orders.path(env)
+    good = published_version(spark, env, fact_orders)
     assert good == delta.latest_version(spark, path)  # every gold run audited and published its version
     # a wrong transform writes one order twice: the audit (conf/quality/gold.fact_orders.yaml) refuses it
     spark.read.format("delta").load(path).limit(1).write.format("delta").mode("append").save(path)
     current = spark.read.format("delta").load(path)
     found = run_checks(spark, env, "gold.fact_orders", current, "gold-bad", key=["source_system", "order_id"])
-    decision = audit_and_publish(spark, env, "gold.fact_orders", "gold-bad", found, path=path)
+    decision = audit_and_publish(spark, env, fact_orders, "gold-bad", found)
     assert not decision.published and decision.published_version == good
     assert "order_key_unique" in decision.failed_checks
-    alerts = spark.read.format("delta").load(env.alerts_path).where("table_name = 'gold.fact_orders'")
+    alerts = spark.read.format("delta").load(tables.ALERTS.path(env)).where("table_name = 'gold.fact_orders'")
     assert alerts.count() == 1
 
     with connect(env.snowflake) as conn:  # the publish takes the published (last good) version

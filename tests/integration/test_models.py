@@ -16,11 +16,12 @@ import pytest
 import yaml
 from pyspark.sql import functions as F
 
-from northstar import delta, ledger
-from northstar.generate.marketplace import generate_feed
-from northstar.models.runner import model_path, model_quarantine_path, run_models
-from northstar.pipeline import run_source
-from tests.conftest import CONF
+from northstar import ledger
+from northstar.dev.generate.marketplace import generate_feed
+from northstar.lake import delta, tables
+from northstar.models.runner import run_models
+from northstar.silver.pipeline import run_source
+from tests.helpers.envs import CONF
 
 TOKEN_KEY = "integration-test-token-key"
 UTC_MS = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
@@ -38,8 +39,8 @@ def token_key(monkeypatch):
     monkeypatch.delenv("NORTHSTAR_CUSTOMER_TOKEN_KEY_REF", raising=False)
 
 
-def deliver(feed_root: Path, env, parts, tables=("orders", "refunds")) -> None:
-    for table in tables:
+def deliver(feed_root: Path, env, parts, names=("orders", "refunds")) -> None:
+    for table in names:
         target = Path(env.landing) / "marketplace" / table
         target.mkdir(parents=True, exist_ok=True)
         for number in parts:
@@ -89,7 +90,7 @@ def expected_order(record: dict, statuses: dict[str, str]) -> tuple:
 def conformed_orders(spark, env) -> dict[str, tuple]:
     rows = (
         spark.read.format("delta")
-        .load(model_path(env, "orders"))
+        .load(tables.model("orders").path(env))
         .withColumn("created", F.date_format("created_at", UTC_MS))
         .withColumn("updated", F.date_format("updated_at", UTC_MS))
         .collect()
@@ -119,7 +120,7 @@ def contents(spark, path) -> Counter:
 
 def marketplace_models(spark, env, **options):
     """The models the marketplace feeds (payments and shipments have no input here: `all` would add noops)."""
-    return [e for m in ("orders", "refunds") for e in run_models(spark, env, m, conf_dir=CONF, **options)]
+    return [e for m in ("orders", "refunds") for e in run_models(spark, env, m, **options)]
 
 
 def test_models_equal_ground_truth_rerun_is_a_noop_and_full_refresh_is_identical(
@@ -140,7 +141,7 @@ def test_models_equal_ground_truth_rerun_is_a_noop_and_full_refresh_is_identical
     assert any(isinstance(v["shipping_fee"], dict) for v in truth.orders.values())  # the drift is in the feed
     assert conformed_orders(spark, env) == expected
 
-    orders = spark.read.format("delta").load(model_path(env, "orders"))
+    orders = spark.read.format("delta").load(tables.model("orders").path(env))
     totals = {
         r.currency: r.total
         for r in orders.groupBy("currency").agg(F.sum("total_amount").alias("total")).collect()
@@ -155,7 +156,7 @@ def test_models_equal_ground_truth_rerun_is_a_noop_and_full_refresh_is_identical
     refunds = {
         r.refund_id: (r.order_id, r.status, r.currency, r.refund_amount, r.updated)
         for r in spark.read.format("delta")
-        .load(model_path(env, "refunds"))
+        .load(tables.model("refunds").path(env))
         .withColumn("updated", F.date_format("updated_at", UTC_MS))
         .collect()
     }
@@ -168,7 +169,7 @@ def test_models_equal_ground_truth_rerun_is_a_noop_and_full_refresh_is_identical
     assert len(model_runs) == 4
     for run in model_runs:
         assert run.records_read == run.records_written + run.records_duplicate + run.records_quarantined
-    paths = {m: model_path(env, m) for m in ("orders", "refunds")}
+    paths = {m: tables.model(m).path(env) for m in ("orders", "refunds")}
     before = {m: contents(spark, p) for m, p in paths.items()}
     versions = {m: delta.latest_version(spark, p) for m, p in paths.items()}
 
@@ -185,9 +186,9 @@ def test_models_equal_ground_truth_rerun_is_a_noop_and_full_refresh_is_identical
 
 def test_late_update_changes_only_that_order_and_bad_rows_go_to_quarantine(spark, env, marketplace, feed):
     root, truth = feed
-    deliver(root, env, [0, 1, 2], tables=("orders",))
+    deliver(root, env, [0, 1, 2], names=("orders",))
     run_source(spark, env, marketplace, tables=["orders"])
-    run_models(spark, env, "orders", conf_dir=CONF)
+    run_models(spark, env, "orders")
     before = conformed_orders(spark, env)
 
     old_id, stale_id = sorted(truth.orders)[:2]
@@ -204,7 +205,7 @@ def test_late_update_changes_only_that_order_and_bad_rows_go_to_quarantine(spark
     landing = Path(env.landing) / "marketplace" / "orders" / "part-late.jsonl"
     landing.write_text("\n".join(json.dumps(r) for r in (late, stale, unknown_currency)) + "\n")
     run_source(spark, env, marketplace, tables=["orders"])
-    [entry] = run_models(spark, env, "orders", conf_dir=CONF)
+    [entry] = run_models(spark, env, "orders")
 
     after = conformed_orders(spark, env)
     changed = {k for k in after if before.get(k) != after[k]}
@@ -213,7 +214,7 @@ def test_late_update_changes_only_that_order_and_bad_rows_go_to_quarantine(spark
     assert (entry.records_read, entry.records_written, entry.records_quarantined) == (2, 1, 1)
     assert entry.details["updated"] == 1 and entry.details["quarantined.unknown_currency"] == 1
 
-    quarantined = spark.read.format("delta").load(model_quarantine_path(env, "orders")).collect()
+    quarantined = spark.read.format("delta").load(tables.model_quarantine("orders").path(env)).collect()
     assert [(q.reason, q.layer, q.table_name) for q in quarantined] == [
         ("unknown_currency", "model", "orders")
     ]

@@ -12,10 +12,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from northstar.config.env import AlertsSpec
+from northstar.lake import tables
 from northstar.ledger import LEDGER_SCHEMA
 from northstar.observability.commands import report_runs
 from northstar.observability.status import table_status
-from northstar.orchestration.env_spec import AlertsSpec
 
 NOW = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)
 REGION = "eu-west-1"
@@ -62,7 +63,7 @@ LEDGER_ROWS = [
 
 @pytest.fixture
 def ledger_env(spark, env):
-    spark.createDataFrame(LEDGER_ROWS, LEDGER_SCHEMA).write.format("delta").save(env.run_ledger_path)
+    spark.createDataFrame(LEDGER_ROWS, LEDGER_SCHEMA).write.format("delta").save(tables.RUN_LEDGER.path(env))
     return env
 
 
@@ -135,7 +136,7 @@ def test_freshness_breach_sends_sns_alert_and_metrics_reach_cloudwatch(spark, le
 
 def test_no_alert_when_everything_is_fresh(spark, env):
     fresh = [run("wms", "shipments", "silver", "success", 5)]
-    spark.createDataFrame(fresh, LEDGER_SCHEMA).write.format("delta").save(env.run_ledger_path)
+    spark.createDataFrame(fresh, LEDGER_SCHEMA).write.format("delta").save(tables.RUN_LEDGER.path(env))
     with mock_aws():
         sns = boto3.client("sns", region_name=REGION)
         topic = sns.create_topic(Name="northstar-test-alerts")["TopicArn"]

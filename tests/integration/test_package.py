@@ -32,6 +32,7 @@ def test_build_and_upload_a_release(tmp_path):
         names = set(archive.getnames())
     assert "bin/python" in names and "northstar-conf/sources/shop_db.yaml" in names
     assert any(n.endswith("site-packages/northstar/orchestration/emr.py") for n in names)
+    assert not [n for n in names if "site-packages/northstar/dev/" in n]  # demo, benchmarks, simulators stay out
     assert "jobs/extract.py" in manifest["files"] and "jars/postgresql-42.7.4.jar" in manifest["files"]
     assert json.loads((out / "manifest.json").read_text())["version"] == "1.0.0-test"
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from northstar.cli import main
 from northstar.config import load_source
-from northstar.generate.stripe_events import TEST_PANS, generate_stripe_events
+from northstar.dev.generate.stripe_events import TEST_PANS, generate_stripe_events
+from northstar.lake import tables
 from northstar.transforms.pci import CANDIDATE
-from tests.conftest import CONF
+from tests.helpers.conf import load_from
+from tests.helpers.envs import CONF
 
 PANS = ["4242424242424242", "4000 0566 5566 5556", "5200-8282-8282-8210"]  # Stripe's public test numbers
 DIGITS = [p.replace(" ", "").replace("-", "") for p in PANS]
@@ -95,8 +97,8 @@ def assert_no_card_numbers(spark, roots: list[Path], pans: list[str], output: st
 
     Returns how many Delta tables were read (so a caller can check the scan found its tables)."""
     known = spellings(pans)
-    tables = sorted({p.parent.parent for root in roots for p in root.rglob("_delta_log/*.json")})
-    for table in tables:  # every table's current rows: no Luhn-valid digit run in any text value
+    table_dirs = sorted({p.parent.parent for root in roots for p in root.rglob("_delta_log/*.json")})
+    for table in table_dirs:  # every table's current rows: no Luhn-valid digit run in any text value
         for row in spark.read.format("delta").load(str(table)).collect():
             text = json.dumps(row.asDict(recursive=True), default=str)
             assert not any(k in text for k in known), f"{table} holds a card number"
@@ -115,7 +117,7 @@ def assert_no_card_numbers(spark, roots: list[Path], pans: list[str], output: st
                 assert not any(k.encode() in data for k in known), file
     # logs hold epoch-millisecond timestamps (13 digits, a tenth pass Luhn): look for the numbers themselves
     assert not any(k in output for k in known), "a card number was printed or logged"
-    return len(tables)
+    return len(table_dirs)
 
 
 SOURCE = """
@@ -159,25 +161,25 @@ def test_card_numbers_never_reach_storage_or_logs(spark, env, tmp_path, capsys, 
         assert main(["run", "--source", "stripe", "--env", "t", "--conf-dir", str(conf)]) == 0
     printed = capsys.readouterr()
 
-    tables = {
-        "bronze": env.bronze_path("stripe", "charges"),
-        "silver": env.silver_path("stripe", "charges"),
-        "quarantine": env.quarantine_path("stripe", "charges"),
-        "ledger": env.run_ledger_path,
+    paths = {
+        "bronze": tables.bronze("stripe", "charges").path(env),
+        "silver": tables.silver("stripe", "charges").path(env),
+        "quarantine": tables.quarantine("stripe", "charges").path(env),
+        "ledger": tables.RUN_LEDGER.path(env),
     }
-    for name, path in tables.items():
+    for name, path in paths.items():
         assert spark.read.format("delta").load(path).count(), name
     output = printed.out + printed.err + caplog.text
     assert assert_no_card_numbers(spark, [Path(env.lake), Path(env.quarantine)], PANS, output) >= 4
 
-    bronze = spark.read.format("delta").load(tables["bronze"])
+    bronze = spark.read.format("delta").load(paths["bronze"])
     assert {r.id for r in bronze.where("_pan_redacted").collect()} == {"ch_2", "ch_3", None}
-    quarantined = spark.read.format("delta").load(tables["quarantine"]).collect()
+    quarantined = spark.read.format("delta").load(paths["quarantine"]).collect()
     assert {r.reason for r in quarantined} == {"malformed_record", "null_primary_key"}
     assert all("[REDACTED-PAN]" in r.raw_record for r in quarantined)
-    silver = {r.id: r for r in spark.read.format("delta").load(tables["silver"]).collect()}
+    silver = {r.id: r for r in spark.read.format("delta").load(paths["silver"]).collect()}
     assert silver["ch_1"].payment_method_details.card.fingerprint == "fp1"  # tokens and fingerprints stay
-    assert load_source("stripe", conf).tables["charges"].redact_card_numbers
+    assert load_from(conf, load_source, "stripe").tables["charges"].redact_card_numbers
 
 
 def test_stripe_webhook_events_leave_no_card_number_in_tables_files_or_logs(
@@ -203,16 +205,18 @@ def test_stripe_webhook_events_leave_no_card_number_in_tables_files_or_logs(
     assert "INFO org.apache.spark.scheduler.DAGScheduler: Job" in jvm_log.text  # Spark's log was captured
 
     assert not card_numbers_in(printed.out)  # the run report: nothing Luhn-valid at all
-    tables = assert_no_card_numbers(spark, [Path(env.lake), Path(env.quarantine)], TEST_PANS, output)
-    assert tables >= 8  # bronze, silver, quarantine of both tables, ledger, landing log
+    scanned = assert_no_card_numbers(spark, [Path(env.lake), Path(env.quarantine)], TEST_PANS, output)
+    assert scanned >= 8  # bronze, silver, quarantine of both tables, ledger, landing log
     for table in ("events", "objects"):
-        bronze = spark.read.format("delta").load(env.bronze_path("stripe_events", table))
+        bronze = spark.read.format("delta").load(tables.bronze("stripe_events", table).path(env))
         flagged = bronze.where("_pan_redacted").collect()
         assert len(flagged) == feed.pan_lines  # every line that carried one, parsed or not
-        quarantined = spark.read.format("delta").load(env.quarantine_path("stripe_events", table)).collect()
+        quarantined = (
+            spark.read.format("delta").load(tables.quarantine("stripe_events", table).path(env)).collect()
+        )
         malformed = [r for r in quarantined if r.reason == "malformed_record"]
         assert len(malformed) == feed.malformed and any("[REDACTED-PAN]" in r.raw_record for r in malformed)
-    silver = spark.read.format("delta").load(env.silver_path("stripe_events", "objects"))
+    silver = spark.read.format("delta").load(tables.silver("stripe_events", "objects").path(env))
     charge = silver.where("object_type = 'charge'").first()
     card = charge.data.object.payment_method_details.card
     assert card.fingerprint and len(card.last4) == 4  # tokens and fingerprints are kept

@@ -14,13 +14,14 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from northstar import delta, ledger
-from northstar.bronze import run_bronze
+from northstar import ledger
+from northstar.bronze.runner import run_bronze
 from northstar.catalog import register_tables
-from northstar.generate.marketplace import generate_feed
-from northstar.pipeline import run_source
-from northstar.silver import run_silver
-from tests.conftest import make_env
+from northstar.dev.generate.marketplace import generate_feed
+from northstar.lake import delta, tables
+from northstar.silver.pipeline import run_source
+from northstar.silver.runner import run_silver
+from tests.helpers.envs import make_env
 
 RUN_SPECIFIC = ["_run_id", "_ingest_time", "_ingest_date", "_landing_file"]
 
@@ -32,9 +33,9 @@ def feed(tmp_path_factory):
     return root, generate_feed(root, orders=160, files=4, seed=11)
 
 
-def deliver(feed_root: Path, env, source, parts, tables=("orders", "refunds")) -> None:
-    for table in tables:
-        target = Path(env.landing_path(source.tables[table]))
+def deliver(feed_root: Path, env, source, parts, names=("orders", "refunds")) -> None:
+    for table in names:
+        target = Path(tables.landing_folder(env, source.tables[table]))
         target.mkdir(parents=True, exist_ok=True)
         for number in parts:
             shutil.copy(feed_root / "marketplace" / table / f"part-{number:04d}.jsonl", target)
@@ -52,7 +53,7 @@ def load(spark, path, drop=()):
 def silver_state(spark, env, table, key):
     return {
         r[key]: (r["updated_at"].isoformat(timespec="milliseconds"), r["status"])
-        for r in load(spark, env.silver_path("marketplace", table)).collect()
+        for r in load(spark, tables.silver("marketplace", table).path(env)).collect()
     }
 
 
@@ -62,10 +63,10 @@ def truth_state(records):
 
 def all_tables(env):
     return {
-        "bronze": env.bronze_path("marketplace", "orders"),
-        "silver": env.silver_path("marketplace", "orders"),
-        "quarantine": env.quarantine_path("marketplace", "orders"),
-        "landing_log": env.landing_log_path,
+        "bronze": tables.bronze("marketplace", "orders").path(env),
+        "silver": tables.silver("marketplace", "orders").path(env),
+        "quarantine": tables.quarantine("marketplace", "orders").path(env),
+        "landing_log": tables.LANDING_FILES.path(env),
     }
 
 
@@ -74,7 +75,7 @@ def assert_pii_is_tokenized(spark, env, root):
     landed = "".join(p.read_text() for p in (root / "marketplace" / "orders").glob("*.jsonl"))
     raw_emails = set(re.findall(r"user\d+@example\.com", landed))
     assert raw_emails
-    silver = load(spark, env.silver_path("marketplace", "orders")).where("customer IS NOT NULL")
+    silver = load(spark, tables.silver("marketplace", "orders").path(env)).where("customer IS NOT NULL")
     customers = silver.select("customer.*").collect()
     text = " ".join(str(r.asDict()) for r in customers)
     assert not any(email in text for email in raw_emails)
@@ -112,11 +113,11 @@ def test_silver_equals_ground_truth_and_every_line_is_accounted_for(spark, env, 
     for r in rows:
         assert r.records_read == r.records_written + r.records_duplicate + r.records_quarantined, r.run_id
 
-    bronze = load(spark, env.bronze_path("marketplace", "orders"))
+    bronze = load(spark, tables.bronze("marketplace", "orders").path(env))
     assert "fulfillment" in bronze.columns  # the new field was added to the schema
     rescued = bronze.where(F.col("_rescued_data").isNotNull()).select("_rescued_data").first()[0]
     assert '"shipping_fee":"{\\"amount\\":' in rescued  # the object was kept, not lost
-    quarantine = load(spark, env.quarantine_path("marketplace", "orders"))
+    quarantine = load(spark, tables.quarantine("marketplace", "orders").path(env))
     assert {r.reason for r in quarantine.select("reason").distinct().collect()} == {
         "malformed_record",
         "null_primary_key",
@@ -126,7 +127,7 @@ def test_silver_equals_ground_truth_and_every_line_is_accounted_for(spark, env, 
 
 def test_running_twice_leaves_every_table_identical(spark, env, marketplace, feed):
     root, _ = feed
-    deliver(root, env, marketplace, range(4), tables=("orders",))
+    deliver(root, env, marketplace, range(4), names=("orders",))
     run_source(spark, env, marketplace, tables=["orders"])
     before = {name: contents(load(spark, path)) for name, path in all_tables(env).items()}
     versions = {name: delta.latest_version(spark, path) for name, path in all_tables(env).items()}
@@ -143,25 +144,25 @@ def test_running_twice_leaves_every_table_identical(spark, env, marketplace, fee
 def test_delivery_order_does_not_change_silver(spark, tmp_path, marketplace, feed):
     root, truth = feed
     forward, backward = make_env(tmp_path / "forward"), make_env(tmp_path / "backward")
-    deliver(root, forward, marketplace, [0, 1, 2, 3], tables=("orders",))  # all files in one run
+    deliver(root, forward, marketplace, [0, 1, 2, 3], names=("orders",))  # all files in one run
     run_source(spark, forward, marketplace, tables=["orders"])
     for numbers in ([3, 2], [1, 0]):  # newest files first: the second run sees older versions arrive late
-        deliver(root, backward, marketplace, numbers, tables=("orders",))
+        deliver(root, backward, marketplace, numbers, names=("orders",))
         run_source(spark, backward, marketplace, tables=["orders"])
-    first = load(spark, forward.silver_path("marketplace", "orders"), RUN_SPECIFIC)
-    second = load(spark, backward.silver_path("marketplace", "orders"), RUN_SPECIFIC)
+    first = load(spark, tables.silver("marketplace", "orders").path(forward), RUN_SPECIFIC)
+    second = load(spark, tables.silver("marketplace", "orders").path(backward), RUN_SPECIFIC)
     assert_df_equality(first, second, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
     assert silver_state(spark, backward, "orders", "order_id") == truth_state(truth.orders)
 
 
 def test_crash_between_bronze_write_and_landing_log_is_repaired(spark, env, marketplace, feed, monkeypatch):
     root, truth = feed
-    deliver(root, env, marketplace, range(4), tables=("orders",))
+    deliver(root, env, marketplace, range(4), names=("orders",))
 
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash after the bronze commit")
 
-    monkeypatch.setattr("northstar.landing.record_ingested", crash)
+    monkeypatch.setattr("northstar.landing.files.record_ingested", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_bronze(spark, env, marketplace, "orders")
     monkeypatch.undo()
@@ -172,10 +173,10 @@ def test_crash_between_bronze_write_and_landing_log_is_repaired(spark, env, mark
 
     entry = run_bronze(spark, env, marketplace, "orders")  # picks the same files up again
     assert entry.records_read == truth.lines["orders"]
-    bronze = load(spark, env.bronze_path("marketplace", "orders"))
+    bronze = load(spark, tables.bronze("marketplace", "orders").path(env))
     assert bronze.count() == truth.lines["orders"]  # every line once; unparseable ones as raw text only
     assert bronze.where("_corrupt_record IS NOT NULL").count() == truth.malformed["orders"]
-    quarantine = load(spark, env.quarantine_path("marketplace", "orders"))
+    quarantine = load(spark, tables.quarantine("marketplace", "orders").path(env))
     assert quarantine.count() == truth.malformed["orders"]
 
     run_silver(spark, env, marketplace, "orders")
@@ -186,13 +187,13 @@ def test_crash_in_silver_before_merge_then_retry_writes_quarantine_once(
     spark, env, marketplace, feed, monkeypatch
 ):
     root, truth = feed
-    deliver(root, env, marketplace, range(4), tables=("orders",))
+    deliver(root, env, marketplace, range(4), names=("orders",))
     run_bronze(spark, env, marketplace, "orders")
 
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash before the MERGE")
 
-    monkeypatch.setattr("northstar.silver._merge", crash)
+    monkeypatch.setattr("northstar.silver.runner.merge_latest", crash)
     with pytest.raises(RuntimeError):
         run_silver(spark, env, marketplace, "orders")
     monkeypatch.undo()
@@ -200,7 +201,7 @@ def test_crash_in_silver_before_merge_then_retry_writes_quarantine_once(
 
     assert retry.status == "success" and retry.records_quarantined == truth.null_keys["orders"]
     assert retry.details["quarantine_written_by_earlier_attempt"] == 1
-    quarantine = load(spark, env.quarantine_path("marketplace", "orders")).where("layer = 'silver'")
+    quarantine = load(spark, tables.quarantine("marketplace", "orders").path(env)).where("layer = 'silver'")
     assert quarantine.count() == truth.null_keys["orders"]
     assert quarantine.select("record_hash").distinct().count() == quarantine.count()
     assert silver_state(spark, env, "orders", "order_id") == truth_state(truth.orders)
@@ -209,29 +210,31 @@ def test_crash_in_silver_before_merge_then_retry_writes_quarantine_once(
 def test_full_refresh_rebuilds_the_same_silver(spark, env, marketplace, feed):
     root, _ = feed
     for number in range(4):
-        deliver(root, env, marketplace, [number], tables=("orders",))
+        deliver(root, env, marketplace, [number], names=("orders",))
         run_source(spark, env, marketplace, tables=["orders"])
-    path = env.silver_path("marketplace", "orders")
+    path = tables.silver("marketplace", "orders").path(env)
     incremental = contents(load(spark, path))
-    quarantined = load(spark, env.quarantine_path("marketplace", "orders")).where("layer = 'silver'").count()
+    quarantined = (
+        load(spark, tables.quarantine("marketplace", "orders").path(env)).where("layer = 'silver'").count()
+    )
 
     replay = run_silver(spark, env, marketplace, "orders", full_refresh=True)
 
     assert replay.balanced and replay.details["full_refresh"] == 1
     assert contents(load(spark, path)) == incremental
     assert (
-        load(spark, env.quarantine_path("marketplace", "orders")).where("layer = 'silver'").count()
+        load(spark, tables.quarantine("marketplace", "orders").path(env)).where("layer = 'silver'").count()
         == quarantined
     )
 
 
 def test_notebook_one_liner_registers_tables_by_name(spark, env, marketplace, feed, tmp_path):
     root, truth = feed
-    deliver(root, env, marketplace, range(2), tables=("refunds",))
+    deliver(root, env, marketplace, range(2), names=("refunds",))
     run_source(spark, env, marketplace, tables=["refunds"])
     names = register_tables(spark, env)
     assert {"silver.marketplace_refunds", "bronze.marketplace_refunds", "ops.run_ledger"} <= set(names)
     assert (
         spark.table("silver.marketplace_refunds").count()
-        == load(spark, env.silver_path("marketplace", "refunds")).count()
+        == load(spark, tables.silver("marketplace", "refunds").path(env)).count()
     )

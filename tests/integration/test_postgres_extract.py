@@ -15,14 +15,16 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from northstar import delta, ledger
+from northstar import ledger
 from northstar.cli import main
 from northstar.config import load_source
 from northstar.extract import jdbc, jdbc_state
 from northstar.extract.jdbc import ExtractError, read_query, run_extract
-from northstar.pipeline import run_source
-from northstar.storage import list_landing_files
-from tests.postgres_server import PgServer, plan_nodes
+from northstar.lake import delta, tables
+from northstar.lake.storage import list_landing_files
+from northstar.silver.pipeline import run_source
+from tests.helpers.conf import load_from
+from tests.helpers.postgres_server import PgServer, plan_nodes
 
 READER = f"northstar_reader_{uuid.uuid4().hex[:8]}"  # one login per test process: runs never share it
 PASSWORD_VAR = "NORTHSTAR_TEST_SHOP_PASSWORD"
@@ -147,7 +149,7 @@ tables:
     ordering: [updated_at]
 """
     (conf / "sources" / f"{name}.yaml").write_text(text)
-    return load_source(name, conf)
+    return load_from(conf, load_source, name)
 
 
 def _text(value):
@@ -161,7 +163,7 @@ def source_rows(pg: PgServer, database: str, table: str, columns: list[str]) -> 
 
 
 def silver_rows(spark, env, source: str, table: str, columns: list[str]) -> set[tuple]:
-    frame = spark.read.format("delta").load(env.silver_path(source, table))
+    frame = spark.read.format("delta").load(tables.silver(source, table).path(env))
     typed = dict(frame.dtypes)
     picked = [
         F.date_format(c, "yyyy-MM-dd HH:mm:ss.SSSSSS").alias(c) if typed[c] == "timestamp" else F.col(c)
@@ -196,10 +198,10 @@ def seq_scans(pg: PgServer, database: str, table: str) -> int:
 
 def table_contents(spark, env, source: str, table: str) -> dict[str, Counter]:
     paths = {
-        "bronze": env.bronze_path(source, table),
-        "silver": env.silver_path(source, table),
-        "quarantine": env.quarantine_path(source, table),
-        "landing_log": env.landing_log_path,
+        "bronze": tables.bronze(source, table).path(env),
+        "silver": tables.silver(source, table).path(env),
+        "quarantine": tables.quarantine(source, table).path(env),
+        "landing_log": tables.LANDING_FILES.path(env),
     }
     return {
         name: Counter(repr(r) for r in spark.read.format("delta").load(p).collect())
@@ -287,17 +289,22 @@ def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
 
     # 3. the same window again: nothing new lands, every table stays exactly as it was
     before = table_contents(spark, env, "shop", "orders")
-    versions = {k: delta.latest_version(spark, p) for k, p in [("b", env.bronze_path("shop", "orders"))]}
-    landing_before = list_landing_files(spark, env.landing_path(source.tables["orders"]), "parquet")
+    versions = {
+        k: delta.latest_version(spark, p) for k, p in [("b", tables.bronze("shop", "orders").path(env))]
+    }
+    landing_before = list_landing_files(spark, tables.landing_folder(env, source.tables["orders"]), "parquet")
     [again] = run_extract(spark, env, source, start=second.window_start, end=second.window_end)
     assert again.mode == "window" and again.files_written == []
     assert sorted(again.files_unchanged) == sorted(second.files_written)
     entries = run_source(spark, env, source)
     assert [e.status for e in entries] == ["noop", "noop"]
     assert table_contents(spark, env, "shop", "orders") == before
-    assert delta.latest_version(spark, env.bronze_path("shop", "orders")) == versions["b"]
-    assert list_landing_files(spark, env.landing_path(source.tables["orders"]), "parquet") == landing_before
-    state = jdbc_state.load(spark, env.landing_path(source.tables["orders"]))
+    assert delta.latest_version(spark, tables.bronze("shop", "orders").path(env)) == versions["b"]
+    assert (
+        list_landing_files(spark, tables.landing_folder(env, source.tables["orders"]), "parquet")
+        == landing_before
+    )
+    state = jdbc_state.load(spark, tables.landing_folder(env, source.tables["orders"]))
     assert state.watermark_time == second.window_end and state.in_progress is None  # a window moves nothing
 
     extract_rows = ledger.read(spark, env).where(F.col("layer") == "extract").collect()
@@ -316,7 +323,7 @@ def test_a_crash_resumes_the_window_with_no_gap_and_no_duplicate(
 ):
     database = databases("crash", orders=70)
     source = write_source(tmp_path / "conf", "crash", pg, database, batch_size=16)
-    landing = env.landing_path(source.tables["orders"])
+    landing = tables.landing_folder(env, source.tables["orders"])
     real, calls = jdbc._land_page, []
 
     def crash_on_third_page(*args, **kwargs):
@@ -398,8 +405,8 @@ def test_two_databases_two_source_files_no_code_change(pg, spark, env, tmp_path,
             assert silver_rows(spark, env, source.name, "customers", CUSTOMER_COLUMNS) == source_rows(
                 pg, database, "customers", CUSTOMER_COLUMNS
             )
-    assert spark.read.format("delta").load(env.silver_path("shop_east", "orders")).count() == 30
-    assert spark.read.format("delta").load(env.silver_path("shop_west", "orders")).count() == 45
+    assert spark.read.format("delta").load(tables.silver("shop_east", "orders").path(env)).count() == 30
+    assert spark.read.format("delta").load(tables.silver("shop_west", "orders").path(env)).count() == 45
 
     # the extractor's sessions are read-only and carry the statement timeout, from the first statement on
     settings = read_query(

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from northstar import delta, ledger
-from northstar.bronze import run_bronze
+from northstar import ledger
+from northstar.bronze.runner import run_bronze
+from northstar.lake import delta, tables
 from northstar.quality import evaluate, publish
 from northstar.quality import results as qr
-from northstar.quality.replay import replay
 from northstar.quality.spec import TableChecks
-from northstar.silver import run_silver
-from tests.conftest import make_env
+from northstar.silver.replay import replay
+from northstar.silver.runner import run_silver
+from tests.helpers.envs import make_env
 
 CHECKS = {
     "table": "silver.marketplace_orders",
@@ -50,7 +51,7 @@ def order(order_id, status="paid", currency="USD", items=1, updated="2026-11-23T
 
 
 def land(env, source, name: str, records: list[dict]) -> None:
-    folder = Path(env.landing_path(source.tables["orders"]))
+    folder = Path(tables.landing_folder(env, source.tables["orders"]))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text("".join(json.dumps(r) + "\n" for r in records))
 
@@ -58,7 +59,7 @@ def land(env, source, name: str, records: list[dict]) -> None:
 def silver_rows(spark, env):
     return {
         r["order_id"]: r["status"]
-        for r in spark.read.format("delta").load(env.silver_path("marketplace", "orders")).collect()
+        for r in spark.read.format("delta").load(tables.silver("marketplace", "orders").path(env)).collect()
     }
 
 
@@ -97,7 +98,9 @@ def test_quarantine_check_rejects_failing_rows_while_valid_rows_continue(spark, 
     assert stored["status"] == ledger.SUCCESS and stored["details"]["quarantined.failed_check"] == 2
     rejected = {
         r["check_name"]: r
-        for r in spark.read.format("delta").load(env.quarantine_path("marketplace", "orders")).collect()
+        for r in spark.read.format("delta")
+        .load(tables.quarantine("marketplace", "orders").path(env))
+        .collect()
     }
     assert set(rejected) == {"status_known", "currency_iso"}
     on_hold = rejected["status_known"]
@@ -130,7 +133,7 @@ def test_replay_after_fixing_the_rule_leaves_no_duplicates_and_is_recorded(
         ],
     }
     fixed = TableChecks.model_validate(fixed)
-    silver_path = env.silver_path("marketplace", "orders")
+    silver_path = tables.silver("marketplace", "orders").path(env)
 
     entry = replay(spark, env, marketplace, "orders", check="status_known", checks=fixed)
     assert (
@@ -144,7 +147,9 @@ def test_replay_after_fixing_the_rule_leaves_no_duplicates_and_is_recorded(
     assert silver_rows(spark, env)["MO-4"] == "on_hold"
     marks = {
         r["check_name"]: r["replayed_run_id"]
-        for r in spark.read.format("delta").load(env.quarantine_path("marketplace", "orders")).collect()
+        for r in spark.read.format("delta")
+        .load(tables.quarantine("marketplace", "orders").path(env))
+        .collect()
     }
     assert marks == {"status_known": entry.run_id, "currency_iso": None}  # marked, not deleted
     recorded = ledger.read(spark, env).where(F.col("run_id") == entry.run_id).first()
@@ -160,7 +165,9 @@ def test_replay_after_fixing_the_rule_leaves_no_duplicates_and_is_recorded(
     assert replay(spark, env, marketplace, "orders", check="status_known", checks=fixed).status == ledger.NOOP
     assert delta.latest_version(spark, silver_path) == version  # the second replay changed nothing
 
-    log = spark.read.format("delta").load(env.quarantine_replays_path).orderBy("replayed_at").collect()
+    log = (
+        spark.read.format("delta").load(tables.QUARANTINE_REPLAYS.path(env)).orderBy("replayed_at").collect()
+    )
     assert [(r.selected, r.written, r.still_quarantined, r.check_filter) for r in log] == [
         (1, 1, 0, "status_known"),
         (1, 0, 1, None),
@@ -186,13 +193,13 @@ def test_fail_severity_stops_the_run_before_anything_is_written(spark, marketpla
     ) as err:
         run_silver(spark, env, marketplace, "orders", checks=strict)
     assert "nothing was written to the table" in str(err.value)
-    assert not delta.table_exists(spark, env.silver_path("marketplace", "orders"))
-    assert not delta.table_exists(spark, env.quarantine_path("marketplace", "orders"))
+    assert not delta.table_exists(spark, tables.silver("marketplace", "orders").path(env))
+    assert not delta.table_exists(spark, tables.quarantine("marketplace", "orders").path(env))
     failed_run = ledger.read(spark, env).where("layer = 'silver'").first()
     assert failed_run["status"] == ledger.FAILED and "QualityCheckFailed" in failed_run["error"]
     result = qr.read(spark, env).first()
     assert (result.check_name, result.status, result.failing_keys) == ("few_items", "fail", ["MO-2"])
-    alert = spark.read.format("delta").load(env.alerts_path).first()
+    alert = spark.read.format("delta").load(tables.ALERTS.path(env)).first()
     assert (alert.kind, alert.table_name, alert.run_id) == (
         "quality_check_failed",
         "silver.marketplace_orders",
@@ -200,7 +207,7 @@ def test_fail_severity_stops_the_run_before_anything_is_written(spark, marketpla
     )
 
 
-def test_failed_audit_keeps_the_published_version_and_alerts(spark, env, tmp_path):
+def test_failed_audit_keeps_the_published_version_and_alerts(spark, env, tmp_path, use_conf):
     conf = tmp_path / "conf"
     (conf / "quality").mkdir(parents=True)
     (conf / "quality" / "gold.daily_revenue.yaml").write_text(
@@ -209,14 +216,15 @@ def test_failed_audit_keeps_the_published_version_and_alerts(spark, env, tmp_pat
         "  - {name: revenue_not_negative, type: range, column: revenue, min: 0, severity: fail}\n"
         "  - {name: day_unique, type: unique, columns: [day], severity: fail}\n"
     )
-    path = f"{env.lake}/gold/daily_revenue"
-    table = "gold.daily_revenue"
+    use_conf(conf)
+    table = tables.gold("daily_revenue")
+    path = table.path(env)
 
     def write_and_audit(run_id, rows):
         frame = spark.createDataFrame(rows, "day string, revenue double")
         frame.write.format("delta").mode("overwrite").save(path)
-        found = evaluate.run_checks(spark, env, table, frame, run_id, key=["day"], conf_dir=conf)
-        return publish.audit_and_publish(spark, env, table, run_id, found, conf_dir=conf)
+        found = evaluate.run_checks(spark, env, table.full_name, frame, run_id, key=["day"])
+        return publish.audit_and_publish(spark, env, table, run_id, found)
 
     assert publish.published_version(spark, env, table) is None
     good = write_and_audit("gold-1", [("2026-11-23", 100.0), ("2026-11-24", 120.0)])
@@ -226,19 +234,17 @@ def test_failed_audit_keeps_the_published_version_and_alerts(spark, env, tmp_pat
     assert (bad.published, bad.version, bad.published_version) == (False, 1, 0)
     assert bad.failed_checks == ["day_unique", "revenue_not_negative"]
     assert publish.published_version(spark, env, table) == 0
-    assert sorted(r.revenue for r in publish.read_published(spark, env, table, conf_dir=conf).collect()) == [
+    assert sorted(r.revenue for r in publish.read_published(spark, env, table).collect()) == [
         100.0,
         120.0,
     ]
-    alert = spark.read.format("delta").load(env.alerts_path).first()
+    alert = spark.read.format("delta").load(tables.ALERTS.path(env)).first()
     assert alert.kind == "audit_failed" and "version 0 stays published" in alert.message
 
     stored = qr.read(spark, env).where("run_id = 'gold-2'")
-    again = publish.audit_and_publish(
-        spark, env, table, "gold-2", stored, conf_dir=conf
-    )  # a retry: same answer
+    again = publish.audit_and_publish(spark, env, table, "gold-2", stored)  # a retry: same answer
     assert (again.published, again.published_version) == (False, 0)
-    decisions = spark.read.format("delta").load(env.published_versions_path)
+    decisions = spark.read.format("delta").load(tables.PUBLISHED_VERSIONS.path(env))
     assert [
         (r.run_id, r.decision, r.version, r.published_version)
         for r in decisions.orderBy("decided_at").collect()

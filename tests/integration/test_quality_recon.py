@@ -17,12 +17,14 @@ from delta.tables import DeltaTable
 
 from northstar import ledger
 from northstar.cli import main
-from northstar.quality import investigate as inv
-from northstar.quality.corrections import correct, corrections_path, read_log, reproduce
-from northstar.quality.errors import CorrectionError
-from northstar.quality.recon_spec import load_recon
-from northstar.quality.reconcile import reconciliation_path, run_reconciliation
-from tests.conftest import make_env
+from northstar.lake import tables
+from northstar.reconciliation import investigate as inv
+from northstar.reconciliation.corrections import correct, read_log, reproduce
+from northstar.reconciliation.errors import CorrectionError
+from northstar.reconciliation.reconcile import run_reconciliation
+from northstar.reconciliation.spec import load_recon
+from tests.helpers.conf import load_from
+from tests.helpers.envs import make_env
 
 TODAY = datetime.now(UTC).date()  # schema changes and ledger runs are matched to commits made today
 ORDERS = (
@@ -149,7 +151,7 @@ def lake(spark, tmp_path_factory):
         [(d, "USD", 3, Decimal("60.02")), (yesterday, "USD", 2, Decimal("15.00"))],
         "business_date date, currency string, n bigint, gross decimal(18,2)",
     ).write.format("delta").save(f"{t}/finance")
-    return env, conf, load_recon("daily", conf)
+    return env, conf, load_from(conf, load_recon, "daily")
 
 
 @pytest.mark.parametrize(
@@ -168,7 +170,7 @@ def lake(spark, tmp_path_factory):
 )
 def test_each_injected_fault_is_classified(spark, lake, table, expected, because):
     env, conf, spec = lake
-    found = inv.investigate(spark, env, spec, table, TODAY, conf)
+    found = load_from(conf, inv.investigate, spark, env, spec, table, TODAY)
     assert found.classification == expected, found.format()
     if because:
         assert any(because in reason for reason in found.reasons), found.reasons
@@ -179,7 +181,7 @@ def test_each_injected_fault_is_classified(spark, lake, table, expected, because
 
 def test_source_change_evidence_names_the_rescued_share(spark, lake):
     env, conf, spec = lake
-    found = inv.investigate(spark, env, spec, "silver.src", TODAY, conf)
+    found = load_from(conf, inv.investigate, spark, env, spec, "silver.src", TODAY)
     assert found.evidence["bronze_rescued_pct"]["before"] == 0.0
     assert found.evidence["bronze_rescued_pct"]["on_day"] == pytest.approx(100 / 3)
     assert found.evidence["bronze_schema_changes"] == [
@@ -221,12 +223,12 @@ def test_investigate_command_prints_the_evidence_as_json(lake, capsys):
 def test_reconcile_run_is_idempotent_and_the_report_names_the_breaches(spark, lake, tmp_path, capsys):
     env, conf, spec = lake
     first = run_reconciliation(spark, env, spec, TODAY, days=2)
-    stored = spark.read.format("delta").load(reconciliation_path(env))
+    stored = spark.read.format("delta").load(tables.RECONCILIATION.path(env))
     once = sorted(map(tuple, stored.collect()))
     report = tmp_path / "recon.html"
     args = ["reconcile", "--date", TODAY.isoformat(), "--days", "2", "--env", "t", "--conf-dir", str(conf)]
     assert main([*args, "--report", str(report), "--fail-on-breach"]) == 1  # the retry, through the CLI
-    again = sorted(map(tuple, spark.read.format("delta").load(reconciliation_path(env)).collect()))
+    again = sorted(map(tuple, spark.read.format("delta").load(tables.RECONCILIATION.path(env)).collect()))
     assert again == once and first.rows == len(once)
     rows = {(r["comparison"], r["business_date"], r["measure"]): r for r in stored.collect()}
     today_sum = rows[("base_vs_finance", TODAY, "sum")]
@@ -320,7 +322,7 @@ def test_correction_and_rollback_are_audited_and_figures_reproduce(spark, lake, 
     assert restore["metrics"]["rows_added"] == 1 and restore["metrics"]["rows_removed"] == 1
 
     # append-only: Delta itself refuses to change or remove an audit row
-    audit = DeltaTable.forPath(spark, corrections_path(env))
+    audit = DeltaTable.forPath(spark, tables.CORRECTIONS.path(env))
     with pytest.raises(Exception, match="(?i)append.?only|DELTA_CANNOT_MODIFY_APPEND_ONLY"):
         audit.delete("action = 'update'")
     with pytest.raises(Exception, match="(?i)append.?only|DELTA_CANNOT_MODIFY_APPEND_ONLY"):
@@ -350,10 +352,9 @@ def test_a_correction_without_who_why_ticket_is_refused_with_what_to_pass(lake, 
 
 def test_finance_totals_land_through_the_csv_path_and_the_latest_posting_wins(spark, env):
     from northstar.config import load_source
-    from northstar.generate.finance_totals import totals_from_orders, write_totals
-    from northstar.pipeline import run_source
-    from northstar.quality.reconcile import daily_figures
-    from tests.conftest import CONF as REPO_CONF
+    from northstar.dev.generate.finance_totals import totals_from_orders, write_totals
+    from northstar.reconciliation.reconcile import daily_figures
+    from northstar.silver.pipeline import run_source
 
     d = date(2026, 11, 24)
     orders = [
@@ -381,22 +382,22 @@ def test_finance_totals_land_through_the_csv_path_and_the_latest_posting_wins(sp
     ]
     totals = totals_from_orders(orders)
     assert totals == {(d, "USD"): (2, Decimal("15.00"))}
-    source = load_source("finance_totals", REPO_CONF)
-    folder = Path(env.landing_path(source.tables["daily_totals"]))
+    source = load_source("finance_totals")
+    folder = Path(tables.landing_folder(env, source.tables["daily_totals"]))
     write_totals(folder, totals, datetime(2026, 11, 25, 5, tzinfo=UTC), skew={(d, "USD"): Decimal("1.00")})
     write_totals(folder, totals, datetime(2026, 11, 25, 6, tzinfo=UTC))  # finance re-posted the day
     bronze, silver = run_source(spark, env, source)
     assert (bronze.records_read, silver.records_written, silver.records_duplicate) == (2, 1, 1)
     profile = load_recon("daily").tables["silver.finance_totals_daily_totals"]
     figures = daily_figures(
-        spark.read.format("delta").load(env.silver_path("finance_totals", "daily_totals")), profile
+        spark.read.format("delta").load(tables.silver("finance_totals", "daily_totals").path(env)), profile
     )
     assert [tuple(r) for r in figures.collect()] == [(d, "USD", Decimal(2), Decimal("15.0000"))]
 
 
 def test_lake_vs_postgres_source_totals(spark, env, tmp_path, monkeypatch):
     """The source side is a real count/sum query against the local PostgreSQL (scripts/postgres.sh)."""
-    from tests.postgres_server import ADMIN, PgServer
+    from tests.helpers.postgres_server import ADMIN, PgServer
 
     server = PgServer.from_env()
     problem = server.check_up()
@@ -439,13 +440,19 @@ def test_lake_vs_postgres_source_totals(spark, env, tmp_path, monkeypatch):
             ],
             "id bigint, created_at timestamp, amount decimal(12,2), deleted_at timestamp",
         ).write.format("delta").save(f"{env.lake}/orders")
-        run = run_reconciliation(
-            spark, env, load_recon("daily", conf), date(2026, 11, 24), days=2, conf_dir=conf
+        run = load_from(
+            conf,
+            run_reconciliation,
+            spark,
+            env,
+            load_from(conf, load_recon, "daily"),
+            date(2026, 11, 24),
+            days=2,
         )
         rows = {
             (r["business_date"].day, r["measure"]): (r["left_value"], r["right_value"], r["status"])
             for r in spark.read.format("delta")
-            .load(reconciliation_path(env))
+            .load(tables.RECONCILIATION.path(env))
             .where(f"run_id = '{run.run_id}'")
             .collect()
         }

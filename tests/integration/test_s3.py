@@ -14,8 +14,9 @@ from moto.server import ThreadedMotoServer
 
 from northstar import ledger
 from northstar.config import EnvConfig
-from northstar.generate.marketplace import generate_feed
-from northstar.pipeline import run_source
+from northstar.dev.generate.marketplace import generate_feed
+from northstar.lake import tables
+from northstar.silver.pipeline import run_source
 
 
 def free_port() -> int:
@@ -70,7 +71,7 @@ def test_bronze_and_silver_on_s3(spark, s3_endpoint, marketplace, tmp_path):
     bronze, silver = run_source(spark, env, marketplace, tables=["orders"])
 
     assert bronze.records_read == truth.lines["orders"] and bronze.balanced and silver.balanced
-    rows = spark.read.format("delta").load(env.silver_path("marketplace", "orders")).collect()
+    rows = spark.read.format("delta").load(tables.silver("marketplace", "orders").path(env)).collect()
     assert {r.order_id: r.status for r in rows} == {k: v["status"] for k, v in truth.orders.items()}
     keys = [
         o["Key"]

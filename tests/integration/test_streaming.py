@@ -22,16 +22,16 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.utils import StreamingQueryException
 
-from northstar import delta
-from northstar.catalog import table_paths
+from northstar.catalog import all_tables
 from northstar.config import load_source
+from northstar.dev.simulate.events import write_firehose_file
+from northstar.lake import delta, tables
 from northstar.privacy import requests
 from northstar.privacy.deletion import process_requests, token_of
 from northstar.privacy.spec import load_privacy
-from northstar.simulate.events import write_firehose_file
-from northstar.streaming import run, tables
+from northstar.streaming import run
 from northstar.streaming import transforms as tx
-from tests.conftest import CONF, make_env
+from tests.helpers.envs import make_env
 
 KEY = "test-user-token-key-0123456789abcdef"
 DAY = "2026-11-20"
@@ -104,7 +104,7 @@ def rows(spark, path, drop=VOLATILE):
 
 
 def one_batch_silver(spark, env, source):
-    bronze = spark.read.format("delta").load(tables.bronze_path(env, source))
+    bronze = spark.read.format("delta").load(tables.bronze(source.name, source.stream.table).path(env))
     return tx.one_per_event(tx.to_silver(tx.valid_rows(bronze, source.stream), source.stream, KEY.encode()))
 
 
@@ -113,7 +113,7 @@ def lake(spark, tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("NORTHSTAR_USER_TOKEN_KEY", KEY)
     env = make_env(tmp_path_factory.mktemp("stream"))
-    source = load_source("clickstream", CONF)
+    source = load_source("clickstream")
     ns = SimpleNamespace(env=env, source=source)
     stream_args = {"max_files_per_trigger": 1}
 
@@ -131,12 +131,13 @@ def lake(spark, tmp_path_factory):
             run.run_available_now(spark, env, source, **stream_args)
     ns.result = run.run_available_now(spark, env, source, **stream_args)
 
-    ns.silver_after_stream = rows(spark, tables.events_path(env, source))
-    ns.sessions_after_stream = rows(spark, tables.sessions_path(env, source))
+    ns.silver_after_stream = rows(spark, tables.silver(source.name, source.stream.table).path(env))
+    ns.sessions_after_stream = rows(spark, tables.stream_sessions(source.name).path(env))
     ns.sessions_one_batch_of_stream = sorted(
         tuple(r)
         for r in tx.sessionize(
-            spark.read.format("delta").load(tables.events_path(env, source)), source.stream.session_gap
+            spark.read.format("delta").load(tables.silver(source.name, source.stream.table).path(env)),
+            source.stream.session_gap,
         ).collect()
     )
     ns.catch_up = run.catch_up(spark, env, source)
@@ -147,13 +148,13 @@ def lake(spark, tmp_path_factory):
 
 def test_stream_restarted_after_crashes_loses_and_duplicates_nothing(spark, lake):
     env, source = lake.env, lake.source
-    bronze = spark.read.format("delta").load(tables.bronze_path(env, source))
+    bronze = spark.read.format("delta").load(tables.bronze(source.name, source.stream.table).path(env))
     assert bronze.count() == LINES  # every line that landed, once, though batch 1 was written before a crash
     assert bronze.groupBy("_run_id").count().orderBy("_run_id").select("count").collect() == [
         (len(f),) for f in FILES
     ]
     ledger_rows = (
-        spark.read.format("delta").load(env.run_ledger_path).where(F.col("job").startswith("stream_"))
+        spark.read.format("delta").load(tables.RUN_LEDGER.path(env)).where(F.col("job").startswith("stream_"))
     )
     per_batch = {(r["job"], r["run_id"]): r for r in ledger_rows.collect()}
     assert len(per_batch) == ledger_rows.count()  # one row per micro-batch, the replayed ones included
@@ -163,7 +164,9 @@ def test_stream_restarted_after_crashes_loses_and_duplicates_nothing(spark, lake
     assert sum(r["records_quarantined"] for r in bronze_rows) == 2
     assert all(r["records_read"] == r["records_written"] + r["records_quarantined"] for r in bronze_rows)
     assert len([1 for (job, _) in per_batch if job == "stream_silver"]) == 4
-    quarantined = spark.read.format("delta").load(tables.quarantine_path(env, source))
+    quarantined = spark.read.format("delta").load(
+        tables.quarantine(source.name, source.stream.table).path(env)
+    )
     assert sorted(r["reason"] for r in quarantined.collect()) == ["malformed_record", "null_primary_key"]
     # silver: every valid event id once, except d3 (behind the watermark, still in bronze)
     assert sorted(r[0] for r in lake.silver_after_stream) == sorted(
@@ -177,7 +180,7 @@ def test_sessions_across_micro_batches_equal_one_batch(lake):
 
 def test_late_event_inside_watermark_updates_its_session(spark, lake):
     env, source = lake.env, lake.source
-    path = tables.sessions_path(env, source)
+    path = tables.stream_sessions(source.name).path(env)
     user_a = "u:" + token_of(spark, "user-A", KEY.encode())
 
     def a_session(version):
@@ -195,7 +198,7 @@ def test_late_event_inside_watermark_updates_its_session(spark, lake):
 def test_event_beyond_watermark_reaches_bronze_and_the_batch_path_corrects_sessions(spark, lake):
     env, source = lake.env, lake.source
     assert "d3" not in [r[0] for r in lake.silver_after_stream]
-    bronze = spark.read.format("delta").load(tables.bronze_path(env, source))
+    bronze = spark.read.format("delta").load(tables.bronze(source.name, source.stream.table).path(env))
     assert bronze.where("event_id = 'd3'").count() == 1
     assert lake.result.dropped_late >= 1
     assert (lake.catch_up.records_read, lake.catch_up.records_written) == (
@@ -203,12 +206,14 @@ def test_event_beyond_watermark_reaches_bronze_and_the_batch_path_corrects_sessi
         1,
     )  # d3; a2's late copy was held
     assert lake.catch_up_again.status == "noop"
-    silver = spark.read.format("delta").load(tables.events_path(env, source))
+    silver = spark.read.format("delta").load(tables.silver(source.name, source.stream.table).path(env))
     assert silver.where("event_id = 'd3'").count() == 1
     one_batch = tx.sessionize(one_batch_silver(spark, env, source), source.stream.session_gap)
-    assert rows(spark, tables.sessions_path(env, source)) == sorted(tuple(r) for r in one_batch.collect())
+    assert rows(spark, tables.stream_sessions(source.name).path(env)) == sorted(
+        tuple(r) for r in one_batch.collect()
+    )
     user_d = "u:" + token_of(spark, "user-D", KEY.encode())
-    sessions = spark.read.format("delta").load(tables.sessions_path(env, source))
+    sessions = spark.read.format("delta").load(tables.stream_sessions(source.name).path(env))
     d = [
         (r["session_start"].strftime("%H:%M"), r["session_end"].strftime("%H:%M"), r["events"])
         for r in sessions.where(F.col("visitor_key") == user_d).collect()
@@ -218,25 +223,34 @@ def test_event_beyond_watermark_reaches_bronze_and_the_batch_path_corrects_sessi
 
 def test_minute_aggregates_and_conversion(spark, lake):
     env, source = lake.env, lake.source
-    expected = tx.minute_aggregates(spark.read.format("delta").load(tables.events_path(env, source)))
-    assert rows(spark, tables.minute_path(env, source)) == sorted(tuple(r) for r in expected.collect())
-    minute = spark.read.format("delta").load(tables.minute_path(env, source))
+    expected = tx.minute_aggregates(
+        spark.read.format("delta").load(tables.silver(source.name, source.stream.table).path(env))
+    )
+    assert rows(spark, tables.stream_minutes(source.name).path(env)) == sorted(
+        tuple(r) for r in expected.collect()
+    )
+    minute = spark.read.format("delta").load(tables.stream_minutes(source.name).path(env))
     assert minute.where(f"minute = '{DAY} 10:12:00'").select("orders", "events").first() == (1, 1)
-    sessions = spark.read.format("delta").load(tables.sessions_path(env, source))
+    sessions = spark.read.format("delta").load(tables.stream_sessions(source.name).path(env))
     converted = sessions.where("converted").select("order_id", "events").collect()
     assert converted == [("ord-1", 3)]  # B: page view, checkout, order placed
 
 
 def test_replay_rebuilds_a_range_only_and_twice_equals_once(spark, lake):
     env, source = lake.env, lake.source
-    events_path, minute_path = tables.events_path(env, source), tables.minute_path(env, source)
-    healthy = {p: rows(spark, p) for p in (events_path, tables.sessions_path(env, source))}
+    events_path, minute_path = (
+        tables.silver(source.name, source.stream.table).path(env),
+        tables.stream_minutes(source.name).path(env),
+    )
+    healthy = {p: rows(spark, p) for p in (events_path, tables.stream_sessions(source.name).path(env))}
     spark.sql(f"DELETE FROM delta.`{events_path}` WHERE event_id = 'a1'")  # damage inside the range
     spark.sql(f"UPDATE delta.`{minute_path}` SET events = 999 WHERE minute = '{DAY} 10:55:00'")  # outside it
     start, end = datetime(2026, 11, 20, 10, 0, tzinfo=UTC), datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
     entry = run.replay(spark, env, source, start, end)
     assert entry.records_read == entry.records_written + entry.records_duplicate
-    after_once = {p: rows(spark, p) for p in (events_path, tables.sessions_path(env, source), minute_path)}
+    after_once = {
+        p: rows(spark, p) for p in (events_path, tables.stream_sessions(source.name).path(env), minute_path)
+    }
     assert {
         p: after_once[p] for p in healthy
     } == healthy  # a1 back, sessions as before: nothing counted twice
@@ -254,13 +268,13 @@ def parquet_files(root: Path) -> list[str]:
 
 def test_deletion_request_leaves_no_trace_and_records_proof(spark, lake):
     env = lake.env
-    privacy = load_privacy(CONF).model_copy(update={"vacuum_retain_hours": 0})
+    privacy = load_privacy().model_copy(update={"vacuum_retain_hours": 0})
     token = token_of(spark, "user-A", KEY.encode())
     request_id = requests.record_request(spark, env, token, privacy.deadline_hours)
     assert (
         requests.record_request(spark, env, token, privacy.deadline_hours) == request_id
     )  # once per subject
-    proofs = process_requests(spark, env, privacy, CONF)
+    proofs = process_requests(spark, env, privacy)
 
     deleted = {}
     for p in proofs:
@@ -273,14 +287,17 @@ def test_deletion_request_leaves_no_trace_and_records_proof(spark, lake):
     assert not any(p["table_exists"] for p in proofs if p["table_name"] == "silver.shop_db_customers")
     assert all(p["vacuum_done"] and p["files_removed"] > 0 for p in proofs if p["rows_deleted"])
     stored = (
-        spark.read.format("delta").load(requests.proofs_path(env)).where(F.col("request_id") == request_id)
+        spark.read.format("delta")
+        .load(tables.DELETION_PROOFS.path(env))
+        .where(F.col("request_id") == request_id)
     )
     assert stored.count() == len(privacy.tables)
     assert requests.read_requests(spark, env).first()["status"] == requests.DONE
 
     needles = ("user-A", token)
     # every table of the lake, at its current version
-    for name, path in table_paths(env, CONF).items():
+    for table in all_tables():
+        name, path = table.full_name, table.path(env)
         if delta.table_exists(spark, path) and "deletion_" not in name:
             text = spark.read.format("delta").load(path).select(F.to_json(F.struct("*")).alias("j"))
             assert (

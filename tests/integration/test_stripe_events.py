@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from northstar import delta, ledger
+from northstar import ledger
 from northstar.config import load_source
-from northstar.generate.stripe_events import generate_stripe_events
-from northstar.pipeline import run_source
-from tests.conftest import CONF, make_env
+from northstar.dev.generate.stripe_events import generate_stripe_events
+from northstar.lake import delta, tables
+from northstar.silver.pipeline import run_source
+from tests.helpers.envs import make_env
 
 SOURCE = "stripe_events"
 RUN_SPECIFIC = ["_run_id", "_ingest_time", "_ingest_date", "_landing_file"]
@@ -23,7 +24,7 @@ RUN_SPECIFIC = ["_run_id", "_ingest_time", "_ingest_date", "_landing_file"]
 
 @pytest.fixture(scope="module")
 def stripe():
-    return load_source(SOURCE, CONF)
+    return load_source(SOURCE)
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +48,12 @@ def contents(frame) -> Counter:
 
 
 def every_table(env, stripe) -> dict[str, str]:
-    paths = {"landing_log": env.landing_log_path}
+    paths = {"landing_log": tables.LANDING_FILES.path(env)}
     for table in stripe.tables:
         for layer, path in (
-            ("bronze", env.bronze_path(SOURCE, table)),
-            ("silver", env.silver_path(SOURCE, table)),
-            ("quarantine", env.quarantine_path(SOURCE, table)),
+            ("bronze", tables.bronze(SOURCE, table).path(env)),
+            ("silver", tables.silver(SOURCE, table).path(env)),
+            ("quarantine", tables.quarantine(SOURCE, table).path(env)),
         ):
             paths[f"{layer}.{table}"] = path
     return paths
@@ -69,7 +70,7 @@ def assert_balanced_ledger(spark, env) -> list:
 def events_state(spark, env):
     return {
         r.id: {"type": r.type, "created": r.created, "object_id": r.data.object.id}
-        for r in load(spark, env.silver_path(SOURCE, "events")).collect()
+        for r in load(spark, tables.silver(SOURCE, "events").path(env)).collect()
     }
 
 
@@ -83,7 +84,7 @@ def objects_state(spark, env):
             "status": r.data.object.status,
             "amount_refunded": r.data.object.amount_refunded,
         }
-        for r in load(spark, env.silver_path(SOURCE, "objects")).collect()
+        for r in load(spark, tables.silver(SOURCE, "objects").path(env)).collect()
     }
 
 
@@ -121,8 +122,8 @@ def test_delivery_order_and_batching_do_not_change_silver(spark, tmp_path, strip
             assert entry.balanced, entry
 
     for table in ("events", "objects"):
-        first = load(spark, at_once.silver_path(SOURCE, table), RUN_SPECIFIC)
-        second = load(spark, in_two_runs.silver_path(SOURCE, table), RUN_SPECIFIC)
+        first = load(spark, tables.silver(SOURCE, table).path(at_once), RUN_SPECIFIC)
+        second = load(spark, tables.silver(SOURCE, table).path(in_two_runs), RUN_SPECIFIC)
         assert_df_equality(
             first, second, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True
         )
@@ -133,8 +134,8 @@ def test_delivery_order_and_batching_do_not_change_silver(spark, tmp_path, strip
 def test_replayed_webhooks_and_redelivered_files_change_nothing(spark, env, stripe, feed, tmp_path):
     deliver(env, feed.files)
     run_source(spark, env, stripe)
-    tables = every_table(env, stripe)
-    data_tables = {k: v for k, v in tables.items() if k != "landing_log"}
+    paths = every_table(env, stripe)
+    data_tables = {k: v for k, v in paths.items() if k != "landing_log"}
     before = {name: contents(load(spark, path)) for name, path in data_tables.items()}
     versions = {name: delta.latest_version(spark, path) for name, path in data_tables.items()}
 
@@ -155,7 +156,7 @@ def test_replayed_webhooks_and_redelivered_files_change_nothing(spark, env, stri
         assert bronze.records_read == bronze.records_duplicate == lines_in_file
         assert bronze.records_written == 0 and bronze.details["files"] == 0
         assert redelivered["silver", table].status == "noop"
-    log = load(spark, env.landing_log_path).where("duplicate_of IS NOT NULL").collect()
+    log = load(spark, tables.LANDING_FILES.path(env)).where("duplicate_of IS NOT NULL").collect()
     assert {(r.table_name, r.file_uri.rsplit("/", 1)[1], r.duplicate_of.rsplit("/", 1)[1]) for r in log} == {
         ("events", "events-0001-resend.jsonl", "events-0001.jsonl"),
         ("objects", "events-0001-resend.jsonl", "events-0001.jsonl"),
@@ -180,7 +181,7 @@ def test_replayed_webhooks_and_redelivered_files_change_nothing(spark, env, stri
     silver = replay_entries["silver", "events"]
     assert silver.records_written == 0 and silver.records_duplicate == len(replayed[::3])
     for table in ("events", "objects"):
-        path = env.silver_path(SOURCE, table)
+        path = tables.silver(SOURCE, table).path(env)
         assert contents(load(spark, path)) == before[f"silver.{table}"], table
     assert events_state(spark, env) == feed.events and objects_state(spark, env) == feed.objects
     assert_balanced_ledger(spark, env)

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from northstar.config import ConfigError, load_source, parse_source
-from northstar.extract.api_spec import ApiSpec
-from northstar.extract.landing_writer import redact_card_numbers
+from northstar.config.api import ApiSpec
 from northstar.extract.ratelimit import FakeClock, RateLimiter
 from northstar.extract.rest import ApiClient, PartialPage, _link_next, shift_cursor
-from tests.conftest import CONF
+from northstar.landing.writer import redact_card_numbers
 
 SOURCE = """
 tables:
@@ -34,8 +33,8 @@ def write(tmp_path: Path, secret="env:TOKEN", endpoint="orders", pagination="cur
 
 
 def test_repo_sources_with_an_api_section_are_valid():
-    assert load_source("marketplace", CONF).api.rate_limit.requests == 1200
-    stripe = load_source("stripe", CONF)
+    assert load_source("marketplace").api.rate_limit.requests == 1200
+    stripe = load_source("stripe")
     assert {e.pagination for e in stripe.api.endpoints.values()} == {"stripe"}
     assert all(t.redact_card_numbers for t in stripe.tables.values())
 

@@ -7,6 +7,7 @@ from chispa import assert_df_equality
 
 from northstar.config import ConfigError, load_source
 from northstar.transforms.columns import ColumnNameError, derive_columns, mapped_names, rename_columns
+from tests.helpers.conf import load_from
 
 ACME = {"Shipment #": "shipment_id", "Status Code": "status", "Weight (kg)": "weight_kg"}
 
@@ -85,7 +86,7 @@ tables:
 
 
 def test_keys_may_name_derived_columns(tmp_path):
-    spec = load_source("hooks", write_source(tmp_path, KEYED_BY_DERIVED))
+    spec = load_from(write_source(tmp_path, KEYED_BY_DERIVED), load_source, "hooks")
     assert spec.tables["objects"].derive == {"object_id": "data.object.id"}
 
 
@@ -97,7 +98,7 @@ def test_key_neither_declared_nor_derived_is_reported(tmp_path):
         ConfigError,
         match=r"primary_key names object_id, which is not in columns: id, created, data \(nor in derive\)",
     ):
-        load_source("hooks", conf)
+        load_from(conf, load_source, "hooks")
 
 
 def test_derive_may_not_overwrite_a_declared_column(tmp_path):
@@ -105,10 +106,10 @@ def test_derive_may_not_overwrite_a_declared_column(tmp_path):
         tmp_path, KEYED_BY_DERIVED.replace("{object_id: data.object.id}", "{object_id: x, id: y}")
     )
     with pytest.raises(ConfigError, match="derive would overwrite declared columns: id"):
-        load_source("hooks", conf)
+        load_from(conf, load_source, "hooks")
 
 
 def test_rename_targets_must_be_unique(tmp_path):
     text = KEYED_BY_DERIVED + '    rename: {"Event ID": id, "event id ": other}\n'
     with pytest.raises(ConfigError, match="mapped twice"):
-        load_source("hooks", write_source(tmp_path, text))
+        load_from(write_source(tmp_path, text), load_source, "hooks")

@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from northstar.config import ConfigError, load_env
+from northstar.config.env import CommitCoordinatorSpec
 from northstar.orchestration.emr import spark_properties
-from northstar.orchestration.env_spec import CommitCoordinatorSpec
 from northstar.spark import local_jars
-from tests.conftest import make_env
+from tests.helpers.conf import load_from
+from tests.helpers.envs import make_env
 
 REPO = Path(__file__).resolve().parents[2]
 CREDENTIALS = (
@@ -23,7 +24,7 @@ CREDENTIALS = (
 
 @pytest.mark.parametrize("env_name", ["dev", "staging", "prod"])
 def test_aws_envs_give_every_new_table_the_dynamodb_coordinator(env_name):
-    spec = load_env(env_name, REPO / "conf").delta_commit_coordinator
+    spec = load_env(env_name).delta_commit_coordinator
     conf = json.dumps(
         {
             "dynamoDBTableName": f"northstar-{env_name}-delta-commits",
@@ -43,7 +44,7 @@ def test_aws_envs_give_every_new_table_the_dynamodb_coordinator(env_name):
 
 
 def test_emr_job_runs_get_the_client_jars_and_credentials_but_no_json():
-    env = load_env("prod", REPO / "conf")
+    env = load_env("prod")
     properties = spark_properties(env)
     release = "s3://northstar-prod-artifacts/releases/0.1.0"
     assert properties["spark.jars"].split(",") == [
@@ -76,7 +77,7 @@ def test_a_bad_coordinator_section_names_the_file_and_field(tmp_path):
     data["delta_commit_coordinator"]["region"] = "Ireland"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError) as err:
-        load_env("dev", conf)
+        load_from(conf, load_env, "dev")
     assert "dev.yaml" in str(err.value) and "delta_commit_coordinator.region" in str(err.value)
 
 
@@ -85,11 +86,11 @@ def test_coordinate_commits_says_what_to_add_and_which_tables_exist(tmp_path):
 
     plain = make_env(tmp_path)
     with pytest.raises(ConfigError, match=r"conf/env/test.yaml: no delta_commit_coordinator section"):
-        coordinate_lake(None, plain, REPO / "conf")
+        coordinate_lake(None, plain)
     coordinated = plain.model_copy(
         update={
             "delta_commit_coordinator": CommitCoordinatorSpec(dynamodb_table="t-commits", region="eu-west-1")
         }
     )
     with pytest.raises(ConfigError, match=r"--table silver\.nope: no such table in env test"):
-        coordinate_lake(None, coordinated, REPO / "conf", ["silver.nope"])
+        coordinate_lake(None, coordinated, ["silver.nope"])

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from northstar.config import ConfigError, list_sources, load_env, load_source
-from tests.conftest import CONF
+from northstar.lake import tables
+from tests.helpers.conf import load_from
 
 GOOD_TABLE = """
 tables:
@@ -22,8 +23,8 @@ def write_source(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_repo_sources_load():
-    assert "marketplace" in list_sources(CONF)
-    spec = load_source("marketplace", CONF)
+    assert "marketplace" in list_sources()
+    spec = load_source("marketplace")
     orders = spec.tables["orders"]
     assert orders.primary_key == ["order_id"]
     assert orders.column("shipping_fee").type == "decimal(12,2)"
@@ -31,7 +32,7 @@ def test_repo_sources_load():
 
 
 def test_minimal_source_gets_defaults(tmp_path):
-    spec = load_source("partner", write_source(tmp_path, "partner", GOOD_TABLE))
+    spec = load_from(write_source(tmp_path, "partner", GOOD_TABLE), load_source, "partner")
     table = spec.tables["orders"]
     assert (table.drift, table.columns, table.partition_by) == ("evolve", None, [])
 
@@ -39,7 +40,7 @@ def test_minimal_source_gets_defaults(tmp_path):
 def test_bad_drift_value_names_file_field_and_choices(tmp_path):
     conf = write_source(tmp_path, "partner", GOOD_TABLE + "    drift: evolv\n")
     with pytest.raises(ConfigError) as err:
-        load_source("partner", conf)
+        load_from(conf, load_source, "partner")
     message = str(err.value)
     assert "partner.yaml" in message
     assert "tables.orders.drift" in message
@@ -49,13 +50,13 @@ def test_bad_drift_value_names_file_field_and_choices(tmp_path):
 def test_misspelled_setting_is_reported(tmp_path):
     conf = write_source(tmp_path, "partner", GOOD_TABLE + "    primary_keys: [id]\n")
     with pytest.raises(ConfigError, match=r"tables\.orders\.primary_keys: unknown setting"):
-        load_source("partner", conf)
+        load_from(conf, load_source, "partner")
 
 
 def test_yaml_syntax_error_names_line(tmp_path):
     conf = write_source(tmp_path, "partner", "tables:\n  orders: [unclosed\n")
     with pytest.raises(ConfigError, match=r"partner\.yaml: not valid YAML at line \d+"):
-        load_source("partner", conf)
+        load_from(conf, load_source, "partner")
 
 
 def test_key_must_be_a_declared_column(tmp_path):
@@ -66,7 +67,7 @@ def test_key_must_be_a_declared_column(tmp_path):
     with pytest.raises(
         ConfigError, match="primary_key names order_id, which is not in columns: id, updated_at"
     ):
-        load_source("partner", write_source(tmp_path, "partner", text))
+        load_from(write_source(tmp_path, "partner", text), load_source, "partner")
 
 
 def test_unknown_type_lists_allowed_types(tmp_path):
@@ -75,26 +76,27 @@ def test_unknown_type_lists_allowed_types(tmp_path):
         + "    columns:\n      - {name: order_id, type: varchar}\n      - {name: updated_at, type: timestamp}\n"
     )
     with pytest.raises(ConfigError, match=r"columns\.0\.type: unknown type 'varchar'; allowed: string"):
-        load_source("partner", write_source(tmp_path, "partner", text))
+        load_from(write_source(tmp_path, "partner", text), load_source, "partner")
 
 
 def test_missing_required_setting(tmp_path):
     with pytest.raises(ConfigError, match=r"tables\.orders\.ordering: Field required"):
-        load_source(
-            "partner",
+        load_from(
             write_source(tmp_path, "partner", GOOD_TABLE.replace("    ordering: [updated_at]\n", "")),
+            load_source,
+            "partner",
         )
 
 
 def test_unknown_source_lists_known_ones(tmp_path):
     write_source(tmp_path, "partner", GOOD_TABLE)
     with pytest.raises(ConfigError, match="no such source file .* partner"):
-        load_source("stripe", tmp_path)
+        load_from(tmp_path, load_source, "stripe")
 
 
 def test_name_must_match_file(tmp_path):
     with pytest.raises(ConfigError, match="name is 'other' but the file is partner.yaml"):
-        load_source("partner", write_source(tmp_path, "partner", "name: other\n" + GOOD_TABLE))
+        load_from(write_source(tmp_path, "partner", "name: other\n" + GOOD_TABLE), load_source, "partner")
 
 
 def test_env_expands_variables_and_resolves_paths(tmp_path, monkeypatch):
@@ -105,12 +107,12 @@ def test_env_expands_variables_and_resolves_paths(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("DATA", "/srv/data")
     monkeypatch.chdir(tmp_path)
-    env = load_env("x", tmp_path)
+    env = load_from(tmp_path, load_env, "x")
     assert env.landing == "/srv/data/landing"
     assert env.lake == "s3://bucket/lake"
     assert env.quarantine == str(tmp_path / "rel" / "q")
     assert env.spark == {"spark.sql.shuffle.partitions": "8", "spark.x": "true"}
-    assert env.silver_path("m", "orders") == "s3://bucket/lake/silver/m/orders"
+    assert tables.silver("m", "orders").path(env) == "s3://bucket/lake/silver/m/orders"
 
 
 def test_env_unset_variable_without_default(tmp_path, monkeypatch):
@@ -120,7 +122,7 @@ def test_env_unset_variable_without_default(tmp_path, monkeypatch):
     )
     monkeypatch.delenv("NOPE_NOT_SET", raising=False)
     with pytest.raises(ConfigError, match="NOPE_NOT_SET is not set and has no default"):
-        load_env("x", tmp_path)
+        load_from(tmp_path, load_env, "x")
 
 
 def test_env_bad_profile(tmp_path):
@@ -130,4 +132,4 @@ def test_env_bad_profile(tmp_path):
         ConfigError,
         match=r"x\.yaml is not a valid environment:\n  - profile: Input should be 'local' or 'emr'",
     ):
-        load_env("x", tmp_path)
+        load_from(tmp_path, load_env, "x")

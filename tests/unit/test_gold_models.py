@@ -11,8 +11,7 @@ from northstar.gold import transforms as t
 from northstar.models import common as c
 from northstar.models import orders, payments, shipments
 from northstar.models.spec import load_model
-from tests.conftest import CONF
-from tests.unit.test_models import CTX, frame, order
+from tests.helpers.model_rows import CTX, frame, order
 
 D = Decimal
 KEY = b"unit-test-key"
@@ -63,7 +62,7 @@ def charge(charge_id, amount, currency, status="succeeded", refunded=0, order_id
 
 
 def test_stripe_charges_conform_without_card_data_and_bad_rows_are_quarantined(spark):
-    spec = load_model("payments", CONF)
+    spec = load_model("payments")
     item = spec.inputs[0]
     ctx = c.MappingContext(item.system, "silver.stripe_charges", item.status_map)
     rows = [
@@ -112,7 +111,7 @@ SHIPMENT_SCHEMA = (
 
 
 def test_partner_shipments_conform_statuses_and_quarantine_unknown_ones(spark):
-    spec = load_model("shipments", CONF)
+    spec = load_model("shipments")
     assert [i.system for i in spec.inputs] == ["wms_acme", "wms_bolt"]
     ctx = c.MappingContext("wms_bolt", "silver.wms_shipments_bolt", spec.inputs[1].status_map)
     rows = [

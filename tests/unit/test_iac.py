@@ -75,7 +75,7 @@ def test_every_bucket_is_encrypted_with_kms_and_private():
 @pytest.mark.parametrize("env_name", ["dev", "staging", "prod"])
 def test_env_files_name_what_the_template_creates(env_name):
     template = load(REPO / "infra" / "cloudformation" / "northstar.yaml")
-    env = load_env(env_name, REPO / "conf")
+    env = load_env(env_name)
 
     def named(resource: str, field: str) -> str:
         value = template["Resources"][resource]["Properties"][field]

@@ -3,9 +3,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from northstar.config import ConfigError, load_source
+from northstar.config.jdbc import parse_duration
 from northstar.extract import keyset
-from northstar.extract.jdbc_config import parse_duration
-from tests.conftest import CONF
+from tests.helpers.conf import load_from
 
 END = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 START = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
@@ -88,7 +88,7 @@ def test_durations():
 
 
 def test_repo_shop_db_source_loads():
-    source = load_source("shop_db", CONF)
+    source = load_source("shop_db")
     assert source.jdbc.password == "env:NORTHSTAR_SHOP_DB_PASSWORD"
     assert source.jdbc.tables["orders"].relation == "public.orders"
     assert source.jdbc.overlap == timedelta(minutes=15)
@@ -126,14 +126,14 @@ def test_bad_jdbc_sections_are_reported(tmp_path, values, expected):
     (tmp_path / "sources").mkdir()
     (tmp_path / "sources" / "shop.yaml").write_text(SOURCE.format(**fields))
     with pytest.raises(ConfigError, match=expected):
-        load_source("shop", tmp_path)
+        load_from(tmp_path, load_source, "shop")
 
 
 def test_errors_are_explained_from_the_sqlstate_without_the_password():
     from northstar.extract.jdbc import _explain
     from northstar.secrets import Secret
 
-    spec = load_source("shop_db", CONF).jdbc
+    spec = load_source("shop_db").jdbc
     table = spec.tables["orders"]
     secret = Secret(spec.password, "s3cret-value")
     driver_error = RuntimeError(
@@ -156,5 +156,5 @@ def test_a_password_pasted_into_config_is_not_echoed(tmp_path):
         SOURCE.format(password="hunter22", format="parquet", extra="")
     )
     with pytest.raises(ConfigError) as err:
-        load_source("shop", tmp_path)
+        load_from(tmp_path, load_source, "shop")
     assert "hunter22" not in str(err.value)

@@ -15,52 +15,9 @@ from northstar.config import ConfigError
 from northstar.models import common as c
 from northstar.models import orders, refunds
 from northstar.models.spec import load_model
-from tests.conftest import CONF
-
-KEY = b"unit-test-key"
-STATUS_MAP = {"placed": "pending", "paid": "paid", "shipped": "shipped", "cancelled": "cancelled"}
-CTX = c.MappingContext("marketplace", "silver.marketplace_orders", STATUS_MAP, c.ISO_4217, KEY)
-ITEMS = "array<struct<line_id:string,sku:string,quantity:bigint,unit_price:double,discounts:array<struct<amount:double,code:string>>>>"
-ORDERS_V1 = (
-    "order_id string, status string, created_at timestamp, updated_at timestamp, currency string, "
-    "totals struct<subtotal:double,tax:double,total:double>, shipping_fee decimal(12,2), "
-    f"customer struct<customer_id:string,email:string,name:string,shipping_address:struct<country:string>>, line_items {ITEMS}, "
-    "_record_hash string, _landing_file string, _rescued_data string"
-)
-
-
-def ts(spark, text):
-    return spark.sql(f"SELECT timestamp'{text}' AS t").first()["t"]
-
-
-def order(
-    spark, order_id="MO-1", status="paid", currency="USD", totals=(10.0, 0.8, 15.79), shipping=4.99, **kw
-):
-    row = {
-        "order_id": order_id,
-        "status": status,
-        "created_at": ts(spark, "2026-11-01 10:00:00"),
-        "updated_at": ts(spark, "2026-11-01 11:00:00"),
-        "currency": currency,
-        "totals": dict(zip(["subtotal", "tax", "total"], totals, strict=True)) if totals else None,
-        "shipping_fee": Decimal(str(shipping)) if shipping is not None else None,
-        "customer": {
-            "customer_id": "C-1",
-            "email": "a@example.com",
-            "name": "Ana",
-            "shipping_address": {"country": "us"},
-        },
-        "line_items": [{"line_id": "L1", "sku": "SKU-1", "quantity": 2, "unit_price": 5.0, "discounts": []}],
-        "_record_hash": f"h-{order_id}",
-        "_landing_file": "f1",
-        "_rescued_data": None,
-    }
-    row.update(kw)
-    return row
-
-
-def frame(spark, rows, schema=ORDERS_V1):
-    return spark.createDataFrame(rows, schema)
+from tests.helpers.conf import load_from
+from tests.helpers.envs import CONF
+from tests.helpers.model_rows import CTX, KEY, ORDERS_V1, STATUS_MAP, frame, order, ts
 
 
 def test_status_mapping_and_unmapped_status_is_quarantined(spark):
@@ -363,7 +320,7 @@ def test_classify_keeps_the_latest_valid_version_per_key(spark):
 
 
 def test_model_files_are_validated(tmp_path):
-    spec = load_model("orders", CONF)
+    spec = load_model("orders")
     assert spec.inputs[0].status_map["placed"] == "pending" and spec.customer_token_key.startswith("env:")
     (tmp_path / "models").mkdir()
     bad = tmp_path / "models" / "orders.yaml"
@@ -371,17 +328,17 @@ def test_model_files_are_validated(tmp_path):
         "inputs:\n  - {source: marketplace, table: orders, mapping: nope, status_map: {placed: open}}\n"
     )
     with pytest.raises(ConfigError, match="unknown mapping 'nope'"):
-        load_model("orders", tmp_path)
+        load_from(tmp_path, load_model, "orders")
     bad.write_text(
         "inputs:\n  - {source: marketplace, table: orders, mapping: partner_orders, status_map: {placed: open}}\n"
     )
     with pytest.raises(ConfigError, match="maps to open, not in the accepted statuses"):
-        load_model("orders", tmp_path)
+        load_from(tmp_path, load_model, "orders")
     bad.write_text("customer_token_key: hunter2\ninputs: []\n")
     with pytest.raises(ConfigError, match="Never put the secret itself in config"):
-        load_model("orders", tmp_path)
+        load_from(tmp_path, load_model, "orders")
     with pytest.raises(ConfigError, match="no such model file"):
-        load_model("customers", tmp_path)
+        load_from(tmp_path, load_model, "customers")
 
 
 def test_model_command_names_an_unset_token_key_before_starting_spark(monkeypatch, capsys):

@@ -19,6 +19,7 @@ from northstar.orchestration import deadline as dl
 from northstar.orchestration.emr import job_driver
 from northstar.orchestration.promotion import check_promotion
 from northstar.orchestration.spec import load_pipelines
+from tests.helpers.conf import load_from
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +37,7 @@ def edit(path: Path, change) -> None:
 
 
 def test_repo_envs_promote_cleanly():
-    assert check_promotion(["dev", "staging", "prod"], REPO / "conf") == []
+    assert check_promotion(["dev", "staging", "prod"]) == []
 
 
 def test_config_in_dev_but_missing_in_prod_is_caught(conf):
@@ -46,7 +47,7 @@ def test_config_in_dev_but_missing_in_prod_is_caught(conf):
     )
     edit(conf / "env" / "prod.yaml", lambda d: d["emr"]["spark"].pop("spark.emr-serverless.executor.memory"))
     edit(conf / "env" / "prod.yaml", lambda d: d.pop("delta_commit_coordinator"))
-    problems = check_promotion(["dev", "staging", "prod"], conf)
+    problems = load_from(conf, check_promotion, ["dev", "staging", "prod"])
     assert problems == [
         "conf/env/prod.yaml: sources lacks wms, which staging runs",
         "conf/env/prod.yaml: secrets lacks shop_db_password, which staging defines "
@@ -59,7 +60,7 @@ def test_config_in_dev_but_missing_in_prod_is_caught(conf):
 def test_env_refuses_a_secret_value_in_place_of_a_reference(conf):
     edit(conf / "env" / "dev.yaml", lambda d: d["secrets"].update(stripe_api_key="sk_live_abc123"))
     with pytest.raises(ConfigError) as err:
-        load_env("dev", conf)
+        load_from(conf, load_env, "dev")
     assert "dev.yaml" in str(err.value) and "secrets.stripe_api_key" in str(err.value)
     assert "sk_live_abc123" not in str(err.value)
 
@@ -68,7 +69,7 @@ def test_pipeline_naming_an_unknown_stage_or_pool_is_a_config_error(conf):
     path = conf / "orchestration" / "pipelines.yaml"
     edit(path, lambda d: d["sources"]["wms"].update(stages=["ingest", "checks"], pools={"ingest": "nope"}))
     with pytest.raises(ConfigError) as err:
-        load_pipelines(conf)
+        load_from(conf, load_pipelines)
     message = str(err.value)
     assert "pipelines.yaml" in message and "sources.wms.stages names checks" in message
     assert "sources.wms.pools.ingest uses pool nope" in message
@@ -78,11 +79,11 @@ def test_unknown_placeholder_in_arguments_is_refused(conf):
     path = conf / "orchestration" / "pipelines.yaml"
     edit(path, lambda d: d["stages"]["bronze"].update(arguments=["--day", "{ds}"]))
     with pytest.raises(ConfigError, match=r"stages.bronze.arguments: unknown placeholders \['ds'\]"):
-        load_pipelines(conf)
+        load_from(conf, load_pipelines)
 
 
 def test_job_driver_fills_placeholders_and_points_at_the_release():
-    env, pipelines = load_env("prod", REPO / "conf"), load_pipelines(REPO / "conf")
+    env, pipelines = load_env("prod"), load_pipelines()
     driver = job_driver(
         env, pipelines.stages["extract_window"], source="shop_db", window_start="A", window_end="B"
     )
@@ -131,7 +132,7 @@ def test_alert_goes_to_sns_and_to_slack_without_leaking_the_webhook(monkeypatch,
     with mock_aws():
         sns = boto3.client("sns", region_name="eu-west-1")
         topic = sns.create_topic(Name="alerts")["TopicArn"]
-        env = load_env("dev", REPO / "conf")
+        env = load_env("dev")
         env = env.model_copy(
             update={
                 "alerts": env.alerts.model_copy(

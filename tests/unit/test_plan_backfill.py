@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 
 from northstar import cli
-from northstar.plan_backfill import (
+from northstar.extract.backfill_plan import (
     BackfillInputs,
     api_defaults,
     incremental_requests_per_hour,
@@ -15,6 +15,7 @@ from northstar.plan_backfill import (
     min_rate_limit,
     plan,
 )
+from tests.helpers.conf import load_from
 
 BRIEF = {"orders": 8_000_000, "refunds": 1_000_000}
 EIGHTEEN_MONTHS = {"start": date(2025, 5, 1), "end": date(2026, 10, 31)}  # 549 days
@@ -169,17 +170,17 @@ def test_defaults_come_from_the_api_section_and_flags_override(tmp_path, capsys)
     (tmp_path / "sources" / "contract.yaml").write_text(
         "api:\n  page_size: 100\n  rate_limit: {requests: 600, per_seconds: 1800}\n  lookback_hours: 24\n"
     )
-    assert api_defaults("contract", tmp_path) == {
+    assert load_from(tmp_path, api_defaults, "contract") == {
         "page_size": 100,
         "rate_limit_per_hour": 1200,
         "lookback_hours": 24,
     }
-    assert api_defaults("partner", tmp_path) == {
+    assert load_from(tmp_path, api_defaults, "partner") == {
         "page_size": 1000,
         "rate_limit_per_hour": 3000,
         "lookback_hours": 0,
     }
-    assert api_defaults("plain", tmp_path) == {}
+    assert load_from(tmp_path, api_defaults, "plain") == {}
 
     args = ["plan-backfill", "--start", "2025-01-01", "--end", "2025-01-02", "--volume", "orders=72000000"]
     assert cli.main([*args, "--source", "partner", "--conf-dir", str(tmp_path)]) == 0

@@ -13,6 +13,7 @@ from northstar.config import ConfigError
 from northstar.quality import checks as c
 from northstar.quality import spec as q
 from northstar.quality.results import FAIL, PASS, QUARANTINED, SKIPPED, WARN
+from tests.helpers.conf import load_from
 
 ORDERS = "order_id string, status string, currency string, item_count int, customer_id string"
 CHECK = TypeAdapter(q.Check)
@@ -242,7 +243,7 @@ def test_check_files_are_validated_with_file_and_field_named(tmp_path):
         "  - {name: odd, type: accepted_values, column: status, severity: warn}\n"
     )
     with pytest.raises(ConfigError) as err:
-        q.load_checks("silver.orders", tmp_path)
+        load_from(tmp_path, q.load_checks, "silver.orders")
     message = str(err.value)
     assert str(bad) in message
     assert "checks.1.accepted_values.values: Field required" in message
@@ -252,17 +253,16 @@ def test_check_files_are_validated_with_file_and_field_named(tmp_path):
     with pytest.raises(
         ConfigError, match="severity quarantine applies to row-level checks .* use warn or fail for fresh"
     ):
-        q.load_checks("silver.orders", tmp_path)
+        load_from(tmp_path, q.load_checks, "silver.orders")
     bad.write_text("checks:\n  - {name: x, type: nonsense, severity: warn}\n")
     with pytest.raises(ConfigError, match="checks.0: Input tag 'nonsense' found using 'type' does not match"):
-        q.load_checks("silver.orders", tmp_path)
-    assert q.load_checks("silver.elsewhere", tmp_path) is None
+        load_from(tmp_path, q.load_checks, "silver.orders")
+    assert load_from(tmp_path, q.load_checks, "silver.elsewhere") is None
 
 
 def test_the_repo_check_files_load():
-    from tests.conftest import CONF
 
-    tables = q.list_checked_tables(CONF)
+    tables = q.list_checked_tables()
     assert {"silver.marketplace_orders", "silver.marketplace_refunds"} <= set(tables)
     for table in tables:
-        assert q.load_checks(table, CONF).table == table
+        assert q.load_checks(table).table == table

@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 
 from northstar.config import ConfigError
-from northstar.quality import report_html
-from northstar.quality.recon_spec import TableProfile, load_recon
-from northstar.quality.reconcile import compare, daily_figures, duplicate_rate
+from northstar.reconciliation import report_html
+from northstar.reconciliation.reconcile import compare, daily_figures, duplicate_rate
+from northstar.reconciliation.spec import TableProfile, load_recon
+from tests.helpers.conf import load_from
 
 D1, D2 = date(2026, 11, 23), date(2026, 11, 24)
 FIGURES = "business_date date, currency string, count decimal(38,4), sum decimal(38,4)"
@@ -158,7 +159,7 @@ def test_spec_errors_name_the_file_and_the_field(tmp_path):
         "comparisons:\n  c:\n    left: {table: a}\n    right: {table: nope}\n    measures: [median]\n"
     )
     with pytest.raises(ConfigError) as err:
-        load_recon("daily", tmp_path)
+        load_from(tmp_path, load_recon, "daily")
     message = str(err.value)
     assert "daily.yaml is not a valid reconciliation spec" in message
     assert "measures: unknown median; allowed: count, sum" in message
@@ -166,7 +167,7 @@ def test_spec_errors_name_the_file_and_the_field(tmp_path):
         "tables:\n  a: {key: [id], date: d, amount: x}\ncomparisons:\n  c: {left: {table: a}, right: {table: nope}}\n"
     )
     with pytest.raises(ConfigError, match=r"comparisons.c.right.table: nope is not under tables: \(a\)"):
-        load_recon("daily", tmp_path)
+        load_from(tmp_path, load_recon, "daily")
 
 
 def test_the_shipped_spec_loads():

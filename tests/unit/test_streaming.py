@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from northstar.bronze.transforms import LANDING_FILE, RAW
 from northstar.config import ConfigError, load_source
+from northstar.dev.simulate.events import firehose_key, make_batch, write_firehose_file
 from northstar.privacy.spec import load_privacy
-from northstar.simulate.events import firehose_key, make_batch, write_firehose_file
 from northstar.streaming import transforms as tx
-from northstar.transforms.bronze import LANDING_FILE, RAW
-from tests.conftest import CONF
+from tests.helpers.conf import load_from
+from tests.helpers.envs import CONF
 
 STREAM_SOURCE = """
 tables:
@@ -41,9 +42,9 @@ def write_source(tmp_path: Path, **values) -> Path:
 
 
 def test_repo_clickstream_and_privacy_conf_load():
-    stream = load_source("clickstream", CONF).stream
+    stream = load_source("clickstream").stream
     assert (stream.table, stream.session_gap, stream.watermark) == ("events", "30 minutes", "10 minutes")
-    assert load_privacy(CONF).deadline_hours == 72
+    assert load_privacy().deadline_hours == 72
 
 
 @pytest.mark.parametrize(
@@ -56,7 +57,7 @@ def test_repo_clickstream_and_privacy_conf_load():
 )
 def test_stream_section_errors_name_the_field(tmp_path, values, message):
     with pytest.raises(ConfigError) as err:
-        load_source("clicks", write_source(tmp_path, **values))
+        load_from(write_source(tmp_path, **values), load_source, "clicks")
     assert "clicks.yaml" in str(err.value) and message in str(err.value)
     assert "hunter2" not in str(err.value)
 
@@ -65,7 +66,7 @@ def test_privacy_conf_refuses_a_retention_that_misses_the_deadline(tmp_path):
     text = (CONF / "privacy.yaml").read_text().replace("vacuum_retain_hours: 24", "vacuum_retain_hours: 60")
     (tmp_path / "privacy.yaml").write_text(text)
     with pytest.raises(ConfigError, match="vacuum_retain_hours 60 \\+ 24 h between daily runs exceeds"):
-        load_privacy(tmp_path)
+        load_from(tmp_path, load_privacy)
 
 
 def test_firehose_files_use_hourly_prefixes_and_appear_whole(tmp_path):
@@ -90,7 +91,7 @@ def test_producer_batch_accounts_for_every_line():
 
 
 def test_parse_and_reject_reasons(spark):
-    spec = load_source("clickstream", CONF)
+    spec = load_source("clickstream")
     lines = [
         '{"event_id":"e1","event_time":"2026-11-20T10:00:00.000Z","event_type":"page_view","referrer":"ad"}',
         '{"event_id":"e2","event_time":"2026-11-20T10:0',

@@ -9,8 +9,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pytest import raises
 
+from northstar.bronze import transforms as bronze
 from northstar.config import ColumnSpec, TableSpec
-from northstar.transforms import bronze, silver
+from northstar.silver import transforms as silver
 
 SPEC = TableSpec(
     format="jsonl",

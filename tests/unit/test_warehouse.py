@@ -12,10 +12,13 @@ from moto import mock_aws
 from pydantic import ValidationError
 from pyspark.sql import types as T
 
-from northstar.config import _format_validation_error
+from northstar.config import load_source
+from northstar.config.base import format_validation_error
+from northstar.config.env import S3Spec, SnowflakeSpec
+from northstar.gold.tables import GOLD
+from northstar.models import orders as orders_model
 from northstar.warehouse import ddl, publish, reconcile
 from northstar.warehouse.spark_connector import connector_options
-from northstar.warehouse.spec import S3Spec, SnowflakeSpec
 
 SCHEMA = T.StructType(
     [
@@ -91,18 +94,37 @@ def test_merge_updates_only_changed_rows_and_inserts_new_keys():
     )
 
 
-def test_pii_columns_are_recognised_for_masking():
-    names = [
-        "CUSTOMER_TOKEN",
-        "EMAIL_TOKEN",
-        "PHONE",
-        "FULL_NAME",
-        "SHIP_TO_ADDRESS",
-        "ORDER_ID",
-        "SKU",
-        "CURRENCY",
+def test_masked_columns_are_the_pii_the_models_declare_not_a_guess_from_names():
+    dim = GOLD["dim_customer"]
+    columns = [
+        "customer_sk",
+        "customer_token",
+        "customer_email_token",
+        "customer_phone_token",
+        "customer_name_token",
+        "ship_to_country",
+        "ship_to_city_token",
+        "valid_from",
     ]
-    assert [n for n in names if publish.PII_COLUMN.search(n)] == names[:5]
+    assert dim.pii_columns(columns) == [
+        "customer_token",
+        "customer_email_token",
+        "customer_phone_token",
+        "customer_name_token",
+        "ship_to_city_token",
+    ]  # the country is not personal data; a column named like PII but not declared is not masked
+    assert GOLD["fact_orders"].pii_columns(["order_id", "customer_token", "email_domain"]) == [
+        "customer_token"
+    ]
+    assert GOLD["fact_payments"].pii_columns(["payment_id", "amount"]) == []
+
+
+def test_each_customer_token_column_comes_from_a_field_the_source_declares_pii():
+    """The orders model's token columns carry fields marketplace.yaml lists under `pii:` (so masking follows
+    the source spec); customer_token is the keyed id the dimension is built on."""
+    declared = set(load_source("marketplace").tables["orders"].pii)
+    assert set(orders_model.CUSTOMER_FIELDS.values()) <= declared
+    assert set(orders_model.PII_COLUMNS) == {"customer_token", *orders_model.CUSTOMER_FIELDS}
 
 
 def test_compare_reports_every_metric_and_missing_partitions():
@@ -150,14 +172,6 @@ def test_a_table_without_partition_is_reconciled_as_a_whole():
     assert reconcile.warehouse_figures([(3, 6)], grain, ("orders_in_version",)) == {
         (): {"rows": 3, "orders_in_version": Decimal("6.00")}
     }
-    assert [
-        n
-        for n in ("CUSTOMER_EMAIL_TOKEN", "SHIP_TO_CITY_TOKEN", "SHIP_TO_COUNTRY")
-        if publish.PII_COLUMN.search(n)
-    ] == [
-        "CUSTOMER_EMAIL_TOKEN",
-        "SHIP_TO_CITY_TOKEN",
-    ]  # dim_customer's token columns are masked in ANALYTICS, the country is not
 
 
 @mock_aws
@@ -185,7 +199,7 @@ def test_spark_connector_options_come_from_env_conf_and_secret_references(monkey
 def test_snowflake_and_s3_sections_refuse_secrets_and_missing_settings():
     with pytest.raises(ValidationError, match="must be given as a reference") as err:
         SnowflakeSpec(**{**SPEC, "password": "hunter2"})
-    shown = _format_validation_error(
+    shown = format_validation_error(
         Path("conf/env/prod.yaml"), "environment", err.value
     )  # what load_env raises
     assert "password" in shown and "hunter2" not in shown
@@ -198,7 +212,7 @@ def test_snowflake_and_s3_sections_refuse_secrets_and_missing_settings():
 
 def test_sse_kms_setting_becomes_the_s3a_encryption_settings(monkeypatch, tmp_path):
     from northstar.spark import s3_encryption
-    from tests.conftest import make_env
+    from tests.helpers.envs import make_env
 
     env = make_env(tmp_path)
     assert s3_encryption(env) == {}

@@ -29,8 +29,9 @@ from pyspark.sql import types as T
 
 from northstar import ledger
 from northstar.config import EnvConfig, SourceSpec
+from northstar.config.jdbc import JdbcSpec, JdbcTable
 from northstar.extract import ExtractError, jdbc_state, keyset
-from northstar.extract.jdbc_config import JdbcSpec, JdbcTable
+from northstar.lake import tables
 from northstar.ledger import LedgerEntry
 from northstar.secrets import Secret, SecretError, resolve
 
@@ -110,7 +111,7 @@ def _extract_table(
     spec = source.jdbc
     table_spec = source.tables[table]
     jdbc_table = spec.tables[table]
-    landing_folder = env.landing_path(table_spec)
+    landing_folder = tables.landing_folder(env, table_spec)
     state = jdbc_state.load(spark, landing_folder)
 
     progress = None

@@ -24,12 +24,14 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from northstar.config import ConfigError, EnvConfig, SourceSpec, _expand_env_vars
-from northstar.extract import ExtractError, landing_writer
-from northstar.extract.api_spec import ApiSpec, EndpointSpec
-from northstar.extract.landing_writer import ObjectStore, open_store
+from northstar.config import ConfigError, EnvConfig, SourceSpec
+from northstar.config.api import ApiSpec, EndpointSpec
+from northstar.config.base import expand_env_vars
+from northstar.extract import ExtractError
 from northstar.extract.ratelimit import BudgetExhausted, Clock, RateLimiter
 from northstar.extract.state import RunProgress, StateStore, TableState, state_key
+from northstar.landing import writer as landing_writer
+from northstar.landing.writer import ObjectStore, open_store
 from northstar.secrets import Secret, SecretError, resolve
 
 # Points of a page's life where tests inject crashes: fetched -> landed -> manifested -> committed.
@@ -475,7 +477,7 @@ def run_extract(
             f"source {source.name} has no API endpoint for {', '.join(unknown)} (endpoints: {', '.join(api.endpoints)})"
         )
     try:
-        base_url = _expand_env_vars(api.base_url)
+        base_url = expand_env_vars(api.base_url)
     except KeyError as err:
         raise ConfigError(
             f"source {source.name}: api.base_url uses ${{{err.args[0]}}}, which is not set"

@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from northstar.extract.landing_writer import ObjectStore
+from northstar.landing.writer import ObjectStore
 
 STATE_VERSION = 1
 

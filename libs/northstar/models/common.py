@@ -13,10 +13,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from northstar.transforms.bronze import LANDING_FILE, RECORD_HASH
-from northstar.transforms.pii import keyed_token  # noqa: F401  (the models' customer token)
-from northstar.transforms.schema import RESCUED
-from northstar.transforms.silver import (  # noqa: F401  (the models use silver's disposition names)
+from northstar.bronze.transforms import LANDING_FILE, RECORD_HASH
+from northstar.silver.transforms import (  # noqa: F401  (the models use silver's disposition names)
     CANDIDATE,
     DISPOSITION,
     EXACT_DUPLICATE,
@@ -26,6 +24,8 @@ from northstar.transforms.silver import (  # noqa: F401  (the models use silver'
     SUPERSEDED,
     tag_dispositions,
 )
+from northstar.transforms.pii import keyed_token  # noqa: F401  (the models' customer token)
+from northstar.transforms.schema import RESCUED
 
 AMOUNT = T.DecimalType(18, 2)
 AMOUNT_SQL = "decimal(18,2)"

@@ -41,6 +41,9 @@ CUSTOMER_FIELDS = {
     "ship_to_city_token": "customer.shipping_address.city",
 }
 CUSTOMER_ATTRIBUTES = tuple(CUSTOMER_FIELDS)
+# Columns that identify a person (keyed tokens are still personal data): masked in the warehouse's analytics
+# schema, wherever gold carries them.
+PII_COLUMNS = ("customer_token", *CUSTOMER_ATTRIBUTES)
 TOKEN_PATTERN = "^[0-9a-f]{64}$"
 AMOUNTS = ("subtotal_amount", "tax_amount", "shipping_amount", "discount_amount", "total_amount")
 COLUMNS = [

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from northstar.models import common as c
 
 KEY = ["source_system", "payment_id"]
+PII_COLUMNS: tuple[str, ...] = ()  # no column of this model identifies a person
 ORDERING = ["updated_at"]  # Stripe objects have no update time: the snapshot's `_extracted_at`
 ACCEPTED_STATUSES = ("pending", "succeeded", "failed")
 COLUMNS = [

@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from northstar.models import common as c
 
 KEY = ["source_system", "refund_id"]
+PII_COLUMNS: tuple[str, ...] = ()  # no column of this model identifies a person
 ORDERING = ["updated_at"]
 ACCEPTED_STATUSES = ("requested", "approved", "rejected", "completed", "cancelled")
 COLUMNS = [

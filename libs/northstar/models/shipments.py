@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from northstar.models import common as c
 
 KEY = ["source_system", "shipment_id"]
+PII_COLUMNS: tuple[str, ...] = ()  # no column of this model identifies a person
 ORDERING = ["updated_at"]  # = status_time: the partner's own clock of the status change
 ACCEPTED_STATUSES = ("pending", "shipped", "in_transit", "delivered", "exception", "returned")
 COLUMNS = [

@@ -5,16 +5,9 @@ A second source for a model is one more entry under `inputs` (plus a mapping fun
 
 from __future__ import annotations
 
-from pathlib import Path
+from pydantic import Field, field_validator, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from northstar.config import (
-    ConfigError,
-    Identifier,
-    default_conf_dir,
-    parse_conf_file,
-)
+from northstar.config import ConfKind, Identifier, Strict
 from northstar.models import common, orders, payments, refunds, shipments
 from northstar.secrets import check_reference
 
@@ -22,11 +15,7 @@ from northstar.secrets import check_reference
 MODULES = {"orders": orders, "refunds": refunds, "payments": payments, "shipments": shipments}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelInput(_Strict):
+class ModelInput(Strict):
     """One silver table feeding a model."""
 
     source: Identifier = Field(description="conf/sources/<source>.yaml")
@@ -49,7 +38,7 @@ class ModelInput(_Strict):
         return self.source_system or self.source
 
 
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     """A conformed model and its inputs."""
 
     name: Identifier
@@ -111,16 +100,14 @@ class ModelSpec(_Strict):
         return frozenset(self.currencies) if self.currencies else common.ISO_4217
 
 
-def list_models(conf_dir: Path | str | None = None) -> list[str]:
-    conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
-    return sorted(p.stem for p in (conf_dir / "models").glob("*.yaml"))
+MODELS = ConfKind("models", ModelSpec, "model", expand_env=True, hint="; or 'all'")
 
 
-def load_model(name: str, conf_dir: Path | str | None = None) -> ModelSpec:
-    """Load conf/models/<name>.yaml (${VAR} and ${VAR:-default} expanded from the environment)."""
-    conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
-    path = conf_dir / "models" / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(list_models(conf_dir)) or "none"
-        raise ConfigError(f"{path}: no such model file (models in {conf_dir / 'models'}: {known}; or 'all')")
-    return parse_conf_file(path, ModelSpec, "model", expand_env=True, name_field="name")
+def list_models() -> list[str]:
+    """The names of every conformed model file (conf/models/<model>.yaml)."""
+    return MODELS.names()
+
+
+def load_model(name: str) -> ModelSpec:
+    """conf/models/<name>.yaml (${VAR} and ${VAR:-default} expanded from the environment)."""
+    return MODELS.load(name)

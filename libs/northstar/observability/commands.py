@@ -1,4 +1,5 @@
-"""`northstar status`: freshness and lag per table from the run ledger; with --publish, metrics and alerts.
+"""`northstar status` (freshness and lag per table from the run ledger; with --publish, metrics and alerts) and
+`northstar ledger` (recent runs and their counts).
 
 Also the function a scheduled monitor calls after each run (`report_runs`): ledger metrics to CloudWatch and
 a freshness alert to SNS when a table is older than the env's limit.
@@ -47,13 +48,13 @@ def report_runs(
     return {"metrics": sent, "alert": message_id, "breaches": sum(1 for r in status_rows if r["breach"])}
 
 
-def status(args: argparse.Namespace) -> int:
+def _cmd_status(args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F
 
     from northstar import ledger
     from northstar.spark import get_spark
 
-    env = load_env(args.env, args.conf_dir)
+    env = load_env(args.env)
     spark = get_spark(env, app_name="northstar-status")
     now = datetime.now(UTC)
     rows = ledger.read(spark, env)
@@ -72,3 +73,45 @@ def status(args: argparse.Namespace) -> int:
     if args.publish:
         print(report_runs(spark, env, now))
     return 0
+
+
+def _cmd_ledger(args: argparse.Namespace) -> int:
+    from pyspark.sql import functions as F
+
+    from northstar import ledger
+    from northstar.spark import get_spark
+
+    env = load_env(args.env)
+    spark = get_spark(env, app_name="northstar-ledger")
+    rows = ledger.read(spark, env)
+    if args.source:
+        rows = rows.where(F.col("source") == args.source)
+    rows.orderBy(F.col("started_at").desc()).select(
+        "started_at",
+        "layer",
+        "source",
+        "table_name",
+        "status",
+        "records_read",
+        "records_written",
+        "records_duplicate",
+        "records_quarantined",
+        "run_id",
+    ).show(args.limit, truncate=False)
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """`northstar status` and `northstar ledger`."""
+    status = commands.add_parser("status", help="freshness and lag per table from the run ledger")
+    status.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")
+    status.add_argument("--source", help="only this source")
+    status.add_argument(
+        "--publish", action="store_true", help="also send metrics to CloudWatch, breaches to SNS"
+    )
+    status.set_defaults(action=_cmd_status)
+    show = commands.add_parser("ledger", help="show recent runs from the run ledger")
+    show.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")
+    show.add_argument("--source", help="only this source")
+    show.add_argument("--limit", type=int, default=20, help="runs to show (default 20)")
+    show.set_defaults(action=_cmd_ledger)

@@ -10,18 +10,13 @@ the table (docs/runbooks/concurrent-writers.md). Re-running is a no-op for table
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from northstar.config import ConfigError, EnvConfig, load_env
-from northstar.orchestration.env_spec import (
-    COORDINATOR_CONF_PROPERTY,
-    COORDINATOR_NAME_PROPERTY,
-    CommitCoordinatorSpec,
-)
+from northstar.catalog import all_tables
+from northstar.config import ConfigError, EnvConfig
+from northstar.config.env import COORDINATOR_CONF_PROPERTY, COORDINATOR_NAME_PROPERTY, CommitCoordinatorSpec
 
 CONVERTED, ALREADY, NOT_CREATED = "converted", "already coordinated", "not created yet"
 RELEASED, NOT_COORDINATED = "back on file-system commits", "not coordinated"
@@ -84,15 +79,12 @@ def release_table(spark: SparkSession, path: str) -> str:
 def coordinate_lake(
     spark: SparkSession,
     env: EnvConfig,
-    conf_dir: Path | str | None = None,
     names: list[str] | None = None,
     release: bool = False,
 ) -> dict[str, str]:
     """Convert (or, with `release`, take off) every table of the lake or only `names`: name -> outcome."""
-    from northstar.catalog import table_paths
-
     spec = require_coordinator(env)
-    paths = table_paths(env, conf_dir)
+    paths = {table.full_name: table.path(env) for table in all_tables()}
     unknown = sorted(set(names or []) - set(paths))
     if unknown:
         raise ConfigError(
@@ -111,41 +103,3 @@ def require_coordinator(env: EnvConfig) -> CommitCoordinatorSpec:
             "region (see conf/env/dev.yaml and docs/concurrent-writers.md)"
         )
     return env.delta_commit_coordinator
-
-
-def _command(args: argparse.Namespace) -> int:
-    from northstar.spark import get_spark
-
-    env = load_env(args.env, args.conf_dir)
-    spec = require_coordinator(env)
-    spark = get_spark(env, app_name="northstar-coordinate-commits")
-    outcomes = coordinate_lake(spark, env, args.conf_dir, args.table or None, release=args.release)
-    for name, outcome in outcomes.items():
-        print(f"{name:45} {outcome}")
-    if args.release:
-        released = sum(1 for o in outcomes.values() if o == RELEASED)
-        print(
-            f"{released} taken off DynamoDB table {spec.dynamodb_table}; remove delta_commit_coordinator: from "
-            f"conf/env/{env.name}.yaml too, or new tables will be coordinated again"
-        )
-    else:
-        converted = sum(1 for o in outcomes.values() if o == CONVERTED)
-        print(f"{converted} converted; commits now go through DynamoDB table {spec.dynamodb_table}")
-    return 0
-
-
-def add_commands(commands) -> None:
-    """`northstar coordinate-commits`: convert existing tables to the env's DynamoDB commit coordinator."""
-    parser = commands.add_parser(
-        "coordinate-commits",
-        help="put existing Delta tables under the env's DynamoDB commit coordinator (docs/concurrent-writers.md)",
-    )
-    parser.add_argument("--env", default="local")
-    parser.add_argument("--conf-dir", type=Path)
-    parser.add_argument("--table", action="append", help="only this table (repeatable); default: all")
-    parser.add_argument(
-        "--release",
-        action="store_true",
-        help="the other way: DROP FEATURE coordinatedCommits-preview (back to file-system commits)",
-    )
-    parser.set_defaults(action=_command)

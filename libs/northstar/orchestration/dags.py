@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from northstar.config import EnvConfig, enabled_sources, load_env
+from northstar.config import EnvConfig, conf_dir_set_to, enabled_sources, load_env
+from northstar.config import conf_dir as current_conf_dir
 from northstar.orchestration import deadline as dl
 from northstar.orchestration.emr import configuration_overrides, job_driver, require_emr
 from northstar.orchestration.spec import PipelinesSpec, load_pipelines
@@ -68,7 +68,8 @@ class FailureAlert:
     def __call__(self, context: dict) -> None:
         from northstar.observability.notify import send, task_failed_alert
 
-        env = load_env(self.env_name, self.conf_dir)
+        with conf_dir_set_to(self.conf_dir):
+            env = load_env(self.env_name)
         send(env, task_failed_alert(env.name, context))
 
 
@@ -90,7 +91,7 @@ def check_deadline(
     end = now if finished else dl.predicted_end(now, expected_minutes)
     if end <= deadline:
         return f"on time: {'finished' if finished else 'predicted'} {end:%H:%M} <= {deadline:%H:%M} UTC"
-    send(load_env(env_name, conf_dir), deadline_alert(env_name, dag_id, deadline, end, missed=finished))
+    send(load_env(env_name), deadline_alert(env_name, dag_id, deadline, end, missed=finished))
     return f"{'missed' if finished else 'at risk'}: {end:%H:%M} > {deadline:%H:%M} UTC (alert sent)"
 
 
@@ -142,8 +143,8 @@ def _stage_tasks(
     return tasks
 
 
-def _sources(pipelines: PipelinesSpec, env: EnvConfig, conf_dir: str | None) -> list[str]:
-    enabled = enabled_sources(env, conf_dir)
+def _sources(pipelines: PipelinesSpec, env: EnvConfig) -> list[str]:
+    enabled = enabled_sources(env)
     return [s for s in pipelines.sources if s in enabled]
 
 
@@ -168,13 +169,13 @@ def _linear_dag(pipelines, env, conf_dir, *, dag_id, description, schedule, stag
     return dag
 
 
-def source_dags(env_name: str | None = None, conf_dir: str | Path | None = None) -> dict:
+def source_dags(env_name: str | None = None) -> dict:
     """northstar_<source>: the source's stages in order on the scheduled application."""
-    conf_dir = str(conf_dir) if conf_dir else None
-    env = load_env(env_name or current_env_name(), conf_dir)
-    pipelines = load_pipelines(conf_dir)
+    conf_dir = str(current_conf_dir())  # what the callbacks, which run in workers, read
+    env = load_env(env_name or current_env_name())
+    pipelines = load_pipelines()
     dags = {}
-    for source in _sources(pipelines, env, conf_dir):
+    for source in _sources(pipelines, env):
         pipeline = pipelines.sources[source]
         dag_id = f"northstar_{source}"
         dags[dag_id] = _linear_dag(
@@ -192,12 +193,12 @@ def source_dags(env_name: str | None = None, conf_dir: str | Path | None = None)
     return dags
 
 
-def housekeeping_dags(env_name: str | None = None, conf_dir: str | Path | None = None) -> dict:
+def housekeeping_dags(env_name: str | None = None) -> dict:
     """northstar_<name> for each `housekeeping:` entry (skipped where the env does not enable its source)."""
-    conf_dir = str(conf_dir) if conf_dir else None
-    env = load_env(env_name or current_env_name(), conf_dir)
-    pipelines = load_pipelines(conf_dir)
-    enabled = enabled_sources(env, conf_dir)
+    conf_dir = str(current_conf_dir())  # what the callbacks, which run in workers, read
+    env = load_env(env_name or current_env_name())
+    pipelines = load_pipelines()
+    enabled = enabled_sources(env)
     dags = {}
     for name, spec in pipelines.housekeeping.items():
         if spec.source and spec.source not in enabled:
@@ -218,12 +219,12 @@ def housekeeping_dags(env_name: str | None = None, conf_dir: str | Path | None =
     return dags
 
 
-def reconciliation_dag(env_name: str | None = None, conf_dir: str | Path | None = None) -> dict:
+def reconciliation_dag(env_name: str | None = None) -> dict:
     """northstar_daily_reconciliation: deadline guard -> stages -> deadline check (ALL_DONE)."""
     DAG, chain, _, PythonOperator, TriggerRule, _ = _airflow()
-    conf_dir = str(conf_dir) if conf_dir else None
-    env = load_env(env_name or current_env_name(), conf_dir)
-    pipelines = load_pipelines(conf_dir)
+    conf_dir = str(current_conf_dir())  # what the callbacks, which run in workers, read
+    env = load_env(env_name or current_env_name())
+    pipelines = load_pipelines()
     spec = pipelines.reconciliation
     if spec is None:
         return {}
@@ -265,17 +266,17 @@ def reconciliation_dag(env_name: str | None = None, conf_dir: str | Path | None 
     return {dag_id: dag}
 
 
-def backfill_dags(env_name: str | None = None, conf_dir: str | Path | None = None) -> dict:
+def backfill_dags(env_name: str | None = None) -> dict:
     """northstar_backfill_<source>: the backfill stages for a window given as parameters, on the backfill app."""
     DAG, chain, Param, *_ = _airflow()
-    conf_dir = str(conf_dir) if conf_dir else None
-    env = load_env(env_name or current_env_name(), conf_dir)
-    pipelines = load_pipelines(conf_dir)
+    conf_dir = str(current_conf_dir())  # what the callbacks, which run in workers, read
+    env = load_env(env_name or current_env_name())
+    pipelines = load_pipelines()
     spec = pipelines.backfill
     if spec is None:
         return {}
     dags = {}
-    for source in _sources(pipelines, env, conf_dir):
+    for source in _sources(pipelines, env):
         dag_id = f"northstar_backfill_{source}"
         stages = pipelines.backfill_stages(source)
         with DAG(

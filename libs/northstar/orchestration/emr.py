@@ -7,7 +7,7 @@ what the tests compare the submitted job run against.
 from __future__ import annotations
 
 from northstar.config import EnvConfig
-from northstar.orchestration.env_spec import EmrSpec
+from northstar.config.env import EmrSpec
 from northstar.orchestration.spec import StageSpec, fill
 
 # The packaged release (scripts/package.sh / `northstar package`) holds, under <artifacts>/<version>/:

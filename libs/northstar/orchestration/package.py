@@ -8,7 +8,6 @@ architecture and glibc, so a release for AWS is built on Amazon Linux 2023 (docs
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
@@ -141,38 +140,3 @@ def upload(out: Path, artifacts: str, version: str, s3_client=None) -> list[str]
         s3_client.upload_file(str(path), bucket, key)
         uris.append(f"s3://{bucket}/{key}")
     return uris
-
-
-def package_command(args: argparse.Namespace) -> int:
-    from northstar.config import default_conf_dir, load_env
-    from northstar.spark import jars_dir
-
-    conf_dir = Path(args.conf_dir) if args.conf_dir else default_conf_dir()
-    version = args.version or git_version()
-    if args.requirements.name == "requirements.lock":
-        requirements = runtime_requirements()
-    else:
-        requirements = [
-            line.strip()
-            for line in args.requirements.read_text().splitlines()
-            if line.strip() and not line.startswith("#")
-        ]
-    manifest = build(args.out, version, requirements, conf_dir, jars_dir())
-    print(
-        f"built {args.out} version {version}: {len(manifest['files'])} files, {len(requirements)} requirements"
-    )
-    if manifest["jars_missing"]:
-        print(
-            f"warning: jars not in .jars/ (run make setup): {', '.join(manifest['jars_missing'])}",
-            file=sys.stderr,
-        )
-    if args.env:
-        env = load_env(args.env, conf_dir)
-        if env.emr is None:
-            print(f"env {args.env} has no emr: section (artifacts); nothing uploaded", file=sys.stderr)
-            return 2
-        uris = upload(args.out, env.emr.artifacts, version)
-        print(
-            f"uploaded {len(uris)} files to {env.emr.artifacts}/{version}/; set emr.artifact_version: {version}"
-        )
-    return 0

@@ -7,17 +7,15 @@ setting present in dev and absent in prod. `northstar validate-conf --promotion 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from northstar.config import EnvConfig, enabled_sources, list_sources, load_env
 
 SECTIONS = ("emr", "alerts", "delta_commit_coordinator")
 
 
-def check_env(env: EnvConfig, conf_dir: Path | str | None = None) -> list[str]:
+def check_env(env: EnvConfig) -> list[str]:
     """One env alone: its sources exist; an emr-profile env has what the DAGs need."""
     problems = []
-    known = list_sources(conf_dir)
+    known = list_sources()
     unknown = [s for s in env.sources or [] if s not in known]
     if unknown:
         problems.append(
@@ -34,13 +32,13 @@ def check_env(env: EnvConfig, conf_dir: Path | str | None = None) -> list[str]:
     return problems
 
 
-def check_promotion(names: list[str], conf_dir: Path | str | None = None) -> list[str]:
+def check_promotion(names: list[str]) -> list[str]:
     """Problems, each naming the later env's file, the field and what the earlier env has there."""
-    envs = [load_env(n, conf_dir) for n in names]
-    problems = [p for env in envs for p in check_env(env, conf_dir)]
+    envs = [load_env(n) for n in names]
+    problems = [p for env in envs for p in check_env(env)]
     for earlier, later in zip(envs, envs[1:], strict=False):
         where = f"conf/env/{later.name}.yaml"
-        missing = sorted(set(enabled_sources(earlier, conf_dir)) - set(enabled_sources(later, conf_dir)))
+        missing = sorted(set(enabled_sources(earlier)) - set(enabled_sources(later)))
         if missing:
             problems.append(f"{where}: sources lacks {', '.join(missing)}, which {earlier.name} runs")
         missing = sorted(set(earlier.secrets) - set(later.secrets))

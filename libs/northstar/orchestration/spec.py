@@ -6,11 +6,10 @@ No Airflow import here: the specs are validated by `northstar validate-conf` and
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from northstar.config import Identifier, default_conf_dir, parse_conf_file
+from northstar.config import ConfFile, Identifier, Strict
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # what a stage's arguments may name; filled at DAG generation ({source}, {env}) or at run time (the window)
@@ -18,11 +17,7 @@ PLACEHOLDERS = ("source", "env", "window_start", "window_end", "business_date")
 DEADLINE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StageSpec(_Strict):
+class StageSpec(Strict):
     """One pipeline step: a spark-submit entry point in jobs/ and its arguments."""
 
     entry_point: str = Field(pattern=r"^jobs/[a-z0-9_]+\.py$", description="jobs/<name>.py")
@@ -38,12 +33,12 @@ class StageSpec(_Strict):
         return value
 
 
-class PoolSpec(_Strict):
+class PoolSpec(Strict):
     slots: int = Field(ge=1)
     description: str = ""
 
 
-class Defaults(_Strict):
+class Defaults(Strict):
     retries: int = Field(default=3, ge=0)
     retry_delay_minutes: float = Field(default=2, gt=0)
     max_retry_delay_minutes: float = Field(default=30, gt=0)
@@ -51,7 +46,7 @@ class Defaults(_Strict):
     owner: str = "data-engineering"
 
 
-class SourcePipeline(_Strict):
+class SourcePipeline(Strict):
     """The DAG of one source: its schedule and stages in order."""
 
     schedule: str = Field(min_length=1, description="cron expression or @preset")
@@ -59,7 +54,7 @@ class SourcePipeline(_Strict):
     pools: dict[Identifier, str] = Field(default_factory=dict, description="stage -> pool for this source")
 
 
-class HousekeepingPipeline(_Strict):
+class HousekeepingPipeline(Strict):
     """A scheduled operation that is not a source's load: monitoring, privacy deadlines, late stream events."""
 
     schedule: str = Field(min_length=1, description="cron expression or @preset")
@@ -70,7 +65,7 @@ class HousekeepingPipeline(_Strict):
     )
 
 
-class ReconciliationPipeline(_Strict):
+class ReconciliationPipeline(Strict):
     schedule: str = Field(min_length=1)
     stages: list[Identifier] = Field(min_length=1)
     deadline_utc: str = Field(description="HH:MM UTC the run must finish by")
@@ -84,14 +79,14 @@ class ReconciliationPipeline(_Strict):
         return value
 
 
-class BackfillPipeline(_Strict):
+class BackfillPipeline(Strict):
     """Backfills run each source's own stages, with some swapped for their windowed form."""
 
     substitute: dict[Identifier, Identifier] = Field(default_factory=dict, description="stage -> stage")
     execution_timeout_minutes: float = Field(default=720, gt=0)
 
 
-class PipelinesSpec(_Strict):
+class PipelinesSpec(Strict):
     """Every DAG the project generates."""
 
     stages: dict[Identifier, StageSpec] = Field(min_length=1)
@@ -151,11 +146,12 @@ class PipelinesSpec(_Strict):
         return self.stages[stage].pool
 
 
-def load_pipelines(conf_dir: Path | str | None = None) -> PipelinesSpec:
-    """Load conf/orchestration/pipelines.yaml; a bad file is a ConfigError naming the file and field."""
-    conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
-    path = conf_dir / "orchestration" / "pipelines.yaml"
-    return parse_conf_file(path, PipelinesSpec, "pipelines file")
+PIPELINES = ConfFile("orchestration/pipelines.yaml", PipelinesSpec, "pipelines file")
+
+
+def load_pipelines() -> PipelinesSpec:
+    """conf/orchestration/pipelines.yaml; a bad file is a ConfigError naming the file and field."""
+    return PIPELINES.load()
 
 
 def fill(arguments: list[str], **values: str) -> list[str]:

@@ -11,15 +11,13 @@ the id nor the token lands in the DELETE predicate Delta keeps in its transactio
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
-from northstar import delta
-from northstar.catalog import table_paths
-from northstar.config import EnvConfig
+from northstar.config import ConfigError, EnvConfig
+from northstar.lake import delta, tables
 from northstar.privacy import requests
 from northstar.privacy.spec import PrivacySpec, PrivacyTable
 from northstar.secrets import resolve
@@ -97,20 +95,24 @@ def vacuum(spark: SparkSession, path: str, retain_hours: int) -> int:
     return on_disk - files_on_disk(spark, path)
 
 
+def _location(env: EnvConfig, name: str) -> str | None:
+    try:
+        return tables.lookup(name).path(env)
+    except ConfigError:
+        return None
+
+
 def process_requests(
     spark: SparkSession,
     env: EnvConfig,
     privacy: PrivacySpec,
-    conf_dir: Path | str | None = None,
     now: datetime | None = None,
 ) -> list[dict]:
     """Process every pending request; returns the proof rows written."""
     key = resolve(privacy.token_key).value.encode("utf-8")
-    locations = table_paths(env, conf_dir)
-    unknown = [t.table for t in privacy.tables if t.table not in locations]
+    locations = {t.table: _location(env, t.table) for t in privacy.tables}
+    unknown = [name for name, path in locations.items() if path is None]
     if unknown:
-        from northstar.config import ConfigError
-
         raise ConfigError(
             f"privacy.yaml tables: {', '.join(unknown)} is not a table of this lake (see `northstar tables`)"
         )

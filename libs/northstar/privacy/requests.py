@@ -12,8 +12,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from northstar import delta
 from northstar.config import EnvConfig
+from northstar.lake import delta, tables
 
 REQUEST_SCHEMA = (
     "request_id string, subject_token string, received_at timestamp, deadline timestamp, status string, "
@@ -27,18 +27,10 @@ PROOF_SCHEMA = (
 PENDING, DONE = "pending", "done"
 
 
-def requests_path(env: EnvConfig) -> str:
-    return f"{env.lake}/_ops/deletion_requests"
-
-
-def proofs_path(env: EnvConfig) -> str:
-    return f"{env.lake}/_ops/deletion_proofs"
-
-
 def read_requests(spark: SparkSession, env: EnvConfig) -> DataFrame:
-    if not delta.table_exists(spark, requests_path(env)):
+    if not delta.table_exists(spark, tables.DELETION_REQUESTS.path(env)):
         return spark.createDataFrame([], REQUEST_SCHEMA)
-    return spark.read.format("delta").load(requests_path(env))
+    return spark.read.format("delta").load(tables.DELETION_REQUESTS.path(env))
 
 
 def record_request(
@@ -67,12 +59,14 @@ def record_request(
         PENDING,
         None,
     )
-    spark.createDataFrame([row], REQUEST_SCHEMA).write.format("delta").mode("append").save(requests_path(env))
+    spark.createDataFrame([row], REQUEST_SCHEMA).write.format("delta").mode("append").save(
+        tables.DELETION_REQUESTS.path(env)
+    )
     return request_id
 
 
 def mark_done(spark: SparkSession, env: EnvConfig, request_id: str, processed_at: datetime) -> None:
-    DeltaTable.forPath(spark, requests_path(env)).update(
+    DeltaTable.forPath(spark, tables.DELETION_REQUESTS.path(env)).update(
         F.col("request_id") == request_id,
         {"status": F.lit(DONE), "processed_at": F.lit(processed_at).cast("timestamp")},
     )
@@ -80,4 +74,4 @@ def mark_done(spark: SparkSession, env: EnvConfig, request_id: str, processed_at
 
 def append_proofs(spark: SparkSession, env: EnvConfig, rows: list[dict]) -> None:
     frame = spark.createDataFrame(rows, PROOF_SCHEMA)
-    frame.write.format("delta").mode("append").save(proofs_path(env))
+    frame.write.format("delta").mode("append").save(tables.DELETION_PROOFS.path(env))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from northstar.config import _Strict, default_conf_dir, parse_conf_file
+from northstar.config import ConfFile, Strict
 from northstar.secrets import check_reference
 
 
-class PrivacyTable(_Strict):
+class PrivacyTable(Strict):
     """One table holding subjects' data."""
 
     table: str = Field(
@@ -38,7 +37,7 @@ class PrivacyTable(_Strict):
         return self
 
 
-class PrivacySpec(_Strict):
+class PrivacySpec(Strict):
     deadline_hours: int = Field(default=72, ge=1)
     vacuum_retain_hours: int = Field(default=24, ge=0)
     landing_retention_hours: int = Field(ge=1, description="how long raw landing files live (S3 lifecycle)")
@@ -66,6 +65,9 @@ class PrivacySpec(_Strict):
         return self
 
 
-def load_privacy(conf_dir: Path | str | None = None) -> PrivacySpec:
-    path = Path(conf_dir or default_conf_dir()) / "privacy.yaml"
-    return parse_conf_file(path, PrivacySpec, "privacy file")
+PRIVACY = ConfFile("privacy.yaml", PrivacySpec, "privacy file")
+
+
+def load_privacy() -> PrivacySpec:
+    """conf/privacy.yaml."""
+    return PRIVACY.load()

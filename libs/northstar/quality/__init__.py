@@ -1,3 +1,1 @@
-"""Data quality: declarative checks per table (conf/quality/), their stored results, quarantine replay and
-write-audit-publish (docs/quality.md); reconciliation, root-cause investigation and audited corrections
-(docs/reconciliation.md)."""
+"""Data quality: declarative checks per table (conf/quality/), their stored results (ops.check_results), and write-audit-publish (ops.published_versions); docs/quality.md."""

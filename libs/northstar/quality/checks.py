@@ -19,9 +19,9 @@ from pyspark.sql.types import StructType
 from northstar.quality import spec as q
 from northstar.quality.results import FAIL, PASS, QUARANTINED, SKIPPED, WARN, CheckResult
 from northstar.transforms.schema import merge_types
-from northstar.transforms.silver import CHECK  # name of the first quarantine-severity check a row failed
 
 FLAG_PREFIX = "_check_failed__"
+CHECK = "_check"  # the first quarantine-severity check a row failed
 CHECK_DETAIL = "_check_detail"
 MAD_SCALE = 1.4826  # MAD x 1.4826 estimates the standard deviation of normally distributed values
 SAMPLE_KEYS = 10

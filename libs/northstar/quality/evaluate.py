@@ -8,22 +8,25 @@ Used by the silver job on each batch (`evaluate`) and by any other job on the fr
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from northstar import delta, ledger
+from northstar import ledger
 from northstar.config import EnvConfig
+from northstar.errors import NorthstarError
+from northstar.lake import delta, tables
 from northstar.quality import checks as c
 from northstar.quality import results
 from northstar.quality import spec as q
 from northstar.quality.results import CheckResult
 
 
-class QualityCheckFailed(RuntimeError):
+class QualityCheckFailed(NorthstarError):
     """A fail-severity check failed: the run stops before writing. The message lists the failed checks."""
+
+    label = "stopped by a quality check"
 
     def __init__(self, table: str, run_id: str, failed: list[CheckResult]):
         self.failed = failed
@@ -35,26 +38,13 @@ class QualityCheckFailed(RuntimeError):
         )
 
 
-def table_path(env: EnvConfig, table: str, conf_dir: Path | str | None = None) -> str:
-    """Where a `<layer>.<name>` table lives: the catalog's path, else <lake>/<layer>/<name> (gold tables)."""
-    from northstar.catalog import table_paths
-
-    known = table_paths(env, conf_dir)
-    if table in known:
-        return known[table]
-    layer, name = table.split(".", 1)
-    return f"{env.lake}/{layer}/{name}"
-
-
-def references(
-    spark: SparkSession, env: EnvConfig, spec: q.TableChecks, conf_dir: Path | str | None = None
-) -> dict[str, DataFrame]:
+def references(spark: SparkSession, env: EnvConfig, spec: q.TableChecks) -> dict[str, DataFrame]:
     """The tables relationship checks point at (an empty frame when a table does not exist yet, so every
     non-null reference fails: the check cannot pass by accident)."""
     frames = {}
     for check in spec.checks:
         if isinstance(check, q.Relationship) and check.to not in frames:
-            path = table_path(env, check.to, conf_dir)
+            path = tables.lookup(check.to).path(env)
             if delta.table_exists(spark, path):
                 frames[check.to] = spark.read.format("delta").load(path)
             else:
@@ -84,11 +74,10 @@ def flag(
     *,
     eligible=None,
     refs: dict[str, DataFrame] | None = None,
-    conf_dir: Path | str | None = None,
 ) -> DataFrame:
     """`frame` with a failure flag per row-level check and `_check`/`_check_detail` (first failing
     quarantine-severity check); rows outside `eligible` are never flagged."""
-    refs = refs if refs is not None else references(spark, env, spec, conf_dir)
+    refs = refs if refs is not None else references(spark, env, spec)
     return c.flag_rows(frame, spec.checks, refs, eligible)
 
 
@@ -156,17 +145,16 @@ def run_checks(
     run_id: str,
     *,
     key: list[str],
-    conf_dir: Path | str | None = None,
     baseline_schema: StructType | None = None,
     as_of: datetime | None = None,
 ) -> list[CheckResult]:
     """Judge a frame about to be published (e.g. a gold table) with conf/quality/<table>.yaml and store the
     results in ops.check_results. Row-level quarantine-severity failures are counted, not removed (there is
     no quarantine for derived tables). Pass the results to `publish.audit_and_publish`."""
-    spec = q.load_checks(table, conf_dir)
+    spec = q.load_checks(table)
     if spec is None:
         return []
-    flagged = flag(spark, env, spec, frame, conf_dir=conf_dir)
+    flagged = flag(spark, env, spec, frame)
     found = judge(
         spark,
         env,

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from northstar import alerts, delta
 from northstar.config import EnvConfig
-from northstar.quality.evaluate import table_path
+from northstar.lake import delta, tables
+from northstar.lake.tables import Table
+from northstar.observability import alerts
 from northstar.quality.results import FAIL, CheckResult
 
 PUBLISHED, REFUSED = "published", "refused"
@@ -54,13 +54,14 @@ def _failed_checks(table: str, results: list[CheckResult] | DataFrame) -> list[s
     return sorted({r.check_name for r in results if r.table_name == table and r.status == FAIL})
 
 
-def _decisions(spark: SparkSession, env: EnvConfig, table: str) -> DataFrame | None:
-    if not delta.table_exists(spark, env.published_versions_path):
+def _decisions(spark: SparkSession, env: EnvConfig, table: Table) -> DataFrame | None:
+    path = tables.PUBLISHED_VERSIONS.path(env)
+    if not delta.table_exists(spark, path):
         return None
-    return spark.read.format("delta").load(env.published_versions_path).where(F.col("table_name") == table)
+    return spark.read.format("delta").load(path).where(F.col("table_name") == table.full_name)
 
 
-def published_version(spark: SparkSession, env: EnvConfig, table: str) -> int | None:
+def published_version(spark: SparkSession, env: EnvConfig, table: Table) -> int | None:
     """The table's last good (published) Delta version, None if it was never published."""
     decisions = _decisions(spark, env, table)
     if decisions is None:
@@ -69,14 +70,7 @@ def published_version(spark: SparkSession, env: EnvConfig, table: str) -> int | 
     return None if row is None else row["version"]
 
 
-def read_published(
-    spark: SparkSession,
-    env: EnvConfig,
-    table: str,
-    *,
-    path: str | None = None,
-    conf_dir: Path | str | None = None,
-) -> DataFrame:
+def read_published(spark: SparkSession, env: EnvConfig, table: Table) -> DataFrame:
     """The table as of its published version (Delta time travel). Raises when it was never published."""
     version = published_version(spark, env, table)
     if version is None:
@@ -84,24 +78,16 @@ def read_published(
             f"{table} has no published version yet: no run of it has passed its audit "
             "(see ops.published_versions and ops.check_results)"
         )
-    location = path or table_path(env, table, conf_dir)
-    return spark.read.format("delta").option("versionAsOf", version).load(location)
+    return spark.read.format("delta").option("versionAsOf", version).load(table.path(env))
 
 
 def audit_and_publish(
-    spark: SparkSession,
-    env: EnvConfig,
-    table: str,
-    run_id: str,
-    results: list[CheckResult] | DataFrame,
-    *,
-    path: str | None = None,
-    conf_dir: Path | str | None = None,
+    spark: SparkSession, env: EnvConfig, table: Table, run_id: str, results: list[CheckResult] | DataFrame
 ) -> PublishDecision:
     """Publish the table's current version if no fail-severity check of `table` failed in `results`; else keep
     the last published version, record the refusal and raise an alert. Calling it again for the same run
     and version returns the recorded decision without writing a second row."""
-    location = path or table_path(env, table, conf_dir)
+    location = table.path(env)
     version = delta.latest_version(spark, location)
     if version is None:
         raise LookupError(f"{table}: no Delta table at {location}; write the table before auditing it")
@@ -110,7 +96,7 @@ def audit_and_publish(
         earlier = decisions.where((F.col("run_id") == run_id) & (F.col("version") == version)).first()
         if earlier is not None:
             return PublishDecision(
-                table=table,
+                table=table.full_name,
                 run_id=run_id,
                 version=version,
                 published=earlier["decision"] == PUBLISHED,
@@ -118,10 +104,10 @@ def audit_and_publish(
                 failed_checks=list(earlier["failed_checks"] or []),
                 decided_at=earlier["decided_at"],
             )
-    failed = _failed_checks(table, results)
+    failed = _failed_checks(table.full_name, results)
     current = published_version(spark, env, table)
     decision = PublishDecision(
-        table=table,
+        table=table.full_name,
         run_id=run_id,
         version=version,
         published=not failed,
@@ -129,7 +115,7 @@ def audit_and_publish(
         failed_checks=failed,
     )
     row = {
-        "table_name": table,
+        "table_name": table.full_name,
         "version": version,
         "run_id": run_id,
         "decision": decision.decision,
@@ -138,7 +124,7 @@ def audit_and_publish(
         "decided_at": decision.decided_at,
     }
     spark.createDataFrame([row], DECISION_SCHEMA).write.format("delta").mode("append").save(
-        env.published_versions_path
+        tables.PUBLISHED_VERSIONS.path(env)
     )
     if failed:
         kept = "never published" if current is None else f"version {current} stays published"
@@ -146,7 +132,7 @@ def audit_and_publish(
             env,
             alerts.Alert(
                 kind="audit_failed",
-                table=table,
+                table=table.full_name,
                 run_id=run_id,
                 message=f"{table} version {version} failed its audit ({', '.join(failed)}); {kept}",
                 details={

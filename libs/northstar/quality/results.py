@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from northstar import delta
 from northstar.config import EnvConfig
+from northstar.lake import delta, tables
 
 PASS, WARN, QUARANTINED, FAIL, SKIPPED = "pass", "warn", "quarantined", "fail", "skipped"
 
@@ -52,10 +52,6 @@ class CheckResult:
         return f"{self.table_name} {self.check_name} [{self.check_type}, {self.severity}]: {self.status} - {self.explanation}"
 
 
-def results_path(env: EnvConfig) -> str:
-    return env.check_results_path
-
-
 def _sql_text(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -65,7 +61,7 @@ def write(spark: SparkSession, env: EnvConfig, results: list[CheckResult]) -> in
     Returns the Delta version written (None when there was nothing to write)."""
     if not results:
         return None
-    path = results_path(env)
+    path = tables.CHECK_RESULTS.path(env)
     frame = spark.createDataFrame([asdict(r) for r in results], RESULT_SCHEMA)
     pairs = sorted({(r.run_id, r.table_name) for r in results})
     writer = frame.write.format("delta")
@@ -81,7 +77,7 @@ def write(spark: SparkSession, env: EnvConfig, results: list[CheckResult]) -> in
 
 
 def read(spark: SparkSession, env: EnvConfig) -> DataFrame:
-    path = results_path(env)
+    path = tables.CHECK_RESULTS.path(env)
     if not delta.table_exists(spark, path):
         return spark.createDataFrame([], RESULT_SCHEMA)
     return spark.read.format("delta").load(path)

@@ -8,28 +8,18 @@ schema_change) judge the batch as a whole and give one result row.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from northstar.config import (
-    ConfigError,
-    Identifier,
-    default_conf_dir,
-    parse_conf_file,
-)
+from northstar.config import ConfigError, ConfKind, Identifier, Strict
 
 TABLE_NAME = r"^[a-z]+\.[A-Za-z_][A-Za-z0-9_]*$"
 ROW_LEVEL = ("not_null", "accepted_values", "range", "pattern", "relationship")
 TABLE_LEVEL = ("unique", "freshness", "row_count_anomaly", "null_rate_spike", "schema_change")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Check(_Strict):
+class _Check(Strict):
     name: Identifier = Field(description="unique within the table; stored in results and quarantine rows")
     severity: Literal["warn", "quarantine", "fail"] = Field(
         description="warn: record a result only; quarantine: failing rows go to quarantine, valid rows "
@@ -151,7 +141,7 @@ Check = Annotated[
 ]
 
 
-class TableChecks(_Strict):
+class TableChecks(Strict):
     """The checks of one table."""
 
     table: str = Field(pattern=TABLE_NAME, description="<layer>.<name>, e.g. silver.marketplace_orders")
@@ -182,19 +172,14 @@ class TableChecks(_Strict):
         return found
 
 
-def quality_dir(conf_dir: Path | str | None = None) -> Path:
-    return (Path(conf_dir) if conf_dir else default_conf_dir()) / "quality"
+CHECKS = ConfKind("quality", TableChecks, "quality check", name_field="table")
 
 
-def list_checked_tables(conf_dir: Path | str | None = None) -> list[str]:
-    return sorted(p.stem for p in quality_dir(conf_dir).glob("*.yaml"))
+def list_checked_tables() -> list[str]:
+    """The tables with a checks file (conf/quality/<layer>.<table>.yaml)."""
+    return CHECKS.names()
 
 
-def parse_checks(path: Path) -> TableChecks:
-    return parse_conf_file(path, TableChecks, "quality check file", name_field="table")
-
-
-def load_checks(table: str, conf_dir: Path | str | None = None) -> TableChecks | None:
+def load_checks(table: str) -> TableChecks | None:
     """conf/quality/<table>.yaml, or None when the table has no checks."""
-    path = quality_dir(conf_dir) / f"{table}.yaml"
-    return parse_checks(path) if path.is_file() else None
+    return CHECKS.load_if_present(table)

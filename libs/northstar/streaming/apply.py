@@ -16,9 +16,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from northstar import delta
 from northstar.config import EnvConfig, SourceSpec
-from northstar.streaming import tables
+from northstar.lake import delta, tables
 from northstar.streaming import transforms as tx
 
 UPDATED_AT = "_updated_at"  # when the row was last written (the latency benchmark reads it)
@@ -83,8 +82,8 @@ def recompute_sessions(spark: SparkSession, env: EnvConfig, source: SourceSpec, 
     replaces them (sessions a late event joined together are deleted). Events outside the span belong to
     sessions more than one gap away from every touched time, so they cannot join a rebuilt session."""
     gap = F.expr(f"INTERVAL {source.stream.session_gap}")
-    path = tables.sessions_path(env, source)
-    events = spark.read.format("delta").load(tables.events_path(env, source))
+    path = tables.stream_sessions(source.name).path(env)
+    events = spark.read.format("delta").load(tables.silver(source.name, source.stream.table).path(env))
     scope = scope.groupBy("visitor_key").agg(F.min("lo").alias("lo"), F.max("hi").alias("hi"))
     if delta.table_exists(spark, path):
         existing = spark.read.format("delta").load(path)
@@ -131,8 +130,8 @@ def recompute_minutes(
 ) -> None:
     """Recompute the given minutes (a `minute` column) of gold.<source>_minute from silver. `within`
     (replay): minutes of that range with no events left are deleted."""
-    path = tables.minute_path(env, source)
-    events = spark.read.format("delta").load(tables.events_path(env, source))
+    path = tables.stream_minutes(source.name).path(env)
+    events = spark.read.format("delta").load(tables.silver(source.name, source.stream.table).path(env))
     touched = events.join(
         F.broadcast(minutes.distinct()),
         F.date_trunc("minute", "event_time") == minutes["minute"],
@@ -164,7 +163,7 @@ def apply_events(
     offered = silver_rows.count()
     if offered == 0:
         return Applied(0, 0)
-    inserted = upsert_events(spark, tables.events_path(env, source), silver_rows)
+    inserted = upsert_events(spark, tables.silver(source.name, source.stream.table).path(env), silver_rows)
     scope = silver_rows.groupBy("visitor_key").agg(
         F.min("event_time").alias("lo"), F.max("event_time").alias("hi")
     )

@@ -23,14 +23,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from northstar import delta, ledger, quarantine
-from northstar.config import EnvConfig, SourceSpec
-from northstar.ledger import LedgerEntry
-from northstar.secrets import resolve
-from northstar.streaming import tables
-from northstar.streaming import transforms as tx
-from northstar.streaming.apply import apply_events, create_if_missing, recompute_minutes, recompute_sessions
-from northstar.transforms.bronze import (
+from northstar import ledger, quarantine
+from northstar.bronze.transforms import (
     LANDING_FILE,
     LINEAGE_COLUMNS,
     RAW,
@@ -38,6 +32,12 @@ from northstar.transforms.bronze import (
     add_lineage,
     non_blank_lines,
 )
+from northstar.config import EnvConfig, SourceSpec
+from northstar.lake import delta, tables
+from northstar.ledger import LedgerEntry
+from northstar.secrets import resolve
+from northstar.streaming import transforms as tx
+from northstar.streaming.apply import apply_events, create_if_missing, recompute_minutes, recompute_sessions
 
 AVAILABLE_NOW, PROCESSING_TIME = "available-now", "processing-time"
 
@@ -60,7 +60,10 @@ def bronze_batch_writer(spark: SparkSession, env: EnvConfig, source: SourceSpec,
     stream = source.stream
     spec = source.tables[stream.table]
     app_id = f"northstar-stream-bronze-{source.name}-{tag}"
-    bronze_path, quarantine_path = tables.bronze_path(env, source), tables.quarantine_path(env, source)
+    bronze_path, quarantine_path = (
+        tables.bronze(source.name, source.stream.table).path(env),
+        tables.quarantine(source.name, source.stream.table).path(env),
+    )
 
     def write(batch: DataFrame, batch_id: int) -> None:
         run_id = f"stream-bronze-{tag}-{batch_id:010d}"
@@ -105,7 +108,7 @@ def bronze_batch_writer(spark: SparkSession, env: EnvConfig, source: SourceSpec,
                     quarantined_at=F.lit(now).cast("timestamp"),
                 )
                 create_if_missing(spark, quarantine_path, rejects, "quarantine")
-                quarantine.write_once(spark, rejects, quarantine_path, app_id=app_id, window_version=batch_id)
+                quarantine.write(spark, rejects, quarantine_path, once=(app_id, batch_id))
             entry = LedgerEntry(
                 run_id=run_id,
                 job="stream_bronze",
@@ -166,12 +169,12 @@ def start_bronze(
     lines = (
         spark.readStream.format("text")
         .option("maxFilesPerTrigger", max_files_per_trigger or source.stream.max_files_per_trigger)
-        .load(f"{env.landing_path(spec)}/*/*/*/*")
+        .load(f"{tables.landing_folder(env, spec)}/*/*/*/*")
         .select(F.col("value").alias(RAW), F.col("_metadata.file_path").alias(LANDING_FILE))
     )
     writer = (
         lines.writeStream.queryName(f"{source.name}-bronze-{tag}")
-        .option("checkpointLocation", tables.checkpoint_path(env, source, "bronze", tag))
+        .option("checkpointLocation", tables.checkpoint_folder(env, source.name, "bronze", tag))
         .foreachBatch(bronze_batch_writer(spark, env, source, tag))
     )
     return _trigger(writer, mode, source.stream.trigger_interval).start()
@@ -198,7 +201,7 @@ def start_silver(
     )
     if starting_version is not None:
         reader = reader.option("startingVersion", starting_version)
-    bronze = reader.load(tables.bronze_path(env, source))
+    bronze = reader.load(tables.bronze(source.name, source.stream.table).path(env))
     deduped = (
         tx.valid_rows(bronze, stream)
         .withWatermark(stream.event_time, stream.watermark)
@@ -206,7 +209,7 @@ def start_silver(
     )
     writer = (
         deduped.writeStream.queryName(f"{source.name}-silver-{tag}")
-        .option("checkpointLocation", tables.checkpoint_path(env, source, "silver", tag))
+        .option("checkpointLocation", tables.checkpoint_folder(env, source.name, "silver", tag))
         .foreachBatch(silver_batch_writer(spark, env, source, tag))
     )
     return _trigger(writer, mode, stream.trigger_interval).start()
@@ -254,7 +257,7 @@ def run_available_now(
     )
     bronze.awaitTermination()
     _progress_counts(bronze, run, "bronze")
-    if not delta.table_exists(spark, tables.bronze_path(env, source)):
+    if not delta.table_exists(spark, tables.bronze(source.name, source.stream.table).path(env)):
         return run
     silver = start_silver(
         spark,
@@ -286,10 +289,12 @@ def catch_up(
         window_start=since,
     )
     with ledger.recorded(spark, env, entry):
-        bronze = tx.valid_rows(spark.read.format("delta").load(tables.bronze_path(env, source)), stream)
+        bronze = tx.valid_rows(
+            spark.read.format("delta").load(tables.bronze(source.name, source.stream.table).path(env)), stream
+        )
         if since is not None:
             bronze = bronze.where(F.col("_ingest_time") >= F.lit(since))
-        events_path = tables.events_path(env, source)
+        events_path = tables.silver(source.name, source.stream.table).path(env)
         if delta.table_exists(spark, events_path):
             held = (
                 spark.read.format("delta").load(events_path).select(F.col("event_id").alias(stream.event_id))
@@ -327,9 +332,9 @@ def replay(
         window_end=end,
     )
     lo, hi = F.lit(start).cast("timestamp"), F.lit(end).cast("timestamp")
-    events_path = tables.events_path(env, source)
+    events_path = tables.silver(source.name, source.stream.table).path(env)
     with ledger.recorded(spark, env, entry):
-        bronze = spark.read.format("delta").load(tables.bronze_path(env, source))
+        bronze = spark.read.format("delta").load(tables.bronze(source.name, source.stream.table).path(env))
         in_range = tx.valid_rows(bronze, stream).where(
             (F.col(stream.event_time) >= lo) & (F.col(stream.event_time) < hi)
         )

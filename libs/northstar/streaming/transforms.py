@@ -10,8 +10,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from northstar import quarantine
+from northstar.bronze.transforms import CORRUPT, LANDING_FILE, RAW, RECORD_HASH
 from northstar.config import StreamSpec, TableSpec
-from northstar.transforms.bronze import CORRUPT, LANDING_FILE, RAW, RECORD_HASH
 from northstar.transforms.pii import keyed_token
 from northstar.transforms.schema import RESCUED, contract_type
 

@@ -1,1 +1,1 @@
-"""DataFrame -> DataFrame transforms, one module per layer; no reading or writing inside."""
+"""DataFrame -> DataFrame transforms several layers share (schema contract, change events, columns, PCI, PII); no reading or writing inside. Each layer keeps its own in <layer>/transforms.py."""

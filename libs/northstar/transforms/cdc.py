@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from northstar.config import CdcSpec
+from northstar.config.source import CdcSpec
 
 OP = "_cdc_op"
 DELETED = "_deleted"

@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from northstar.config import IDENTIFIER
+from northstar.config.base import IDENTIFIER
 
 # characters Delta refuses in column names (without column mapping)
 DELTA_INVALID = re.compile(r"[ ,;{}()\n\t=]")

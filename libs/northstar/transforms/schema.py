@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from northstar.config import TableSpec
+from northstar.errors import EXIT_DRIFT, NorthstarError
 
 RESCUED = "_rescued_data"
 
@@ -33,8 +34,11 @@ _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.D
 _COMPLEX = (T.StructType, T.ArrayType, T.MapType)
 
 
-class SchemaDriftError(ValueError):
+class SchemaDriftError(NorthstarError, ValueError):
     """The batch's schema changed and the table's drift policy is `fail`."""
+
+    exit_code = EXIT_DRIFT
+    label = "stopped"
 
 
 def contract_type(type_name: str) -> T.DataType | None:

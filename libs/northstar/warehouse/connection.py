@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from northstar.config.env import SnowflakeSpec
 from northstar.secrets import resolve
-from northstar.warehouse.spec import SnowflakeSpec
 
 log = logging.getLogger(__name__)
 

@@ -15,21 +15,18 @@ from decimal import Decimal
 
 from pyspark.sql import DataFrame, SparkSession
 
-from northstar import delta, ledger
+from northstar import ledger
 from northstar.config import EnvConfig
-from northstar.gold.runner import GOLD_TABLES, GoldTable, gold_path
+from northstar.config.env import SnowflakeSpec
+from northstar.gold.tables import GOLD, GoldTable
+from northstar.lake import delta, tables
 from northstar.ledger import LedgerEntry
-from northstar.models.runner import model_path
 from northstar.quality.publish import published_version
 from northstar.warehouse import ddl, reconcile
 from northstar.warehouse.connection import execute, execute_governance
-from northstar.warehouse.spec import SnowflakeSpec
 
 log = logging.getLogger(__name__)
 
-# Columns that identify a person (tokens included: pseudonymous data is still personal data). Masked in the
-# analytics schema for every role but the PII reader.
-PII_COLUMN = re.compile(r"(_token$|email|phone|(^|_)name$|address)", re.IGNORECASE)
 INSERT_BATCH = 500
 
 Loader = Callable[[object, DataFrame, str, list[ddl.Column]], None]
@@ -189,16 +186,7 @@ def publish_table(
     published, ops.published_versions), then reconcile. `schemas_ready`: the caller already ran
     `ensure_schemas` on this connection (publish_all does it once per run)."""
     spec = env.snowflake
-    path = gold_path(env, table.name)
-    if not delta.table_exists(spark, path):
-        raise FileNotFoundError(f"gold.{table.name} does not exist at {path}: run `northstar gold` first")
-    version = published_version(spark, env, f"gold.{table.name}") if version is None else version
-    if version is None:
-        raise LookupError(
-            f"gold.{table.name} has no published version: no build of it has passed its audit "
-            f"(conf/quality/gold.{table.name}.yaml). See ops.check_results and docs/runbooks/failed-audit.md"
-        )
-    frame = spark.read.format("delta").option("versionAsOf", version).load(path)
+    version, frame = _published_gold(spark, env, table, version)
     columns = ddl.columns_of(frame.schema)
     result = PublishResult(table.name, version, 0)
     if not schemas_ready:
@@ -217,8 +205,11 @@ def publish_table(
     loader(conn, frame, staging, columns)
     apply_staging(conn, target, staging, columns, table.key, transaction=spec.mode != "fakesnow")
     execute(conn, f"DROP TABLE IF EXISTS {staging}")
+    # columns that identify a person (tokens too: pseudonymous data is still personal data) are masked in the
+    # analytics schema for every role but the PII reader
+    pii = {c.upper() for c in table.pii_columns(frame.columns)}
     for column in columns:
-        if PII_COLUMN.search(column.name) and column.type == "VARCHAR":
+        if column.name in pii and column.type == "VARCHAR":
             execute_governance(
                 conn,
                 spec,
@@ -231,12 +222,28 @@ def publish_table(
     return result
 
 
+def _published_gold(
+    spark: SparkSession, env: EnvConfig, table: GoldTable, version: int | None
+) -> tuple[int, DataFrame]:
+    """gold.<table> at `version`, or at the version its audit last published (ops.published_versions)."""
+    path = table.table.path(env)
+    if not delta.table_exists(spark, path):
+        raise FileNotFoundError(f"{table.table} does not exist at {path}: run `northstar gold` first")
+    version = published_version(spark, env, table.table) if version is None else version
+    if version is None:
+        raise LookupError(
+            f"{table.table} has no published version: no build of it has passed its audit "
+            f"(conf/quality/{table.table}.yaml). See ops.check_results and docs/runbooks/failed-audit.md"
+        )
+    return version, spark.read.format("delta").option("versionAsOf", version).load(path)
+
+
 def _never_built(spark: SparkSession, env: EnvConfig, table: GoldTable) -> bool:
     """The gold table does not exist because a conformed model it reads does not exist (not an error: that
     source is not onboarded here). A gold table missing while its inputs exist is still an error."""
-    if delta.table_exists(spark, gold_path(env, table.name)):
+    if delta.table_exists(spark, table.table.path(env)):
         return False
-    return any(not delta.table_exists(spark, model_path(env, m)) for m in table.inputs)
+    return any(not delta.table_exists(spark, tables.model(m).path(env)) for m in table.inputs)
 
 
 def check_table(conn, spec: SnowflakeSpec, table: GoldTable, gold: DataFrame) -> list[reconcile.Difference]:
@@ -265,7 +272,7 @@ def publish_all(
     versions = versions or {}
     results = []
     schemas_ready = False  # ensure_schemas runs with the first table's publish, once per run
-    for name, table in GOLD_TABLES.items():
+    for name, table in GOLD.items():
         entry = LedgerEntry(
             run_id=run_id, job="publish", env=env.name, source="snowflake", table_name=name, layer="publish"
         )
@@ -313,11 +320,6 @@ def publish_all(
     return results
 
 
-def reconciliation_path(env: EnvConfig) -> str:
-    """Where ops.warehouse_reconciliation lives."""
-    return f"{env.lake}/_ops/warehouse_reconciliation"
-
-
 def record_reconciliation(
     spark: SparkSession, env: EnvConfig, run_id: str, results: list[PublishResult]
 ) -> None:
@@ -344,4 +346,4 @@ def record_reconciliation(
         for d in r.differences
     ]
     frame = spark.createDataFrame(rows, reconcile.RESULT_SCHEMA)
-    frame.write.format("delta").mode("append").save(reconciliation_path(env))
+    frame.write.format("delta").mode("append").save(tables.WAREHOUSE_RECONCILIATION.path(env))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame
 
+from northstar.config.env import SnowflakeSpec
 from northstar.secrets import resolve
-from northstar.warehouse.spec import SnowflakeSpec
 
 SOURCE = "net.snowflake.spark.snowflake"
 

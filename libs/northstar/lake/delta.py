@@ -1,0 +1,67 @@
+"""Small helpers over Delta Lake's own API: does a table exist, its version, what a commit did, its change feed,
+adding columns to a table."""
+
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+from northstar.transforms.schema import merge_types
+
+CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def latest_version(spark: SparkSession, path: str) -> int | None:
+    """The table's current version, or None when there is no table yet."""
+    if not table_exists(spark, path):
+        return None
+    return DeltaTable.forPath(spark, path).history(1).select("version").first()["version"]
+
+
+def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, int]:
+    """operationMetrics of one commit, as integers (Delta records them as strings)."""
+    row = (
+        DeltaTable.forPath(spark, path)
+        .history()
+        .where(f"version = {int(version)}")
+        .select("operationMetrics")
+        .first()
+    )
+    metrics = (row["operationMetrics"] if row else None) or {}
+    return {k: int(v) for k, v in metrics.items() if str(v).lstrip("-").isdigit()}
+
+
+def read_changes(
+    spark: SparkSession, path: str, start: int, end: int, change_types: tuple[str, ...] = ("insert",)
+) -> DataFrame:
+    """Rows of the given change types committed in versions start..end (inclusive), from the table's change
+    data feed, without the feed's own columns."""
+    return (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", start)
+        .option("endingVersion", end)
+        .load(path)
+        .where(F.col("_change_type").isin(*change_types))
+        .drop(*CDF_COLUMNS)
+    )
+
+
+def evolve_schema(spark: SparkSession, path: str, incoming: DataFrame) -> StructType:
+    """The table's schema after adding what `incoming` brings (new columns or nested fields; types never change).
+
+    Done as a metadata-only commit (an empty append with mergeSchema) rather than MERGE ... WITH SCHEMA
+    EVOLUTION, which turns NULL structs into structs of NULLs (delta-io/delta#2248). No commit when nothing is new.
+    """
+    target = spark.read.format("delta").load(path).schema
+    if merge_types(target, incoming.schema) != target:
+        empty = spark.createDataFrame([], incoming.schema)
+        empty.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+        target = spark.read.format("delta").load(path).schema
+    return target

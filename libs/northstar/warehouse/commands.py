@@ -1,0 +1,84 @@
+"""`northstar publish`: publish every gold table to the env's Snowflake (or fakesnow), print the
+reconciliation, exit non-zero when the warehouse differs from gold or a schema change is refused."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from northstar.config import ConfigError, load_env
+from northstar.errors import EXIT_FAILED
+
+
+def parse_versions(pairs: list[str]) -> dict[str, int]:
+    """`--version fact_orders=12` pairs -> {"fact_orders": 12}; an unknown table or a bad number is a
+    ConfigError naming it."""
+    from northstar.gold.tables import GOLD
+
+    versions = {}
+    for pair in pairs:
+        table, _, number = pair.partition("=")
+        if table not in GOLD or not number.isdigit():
+            raise ConfigError(
+                f"--version {pair!r}: expected TABLE=N with TABLE one of {', '.join(GOLD)} and N a Delta "
+                "version (see DESCRIBE HISTORY of the gold table)"
+            )
+        versions[table] = int(number)
+    return versions
+
+
+def publish_command(args: argparse.Namespace) -> int:
+    from northstar import ledger
+    from northstar.spark import get_spark
+    from northstar.warehouse.connection import connect
+    from northstar.warehouse.ddl import SchemaChangeRefused
+    from northstar.warehouse.publish import publish_all
+    from northstar.warehouse.reconcile import ReconciliationError
+
+    env = load_env(args.env)
+    if env.snowflake is None:
+        raise ConfigError(f"conf/env/{args.env}.yaml: no snowflake: section (see docs/snowflake.md)")
+    versions = parse_versions(args.version)
+    run_id = args.run_id or ledger.new_run_id("publish")
+    spark = get_spark(env, app_name="northstar-publish")
+    try:
+        with connect(env.snowflake) as conn:
+            results = publish_all(spark, env, conn, run_id=run_id, versions=versions)
+    except (SchemaChangeRefused, ReconciliationError) as err:
+        print(f"publish {run_id} failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    print(format_results(run_id, results))
+    return 0
+
+
+def format_results(run_id: str, results) -> str:
+    """One line per table: version, rows, partitions compared, verdict; then statements skipped locally."""
+    lines = [f"publish {run_id}:"]
+    for r in results:
+        partitions = len({d.partition for d in r.differences})
+        verdict = "reconciled" if r.reconciled else "DIFFERS"
+        lines.append(
+            f"  {r.table:<18} gold v{r.gold_version:<4} {r.rows:>7,} rows  {partitions:>4} partitions  {verdict}"
+        )
+    skipped = sorted({s.split(" AS ")[0].split("\n")[0][:90] for r in results for s in r.skipped_statements})
+    if skipped:
+        lines.append("  skipped locally (fakesnow does not accept them; Snowflake runs them all):")
+        lines += [f"    {s}" for s in skipped]
+    return "\n".join(lines)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """`northstar publish`."""
+    publish = commands.add_parser(
+        "publish", help="publish gold to Snowflake and reconcile (docs/snowflake.md)"
+    )
+    publish.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")
+    publish.add_argument(
+        "--version",
+        action="append",
+        default=[],
+        metavar="TABLE=N",
+        help="gold Delta version to publish (default: latest)",
+    )
+    publish.add_argument("--run-id", help="reuse a run id to retry the same publish (default: a new one)")
+    publish.set_defaults(action=publish_command)
