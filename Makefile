@@ -13,7 +13,7 @@ demo: setup  ## partner API simulator -> extract -> bronze + silver end to end o
 services:  ## the local PostgreSQL the extraction tests read (scripts/postgres.sh: install, init, start; idempotent)
 	@scripts/postgres.sh
 
-test: setup setup-airflow2 services  ## the whole test suite (what CI runs)
+test: setup setup-airflow2 services lint  ## lint, then the whole test suite (what CI runs)
 	.venv/bin/pytest -n 2 --dist loadfile
 
 test-fast: setup  ## unit tests only
@@ -34,8 +34,8 @@ bench-stream: setup  ## event stream: events/s/core through bronze and sessions 
 bench-commits: setup  ## Delta commit through the DynamoDB commit coordinator vs a file-system commit, s3a on moto (COMMITS=10)
 	.venv/bin/python scripts/bench_commits.py --commits $${COMMITS:-10}
 
-lint: setup
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+lint: setup  ## ruff (lint + format), the import-layer contract, mypy on libs/
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports && .venv/bin/mypy
 
 format: setup
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
