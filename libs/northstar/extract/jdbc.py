@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -67,9 +67,7 @@ def run_extract(
     full_refresh: bool = False,
 ) -> list[TableExtract]:
     """Extract `tables` (default: every table in `jdbc.tables`) of a source; one ledger row per table."""
-    spec = source.jdbc
-    if spec is None:
-        raise ExtractError(f"source {source.name} has no jdbc section; see docs/postgres.md to add one")
+    spec = _require_jdbc(source)
     unknown = [t for t in tables or [] if t not in spec.tables]
     if unknown:
         raise ExtractError(
@@ -87,14 +85,19 @@ def run_extract(
     now = datetime.now(UTC)
     results = []
     for table in tables or list(spec.tables):
-        explicit = keyset.Window(_utc(start), _utc(end)) if start is not None else None
+        explicit = keyset.Window(_utc(start), _utc(end)) if start is not None and end is not None else None
         results.append(_extract_table(spark, env, source, table, secret, explicit, full_refresh, now))
     return results
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
+def _require_jdbc(source: SourceSpec) -> JdbcSpec:
+    """The source's jdbc section; ExtractError when it has none."""
+    if source.jdbc is None:
+        raise ExtractError(f"source {source.name} has no jdbc section; see docs/postgres.md to add one")
+    return source.jdbc
+
+
+def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -108,12 +111,59 @@ def _extract_table(
     full_refresh: bool,
     now: datetime,
 ) -> TableExtract:
-    spec = source.jdbc
+    spec = _require_jdbc(source)
     table_spec = source.tables[table]
     jdbc_table = spec.tables[table]
     landing_folder = tables.landing_folder(env, table_spec)
     state = jdbc_state.load(spark, landing_folder)
+    mode, window, progress, resumed = _plan_window(state, explicit, full_refresh, spec.overlap, now)
+    entry = LedgerEntry(
+        run_id=ledger.new_run_id("extract"),
+        job="extract",
+        env=env.name,
+        source=source.name,
+        table_name=table,
+        layer="extract",
+        window_start=window.start,
+        window_end=window.end,
+    )
+    run = _TableRun(
+        spark=spark,
+        source=source.name,
+        table=table,
+        spec=spec,
+        jdbc_table=jdbc_table,
+        keys=list(table_spec.primary_key),
+        secret=secret,
+        window=window,
+        limit=jdbc_table.batch_size or spec.batch_size,
+        mode=mode,
+        landing_folder=landing_folder,
+        staging=f"{env.landing}/_staging/jdbc/{source.name}/{table}/{entry.run_id}",
+        state=state,
+        progress=progress,
+        entry=entry,
+        result=TableExtract(
+            source.name, table, mode, window.start, window.end, resumed=resumed, run_id=entry.run_id
+        ),
+    )
+    with ledger.recorded(spark, env, entry):
+        try:
+            _read_window(run)
+        finally:
+            _delete(spark, run.staging)  # a failed page leaves nothing staged behind
+        _record_details(run, resumed)
+    return run.result
 
+
+def _plan_window(
+    state: jdbc_state.ExtractState,
+    explicit: keyset.Window | None,
+    full_refresh: bool,
+    overlap: timedelta,
+    now: datetime,
+) -> tuple[str, keyset.Window, jdbc_state.Progress, bool]:
+    """The mode, window and keyset position this extraction reads, and whether it resumes a stopped run."""
     progress = None
     if explicit is not None:
         mode, window = "window", explicit
@@ -127,102 +177,128 @@ def _extract_table(
     elif full_refresh:
         mode, window = "full_refresh", keyset.Window(None, now.replace(microsecond=0))
     else:
-        mode, window = "incremental", keyset.incremental_window(state.watermark_time, spec.overlap, now)
-    if progress is None:
-        progress = jdbc_state.Progress(
-            mode=mode,
-            start=window.start.isoformat() if window.start else None,
-            end=window.end.isoformat(),
-            phase=keyset.ROWS,
-            after=None,
-            batch=0,
-        )
-        resumed = False
-    else:
-        resumed = True
+        mode, window = "incremental", keyset.incremental_window(state.watermark_time, overlap, now)
+    if progress is not None:
+        return mode, window, progress, True
+    progress = jdbc_state.Progress(
+        mode=mode,
+        start=window.start.isoformat() if window.start else None,
+        end=window.end.isoformat(),
+        phase=keyset.ROWS,
+        after=None,
+        batch=0,
+    )
+    return mode, window, progress, False
 
-    entry = LedgerEntry(
-        run_id=ledger.new_run_id("extract"),
-        job="extract",
-        env=env.name,
-        source=source.name,
-        table_name=table,
-        layer="extract",
-        window_start=window.start,
-        window_end=window.end,
+
+@dataclass
+class _TableRun:
+    """One table's extraction under way: what it reads, where it lands, its position and its counts."""
+
+    spark: SparkSession
+    source: str
+    table: str
+    spec: JdbcSpec
+    jdbc_table: JdbcTable
+    keys: list[str]
+    secret: Secret
+    window: keyset.Window
+    limit: int
+    mode: str
+    landing_folder: str
+    staging: str
+    state: jdbc_state.ExtractState
+    progress: jdbc_state.Progress
+    entry: LedgerEntry
+    result: TableExtract
+
+
+def _read_window(run: _TableRun) -> None:
+    """Read every phase of the window page by page; then move the watermark (not for an explicit window)."""
+    phases = [keyset.ROWS, keyset.NULL_CURSOR] if run.window.start is None else [keyset.ROWS]
+    for phase in phases[phases.index(run.progress.phase) :]:
+        run.progress.phase = phase
+        _read_phase(run, phase)
+        run.progress.after = None
+    if run.mode != "window":
+        run.state.in_progress = None
+        run.state.watermark = run.window.end.isoformat()
+        jdbc_state.commit(run.spark, run.landing_folder, run.state)
+
+
+def _read_phase(run: _TableRun, phase: str) -> None:
+    """Land the pages of one phase until a short or empty page, committing the position after each."""
+    while True:
+        page = _land_next_page(run, phase)
+        run.result.queries += 1
+        run.result.max_rows_per_query = max(run.result.max_rows_per_query, page.rows)
+        if page.rows == 0:
+            break
+        _count_page(run, page)
+        run.progress.after, run.progress.batch = page.last, run.progress.batch + 1
+        if run.mode != "window":  # the page is in place: now move the position past it
+            run.state.in_progress = run.progress
+            run.state = jdbc_state.commit(run.spark, run.landing_folder, run.state)
+        if page.rows < run.limit:
+            break
+
+
+def _land_next_page(run: _TableRun, phase: str) -> _Page:
+    """Query and land the page after the current keyset position."""
+    jdbc_table = run.jdbc_table
+    sql = keyset.page_query(
+        jdbc_table.relation,
+        jdbc_table.cursor,
+        run.keys,
+        run.window,
+        run.limit,
+        after=run.progress.after,
+        phase=phase,
+        columns=jdbc_table.columns,
     )
-    result = TableExtract(
-        source.name, table, mode, window.start, window.end, resumed=resumed, run_id=entry.run_id
+    number = f"{run.progress.batch + 1:05d}"
+    return _land_page(
+        run.spark,
+        run.source,
+        run.table,
+        run.spec,
+        jdbc_table,
+        run.keys,
+        run.secret,
+        sql,
+        staging=f"{run.staging}/{phase}-{number}",
+        target_folder=f"{run.landing_folder}/{FILE_FOLDER}/{run.window.label}",
+        name=f"{'batch' if phase == keyset.ROWS else 'nulls'}-{number}",
+        phase=phase,
     )
-    staging = f"{env.landing}/_staging/jdbc/{source.name}/{table}/{entry.run_id}"
-    keys = list(table_spec.primary_key)
-    limit = jdbc_table.batch_size or spec.batch_size
-    with ledger.recorded(spark, env, entry):
-        try:
-            phases = [keyset.ROWS, keyset.NULL_CURSOR] if window.start is None else [keyset.ROWS]
-            for phase in phases[phases.index(progress.phase) :]:
-                progress.phase = phase
-                while True:
-                    sql = keyset.page_query(
-                        jdbc_table.relation,
-                        jdbc_table.cursor,
-                        keys,
-                        window,
-                        limit,
-                        after=progress.after,
-                        phase=phase,
-                        columns=jdbc_table.columns,
-                    )
-                    page = _land_page(
-                        spark,
-                        source.name,
-                        table,
-                        spec,
-                        jdbc_table,
-                        keys,
-                        secret,
-                        sql,
-                        staging=f"{staging}/{phase}-{progress.batch + 1:05d}",
-                        target_folder=f"{landing_folder}/{FILE_FOLDER}/{window.label}",
-                        name=f"{'batch' if phase == keyset.ROWS else 'nulls'}-{progress.batch + 1:05d}",
-                        phase=phase,
-                    )
-                    result.queries += 1
-                    result.max_rows_per_query = max(result.max_rows_per_query, page.rows)
-                    if page.rows == 0:
-                        break
-                    result.rows += page.rows
-                    (result.files_written if page.written else result.files_unchanged).append(page.path)
-                    entry.records_read += page.rows
-                    if page.written:
-                        entry.records_written += page.rows
-                    else:
-                        entry.records_duplicate += page.rows  # an earlier run landed these exact rows
-                    progress.after, progress.batch = page.last, progress.batch + 1
-                    if mode != "window":  # the page is in place: now move the position past it
-                        state.in_progress = progress
-                        state = jdbc_state.commit(spark, landing_folder, state)
-                    if page.rows < limit:
-                        break
-                progress.after = None
-            if mode != "window":
-                state.in_progress = None
-                state.watermark = window.end.isoformat()
-                jdbc_state.commit(spark, landing_folder, state)
-        finally:
-            _delete(spark, staging)  # a failed page leaves nothing staged behind
-        entry.details.update(
-            queries=result.queries,
-            pages_landed=len(result.files_written) + len(result.files_unchanged),
-            files_written=len(result.files_written),
-            files_unchanged=len(result.files_unchanged),
-            max_rows_per_query=result.max_rows_per_query,
-            batch_size=limit,
-            resumed=int(resumed),
-        )
-        if result.rows == 0 or not result.files_written:
-            entry.status = ledger.NOOP
-    return result
+
+
+def _count_page(run: _TableRun, page: _Page) -> None:
+    """Add a landed (or already landed) page to the result and the ledger entry."""
+    result, entry = run.result, run.entry
+    result.rows += page.rows
+    (result.files_written if page.written else result.files_unchanged).append(page.path)
+    entry.records_read += page.rows
+    if page.written:
+        entry.records_written += page.rows
+    else:
+        entry.records_duplicate += page.rows  # an earlier run landed these exact rows
+
+
+def _record_details(run: _TableRun, resumed: bool) -> None:
+    """The run's page counts in the ledger entry; NOOP when nothing new landed."""
+    result = run.result
+    run.entry.details.update(
+        queries=result.queries,
+        pages_landed=len(result.files_written) + len(result.files_unchanged),
+        files_written=len(result.files_written),
+        files_unchanged=len(result.files_unchanged),
+        max_rows_per_query=result.max_rows_per_query,
+        batch_size=run.limit,
+        resumed=int(resumed),
+    )
+    if result.rows == 0 or not result.files_written:
+        run.entry.status = ledger.NOOP
 
 
 @dataclass
@@ -233,7 +309,7 @@ class _Page:
     last: list[str] | None = None
 
 
-def _reader(spark: SparkSession, spec: JdbcSpec, secret: Secret, application: str):
+def _reader(spark: SparkSession, spec: JdbcSpec, secret: Secret, application: str) -> DataFrameReader:
     """A JDBC reader for `spec`: read-only sessions with the statement timeout, credentials as properties."""
     reader = (
         spark.read.format("jdbc")
@@ -257,7 +333,7 @@ def application_name(source: str, table: str) -> str:
 
 def read_query(spark: SparkSession, source: SourceSpec, table: str, sql: str) -> DataFrame:
     """One query through the same connection settings the extractor uses (for checks and debugging)."""
-    spec = source.jdbc
+    spec = _require_jdbc(source)
     secret = resolve(spec.password)
     return _reader(spark, spec, secret, application_name(source.name, table)).option("query", sql).load()
 
@@ -295,6 +371,7 @@ def _land_page(
             "timestamp (timestamptz preferred) set on every insert and update"
         )
     summary = summarize_page(staged, jdbc_table.cursor, keys, phase).first()
+    assert summary is not None  # a global aggregate always has one row
     if summary["rows"] == 0:
         _delete(spark, staging)
         return _Page(rows=0)
@@ -329,13 +406,11 @@ def summarize_page(staged: DataFrame, cursor: str, keys: list[str], phase: str) 
 
 def _move_single_file(spark: SparkSession, staging: str, target: str) -> bool:
     """Move the one Parquet file Spark staged to `target`; False when `target` already holds it."""
-    jvm = spark._jvm
-    folder = jvm.org.apache.hadoop.fs.Path(staging)
-    fs = folder.getFileSystem(spark._jsc.hadoopConfiguration())
+    fs, folder = jdbc_state.hadoop_fs(spark, staging)
     parts = [s.getPath() for s in fs.listStatus(folder) if s.getPath().getName().endswith(".parquet")]
     if len(parts) != 1:
         raise RuntimeError(f"expected one staged Parquet file in {staging}, found {len(parts)}")
-    destination = jvm.org.apache.hadoop.fs.Path(target)
+    destination = jdbc_state.hadoop_path(spark, target)
     if fs.exists(destination):  # same window, page and row hash: the same rows already landed
         fs.delete(folder, True)
         return False
@@ -347,8 +422,7 @@ def _move_single_file(spark: SparkSession, staging: str, target: str) -> bool:
 
 
 def _delete(spark: SparkSession, path: str) -> None:
-    jpath = spark._jvm.org.apache.hadoop.fs.Path(path)
-    fs = jpath.getFileSystem(spark._jsc.hadoopConfiguration())
+    fs, jpath = jdbc_state.hadoop_fs(spark, path)
     if fs.exists(jpath):
         fs.delete(jpath, True)
 

@@ -14,6 +14,7 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -48,14 +49,26 @@ class ExtractState:
         return datetime.fromisoformat(self.watermark) if self.watermark else None
 
 
-def _fs(spark: SparkSession, path: str):
-    jpath = spark._jvm.org.apache.hadoop.fs.Path(path)
+def _jvm(spark: SparkSession) -> Any:
+    jvm = spark._jvm
+    assert jvm is not None  # a live session always has its JVM
+    return jvm
+
+
+def hadoop_path(spark: SparkSession, *parts: Any) -> Any:
+    """A Hadoop `Path` of `parts` (a string, or a parent Path and a child name)."""
+    return _jvm(spark).org.apache.hadoop.fs.Path(*parts)
+
+
+def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """The Hadoop FileSystem holding `path`, and `path` as a Hadoop Path."""
+    jpath = hadoop_path(spark, path)
     return jpath.getFileSystem(spark._jsc.hadoopConfiguration()), jpath
 
 
 def load(spark: SparkSession, landing_folder: str) -> ExtractState:
     """The newest readable state, or an empty one (never extracted)."""
-    fs, folder = _fs(spark, f"{landing_folder}/{STATE_FOLDER}")
+    fs, folder = hadoop_fs(spark, f"{landing_folder}/{STATE_FOLDER}")
     if not fs.exists(folder):
         return ExtractState()
     found = sorted(
@@ -78,12 +91,12 @@ def commit(spark: SparkSession, landing_folder: str, state: ExtractState) -> Ext
     """Write `state` as the next sequence and return it; only called after the data it describes landed."""
     state.sequence += 1
     state.updated_at = datetime.now(UTC).isoformat()
-    fs, folder = _fs(spark, f"{landing_folder}/{STATE_FOLDER}")
+    fs, folder = hadoop_fs(spark, f"{landing_folder}/{STATE_FOLDER}")
     fs.mkdirs(folder)
     payload = asdict(state)
     payload.pop("sequence")
-    final = spark._jvm.org.apache.hadoop.fs.Path(folder, f"jdbc-{state.sequence:08d}.json")
-    temporary = spark._jvm.org.apache.hadoop.fs.Path(folder, f".jdbc-{uuid.uuid4().hex}.tmp")
+    final = hadoop_path(spark, folder, f"jdbc-{state.sequence:08d}.json")
+    temporary = hadoop_path(spark, folder, f".jdbc-{uuid.uuid4().hex}.tmp")
     stream = fs.create(temporary, True)
     try:
         stream.write(bytearray(json.dumps(payload, indent=1, sort_keys=True).encode()))
@@ -102,9 +115,9 @@ def commit(spark: SparkSession, landing_folder: str, state: ExtractState) -> Ext
     return state
 
 
-def _read(spark: SparkSession, fs, path) -> str:
+def _read(spark: SparkSession, fs: Any, path: Any) -> str:
     stream = fs.open(path)
     try:
-        return spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        return _jvm(spark).org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
     finally:
         stream.close()
