@@ -14,10 +14,11 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urljoin, urlparse
 
 import requests
@@ -36,6 +37,8 @@ from northstar.secrets import Secret, SecretError, resolve
 
 # Points of a page's life where tests inject crashes: fetched -> landed -> manifested -> committed.
 Hook = Callable[[str, str, int], None]
+Position = str | int | None  # a pagination position: page or offset number, cursor, next link, last id
+Bound = str | int | None  # a cursor-field bound sent to the API (ISO-8601 text or unix seconds)
 REQUEST_LOG = "_extract/{source}/_requests.json"
 
 
@@ -127,7 +130,7 @@ def shift_cursor(value: str | int, hours: float, fmt: str) -> str | int:
     return moved.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _cursor_max(current, candidate):
+def _cursor_max(current: Any, candidate: Any) -> Any:  # cursor values as the API sent them
     if candidate is None:
         return current
     return candidate if current is None or candidate > current else current
@@ -179,7 +182,15 @@ class ApiClient:
         retry_after = getattr(error, "retry_after", None) or 0
         return max(backoff, retry_after)
 
-    def fetch(self, table: str, endpoint: EndpointSpec, position, since, until, page_number: int) -> Page:
+    def fetch(
+        self,
+        table: str,
+        endpoint: EndpointSpec,
+        position: Position,
+        since: Bound,
+        until: Bound,
+        page_number: int,
+    ) -> Page:
         """The page at `position` (None: the first), retried until complete or the retry limit."""
         attempts = self.api.retries.attempts
         retrying = Retrying(
@@ -203,7 +214,9 @@ class ApiClient:
             ) from err
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _request(self, endpoint: EndpointSpec, position, since, until) -> tuple[str, dict | None]:
+    def _request(
+        self, endpoint: EndpointSpec, position: Position, since: Bound, until: Bound
+    ) -> tuple[str, dict | None]:
         limit = endpoint.page_size or self.api.page_size
         if endpoint.pagination == "link" and position:
             return str(position), None  # the server's own next link carries every parameter
@@ -225,7 +238,7 @@ class ApiClient:
                 params["starting_after"] = position
         return self.base_url + endpoint.path, params
 
-    def _fetch_once(self, endpoint: EndpointSpec, position, since, until) -> Page:
+    def _fetch_once(self, endpoint: EndpointSpec, position: Position, since: Bound, until: Bound) -> Page:
         url, params = self._request(endpoint, position, since, until)
         slot = self.limiter.acquire()
         try:
@@ -267,7 +280,13 @@ class ApiClient:
             raise PartialPage(f"{err} ({request['url']})") from None
 
     def _parse(
-        self, endpoint: EndpointSpec, position, body: bytes, headers, request: dict, status: int
+        self,
+        endpoint: EndpointSpec,
+        position: Position,
+        body: bytes,
+        headers: Mapping[str, str],
+        request: dict,
+        status: int,
     ) -> Page:
         limit = endpoint.page_size or self.api.page_size
         try:
@@ -281,39 +300,7 @@ class ApiClient:
         count = document.get("count")
         if isinstance(count, int) and count != len(records):
             raise PartialPage(f"page says {count} records but holds {len(records)}")
-        style, stated = endpoint.pagination, document.get("has_more")
-        if style == "cursor":
-            next_position = document.get("next_cursor")
-            has_more = bool(stated) if stated is not None else next_position is not None
-        elif style == "page":
-            page, total_pages = position or 1, document.get("total_pages")
-            next_position = page + 1
-            has_more = (
-                bool(stated)
-                if stated is not None
-                else (page < total_pages if isinstance(total_pages, int) else len(records) >= limit)
-            )
-        elif style == "offset":
-            offset, total = position or 0, document.get("total")
-            next_position = offset + limit
-            has_more = (
-                bool(stated)
-                if stated is not None
-                else (offset + limit < total if isinstance(total, int) else len(records) >= limit)
-            )
-        elif style == "link":
-            next_position = _link_next(headers.get("Link"))
-            if next_position:
-                next_position = urljoin(self.base_url + "/", next_position)
-                if urlparse(next_position).netloc != urlparse(self.base_url).netloc:
-                    raise ExtractError(
-                        f"the API's next link {next_position} leaves {self.base_url}; refusing to follow it"
-                    )
-            has_more = bool(stated) if stated is not None else next_position is not None
-        else:  # stripe
-            has_more = bool(stated)
-            last = records[-1] if records else None
-            next_position = last.get(endpoint.id_field) if isinstance(last, dict) else None
+        next_position, has_more = self._next_position(endpoint, position, document, records, headers, limit)
         if has_more and next_position is None:
             raise PartialPage("the page says more records follow but gives no next cursor")
         if has_more and len(records) < limit:
@@ -324,6 +311,48 @@ class ApiClient:
             )
         return Page(records, next_position if has_more else None, has_more, request, status, 1)
 
+    def _next_position(
+        self,
+        endpoint: EndpointSpec,
+        position: Position,
+        document: dict,
+        records: list,
+        headers: Mapping[str, str],
+        limit: int,
+    ) -> tuple[Position, bool]:
+        """The position of the page after this one, and whether more records follow (per pagination style)."""
+        style, stated = endpoint.pagination, document.get("has_more")
+        if style == "cursor":
+            next_position = document.get("next_cursor")
+            return next_position, bool(stated) if stated is not None else next_position is not None
+        if style == "page":
+            page, total_pages = position or 1, document.get("total_pages")
+            assert isinstance(page, int)  # page positions are page numbers
+            more = page < total_pages if isinstance(total_pages, int) else len(records) >= limit
+            return page + 1, bool(stated) if stated is not None else more
+        if style == "offset":
+            offset, total = position or 0, document.get("total")
+            assert isinstance(offset, int)  # offset positions are record offsets
+            more = offset + limit < total if isinstance(total, int) else len(records) >= limit
+            return offset + limit, bool(stated) if stated is not None else more
+        if style == "link":
+            next_link = self._next_link(headers)
+            return next_link, bool(stated) if stated is not None else next_link is not None
+        last = records[-1] if records else None  # stripe
+        return (last.get(endpoint.id_field) if isinstance(last, dict) else None), bool(stated)
+
+    def _next_link(self, headers: Mapping[str, str]) -> str | None:
+        """The Link header's next page, resolved against the base URL; never a link to another host."""
+        next_link = _link_next(headers.get("Link"))
+        if not next_link:
+            return next_link
+        next_link = urljoin(self.base_url + "/", next_link)
+        if urlparse(next_link).netloc != urlparse(self.base_url).netloc:
+            raise ExtractError(
+                f"the API's next link {next_link} leaves {self.base_url}; refusing to follow it"
+            )
+        return next_link
+
 
 def new_run_id(clock: Clock, mode: str) -> str:
     stamp = datetime.fromtimestamp(clock.now(), UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -331,8 +360,14 @@ def new_run_id(clock: Clock, mode: str) -> str:
 
 
 def _start_progress(
-    api: ApiSpec, endpoint: EndpointSpec, state: TableState, run_id_for, start, end, full_refresh
-):
+    api: ApiSpec,
+    endpoint: EndpointSpec,
+    state: TableState,
+    run_id_for: Callable[[str], str],
+    start: str | None,
+    end: str | None,
+    full_refresh: bool,
+) -> RunProgress:
     if start is not None or end is not None:
         return RunProgress(run_id_for("backfill"), "backfill", start, end)
     if full_refresh or state.watermark is None:
@@ -341,36 +376,37 @@ def _start_progress(
     return RunProgress(run_id_for("incremental"), "incremental", since, None)
 
 
+def _require_api(source: SourceSpec) -> ApiSpec:
+    """The source's api section; ConfigError when it has none."""
+    if source.api is None:
+        raise ConfigError(f"source {source.name} has no api: section; add one (see docs/api-sources.md)")
+    return source.api
+
+
+def _utc_text(clock: Clock) -> str:
+    """The clock's now as ISO-8601 UTC text."""
+    return datetime.fromtimestamp(clock.now(), UTC).isoformat()
+
+
 def extract_table(
     source: SourceSpec,
     table: str,
     client: ApiClient,
     store: ObjectStore,
     *,
-    start=None,
-    end=None,
+    start: str | None = None,
+    end: str | None = None,
     full_refresh: bool = False,
     hook: Hook | None = None,
 ) -> TableResult:
     """Extract one endpoint into its table's landing folder; returns what it did (raises ExtractError)."""
-    api = source.api
+    api = _require_api(source)
     endpoint = api.endpoints[table]
-    spec = source.tables[table]
-    folder = spec.landing.strip("/")
+    folder = source.tables[table].landing.strip("/")
     states = StateStore(store, state_key(folder, start, end) if (start or end) else state_key(folder))
     state = states.load()
     result = TableResult(table)
-    progress = state.in_progress
-    if progress is not None and full_refresh and progress.mode != "full":
-        progress = None  # a full refresh replaces an unfinished incremental run (its landed pages stay valid)
-    if progress is None:
-        progress = _start_progress(
-            api, endpoint, state, lambda mode: new_run_id(client.clock, mode), start, end, full_refresh
-        )
-        state.in_progress = progress
-        states.commit(state)
-    else:
-        result.resumed_at_page = progress.page
+    progress = _resume_or_start(api, endpoint, state, states, result, client.clock, start, end, full_refresh)
     result.mode, result.run_id, result.since = progress.mode, progress.run_id, progress.since
     hook = hook or (lambda point, table, page: None)
     while True:
@@ -385,62 +421,114 @@ def extract_table(
             result.status, result.error, result.watermark = "budget_spent", str(err), state.watermark
             return result
         hook("fetched", table, number)
-        records = page.records
-        if endpoint.stamp_field:
-            fetched = (
-                datetime.fromtimestamp(client.clock.now(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-            )
-            records = [{**r, endpoint.stamp_field: fetched} for r in records]
-        key = landing_writer.page_key(folder, progress.run_id, number)
-        if records:
-            landed = landing_writer.write_page(store, key, records, redact=spec.redact_card_numbers)
-            hook("landed", table, number)
-            landing_writer.write_manifest(
-                store,
-                landed,
-                {
-                    "source": source.name,
-                    "table": table,
-                    "run_id": progress.run_id,
-                    "page": number,
-                    "request": page.request,
-                    "position": progress.next,
-                    "attempts": page.attempts,
-                    "fetched_at": datetime.fromtimestamp(client.clock.now(), UTC).isoformat(),
-                },
-            )
-            hook("manifested", table, number)
-        progress.page = number
-        progress.records += len(records)
-        for record in records:
-            if isinstance(record, dict):
-                progress.max_cursor = _cursor_max(progress.max_cursor, record.get(endpoint.cursor_field))
-        progress.next = page.next
+        records = _land_records(source, table, store, client.clock, progress, page, number, hook)
+        _advance(progress, endpoint, page, records)
         result.pages += 1
         result.records += len(records)
         if not page.has_more:
-            if progress.mode != "backfill":  # a backfill window never moves the incremental watermark
-                state.watermark = _cursor_max(state.watermark, progress.max_cursor)
-            state.history = [
-                *state.history[-9:],
-                {
-                    "run_id": progress.run_id,
-                    "mode": progress.mode,
-                    "since": progress.since,
-                    "until": progress.until,
-                    "pages": progress.page,
-                    "records": progress.records,
-                    "max_cursor": progress.max_cursor,
-                },
-            ]
-            state.last_run_id, state.in_progress = progress.run_id, None
-            state.last_finished_at = datetime.fromtimestamp(client.clock.now(), UTC).isoformat()
-            state.runs_finished += 1
+            _finish_run(state, progress, client.clock)
         states.commit(state)
         hook("committed", table, number)
         if not page.has_more:
             result.status, result.watermark = "done", state.watermark
             return result
+
+
+def _resume_or_start(
+    api: ApiSpec,
+    endpoint: EndpointSpec,
+    state: TableState,
+    states: StateStore,
+    result: TableResult,
+    clock: Clock,
+    start: str | None,
+    end: str | None,
+    full_refresh: bool,
+) -> RunProgress:
+    """The run in progress to resume, or a new one (committed before its first page)."""
+    progress = state.in_progress
+    if progress is not None and full_refresh and progress.mode != "full":
+        progress = None  # a full refresh replaces an unfinished incremental run (its landed pages stay valid)
+    if progress is not None:
+        result.resumed_at_page = progress.page
+        return progress
+    progress = _start_progress(
+        api, endpoint, state, lambda mode: new_run_id(clock, mode), start, end, full_refresh
+    )
+    state.in_progress = progress
+    states.commit(state)
+    return progress
+
+
+def _land_records(
+    source: SourceSpec,
+    table: str,
+    store: ObjectStore,
+    clock: Clock,
+    progress: RunProgress,
+    page: Page,
+    number: int,
+    hook: Hook,
+) -> list[dict]:
+    """Land the page's records (stamped with the fetch time when the endpoint asks) and their manifest."""
+    endpoint = _require_api(source).endpoints[table]
+    spec = source.tables[table]
+    records = page.records
+    if endpoint.stamp_field:
+        fetched = datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        records = [{**r, endpoint.stamp_field: fetched} for r in records]
+    if not records:
+        return records
+    key = landing_writer.page_key(spec.landing.strip("/"), progress.run_id, number)
+    landed = landing_writer.write_page(store, key, records, redact=spec.redact_card_numbers)
+    hook("landed", table, number)
+    landing_writer.write_manifest(
+        store,
+        landed,
+        {
+            "source": source.name,
+            "table": table,
+            "run_id": progress.run_id,
+            "page": number,
+            "request": page.request,
+            "position": progress.next,
+            "attempts": page.attempts,
+            "fetched_at": _utc_text(clock),
+        },
+    )
+    hook("manifested", table, number)
+    return records
+
+
+def _advance(progress: RunProgress, endpoint: EndpointSpec, page: Page, records: list[dict]) -> None:
+    """Move the run past a landed page: its count, the highest cursor value seen, the next position."""
+    progress.page += 1
+    progress.records += len(records)
+    for record in records:
+        if isinstance(record, dict):
+            progress.max_cursor = _cursor_max(progress.max_cursor, record.get(endpoint.cursor_field))
+    progress.next = page.next
+
+
+def _finish_run(state: TableState, progress: RunProgress, clock: Clock) -> None:
+    """The last page landed: move the watermark (not for a backfill), record the run, clear the progress."""
+    if progress.mode != "backfill":  # a backfill window never moves the incremental watermark
+        state.watermark = _cursor_max(state.watermark, progress.max_cursor)
+    state.history = [
+        *state.history[-9:],
+        {
+            "run_id": progress.run_id,
+            "mode": progress.mode,
+            "since": progress.since,
+            "until": progress.until,
+            "pages": progress.page,
+            "records": progress.records,
+            "max_cursor": progress.max_cursor,
+        },
+    ]
+    state.last_run_id, state.in_progress = progress.run_id, None
+    state.last_finished_at = _utc_text(clock)
+    state.runs_finished += 1
 
 
 def run_extract(
@@ -465,49 +553,12 @@ def run_extract(
     saved and `report.complete` False. Raises ExtractError when an endpoint fails for good (other
     endpoints finish first; every state stays at its last landed page).
     """
-    api = source.api
-    if api is None:
-        raise ConfigError(f"source {source.name} has no api: section; add one (see docs/api-sources.md)")
-    if full_refresh and (start or end):
-        raise ConfigError("--full-refresh and --start/--end do not go together: pick one")
-    chosen = tables or list(api.endpoints)
-    unknown = [t for t in chosen if t not in api.endpoints]
-    if unknown:
-        raise ConfigError(
-            f"source {source.name} has no API endpoint for {', '.join(unknown)} (endpoints: {', '.join(api.endpoints)})"
-        )
-    try:
-        base_url = expand_env_vars(api.base_url)
-    except KeyError as err:
-        raise ConfigError(
-            f"source {source.name}: api.base_url uses ${{{err.args[0]}}}, which is not set"
-        ) from None
-    try:
-        token = resolve(api.auth.secret) if api.auth else None
-    except SecretError as err:
-        raise ConfigError(str(err)) from None
+    api = _require_api(source)
+    chosen = _chosen_endpoints(source, api, tables, start, end, full_refresh)
+    base_url, token = _connection(source, api)
     clock = clock or Clock()
     store = store or open_store(env.landing)
-    limiter = RateLimiter(
-        api.rate_limit.requests,
-        api.rate_limit.per_seconds,
-        clock=clock,
-        max_wait_seconds=api.rate_limit.max_wait_seconds,
-        max_requests=max_requests,
-    )
-    log_key = REQUEST_LOG.format(source=source.name)
-    previous = store.get(log_key)
-    if previous:
-        limiter.preload(json.loads(previous).get("stamps", []))
-    log_lock = threading.Lock()
-
-    def save_request_log() -> None:
-        """Every request is in the log before it is sent, so a killed run's requests still count next time."""
-        with log_lock:
-            stamps = limiter.recent_stamps(in_flight_for=api.timeout_seconds)
-            store.put(log_key, json.dumps({"stamps": stamps}).encode())
-
-    limiter.on_acquire = save_request_log
+    limiter, request_log = _rate_limit(source, api, clock, store, max_requests)
     client = ApiClient(api, base_url, limiter, clock, token, session)
     report = ExtractReport(source.name)
 
@@ -525,7 +576,7 @@ def run_extract(
         ) as pool:
             report.tables = list(pool.map(one, chosen))
     finally:
-        save_request_log()
+        request_log.save()
         report.requests, report.retries, report.waited_seconds = (
             limiter.sent,
             client.retries,
@@ -538,3 +589,75 @@ def run_extract(
             "landed page, so the same command resumes once the cause is fixed\n" + report.format()
         )
     return report
+
+
+def _chosen_endpoints(
+    source: SourceSpec,
+    api: ApiSpec,
+    tables: list[str] | None,
+    start: str | None,
+    end: str | None,
+    full_refresh: bool,
+) -> list[str]:
+    """The endpoints to extract (all, or `tables`); ConfigError for an unknown one or clashing options."""
+    if full_refresh and (start or end):
+        raise ConfigError("--full-refresh and --start/--end do not go together: pick one")
+    chosen = tables or list(api.endpoints)
+    unknown = [t for t in chosen if t not in api.endpoints]
+    if unknown:
+        raise ConfigError(
+            f"source {source.name} has no API endpoint for {', '.join(unknown)} (endpoints: {', '.join(api.endpoints)})"
+        )
+    return chosen
+
+
+def _connection(source: SourceSpec, api: ApiSpec) -> tuple[str, Secret | None]:
+    """The API's base URL (environment variables expanded) and its token, if it authenticates."""
+    try:
+        base_url = expand_env_vars(api.base_url)
+    except KeyError as err:
+        raise ConfigError(
+            f"source {source.name}: api.base_url uses ${{{err.args[0]}}}, which is not set"
+        ) from None
+    try:
+        token = resolve(api.auth.secret) if api.auth else None
+    except SecretError as err:
+        raise ConfigError(str(err)) from None
+    return base_url, token
+
+
+def _rate_limit(
+    source: SourceSpec, api: ApiSpec, clock: Clock, store: ObjectStore, max_requests: int | None
+) -> tuple[RateLimiter, _RequestLog]:
+    """The API's rate limiter, preloaded from the request log, which it saves before every request."""
+    limiter = RateLimiter(
+        api.rate_limit.requests,
+        api.rate_limit.per_seconds,
+        clock=clock,
+        max_wait_seconds=api.rate_limit.max_wait_seconds,
+        max_requests=max_requests,
+    )
+    request_log = _RequestLog(store, REQUEST_LOG.format(source=source.name), limiter, api.timeout_seconds)
+    request_log.preload()
+    limiter.on_acquire = request_log.save
+    return limiter, request_log
+
+
+class _RequestLog:
+    """The API's recent request times, kept in the landing store so rate limits hold across runs."""
+
+    def __init__(self, store: ObjectStore, key: str, limiter: RateLimiter, in_flight_for: float) -> None:
+        self.store, self.key, self.limiter, self.in_flight_for = store, key, limiter, in_flight_for
+        self._lock = threading.Lock()
+
+    def preload(self) -> None:
+        """Count the requests earlier runs sent within the rate limit's period."""
+        previous = self.store.get(self.key)
+        if previous:
+            self.limiter.preload(json.loads(previous).get("stamps", []))
+
+    def save(self) -> None:
+        """Every request is in the log before it is sent, so a killed run's requests still count next time."""
+        with self._lock:
+            stamps = self.limiter.recent_stamps(in_flight_for=self.in_flight_for)
+            self.store.put(self.key, json.dumps({"stamps": stamps}).encode())

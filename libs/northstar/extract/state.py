@@ -23,7 +23,7 @@ class RunProgress:
 
     run_id: str
     mode: str  # incremental | full | backfill
-    since: str | None  # the cursor-field lower bound sent to the API (inclusive), None = everything
+    since: str | int | None  # the cursor-field lower bound sent to the API (inclusive), None = everything
     until: str | None  # upper bound (exclusive), None = open
     next: str | int | None = None  # pagination position of the next page to fetch (None: first page)
     page: int = 0  # pages landed so far in this run
