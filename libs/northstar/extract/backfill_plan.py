@@ -20,6 +20,7 @@ present, supplies page size, rate limit and lookback defaults that flags overrid
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
@@ -203,7 +204,7 @@ def plan(inputs: BackfillInputs) -> BackfillPlan:
     return result
 
 
-def _smallest(predicate, low: int, high: int) -> int | None:
+def _smallest(predicate: Callable[[int], bool], low: int, high: int) -> int | None:
     """Smallest integer in [low, high] where the monotone `predicate` holds (None if it never does)."""
     if not predicate(high):
         return None
@@ -315,12 +316,15 @@ def render(plan_: BackfillPlan, *, all_windows: bool = False) -> str:
         lines.append(f"DOES NOT FIT: {plan_.problem}")
         lines.append(f"requests needed (by day windows): {plan_.requests_needed:,}")
     else:
-        window = (
-            f"{plan_.window_hours // 24} day(s)"
-            if plan_.window_hours % 24 == 0
-            else f"{plan_.window_hours} h"
+        hours = plan_.window_hours
+        assert hours is not None  # plan() sets the window whenever there is no problem
+        window = f"{hours // 24} day(s)" if hours % 24 == 0 else f"{hours} h"
+        # without a deadline a plan with no problem always fits
+        verdict = (
+            "FITS"
+            if plan_.fits or i.deadline_days is None
+            else f"DOES NOT FIT the {_n(i.deadline_days)}-day deadline"
         )
-        verdict = "FITS" if plan_.fits else f"DOES NOT FIT the {_n(i.deadline_days)}-day deadline"
         lines += [
             f"{verdict}: {plan_.requests_needed:,} requests in {plan_.runs:,} run(s), one {window} window "
             f"each = {_n(plan_.duration_days)} day(s)",
@@ -330,7 +334,7 @@ def render(plan_: BackfillPlan, *, all_windows: bool = False) -> str:
             f"{'run':>6}  {'window start (UTC)':<20}{'window end (UTC)':<20}{'requests':>10}  run at"
         )
         shown = plan_.windows if all_windows or len(plan_.windows) <= 12 else None
-        rows = list(enumerate(plan_.windows, 1))
+        rows: list[tuple[int, Window] | None] = list(enumerate(plan_.windows, 1))
         if shown is None:
             rows = rows[:5] + [None] + rows[-5:]
         for row in rows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import date, datetime
+from typing import Any
 
 from northstar.config import ConfigError, EnvConfig, SourceSpec, load_env, load_source
 from northstar.extract.backfill_plan import BackfillInputs, api_defaults, plan, render
@@ -48,6 +49,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 def _extract_api(env: EnvConfig, source: SourceSpec, args: argparse.Namespace) -> int:
     from northstar.extract.rest import run_extract
 
+    assert source.api is not None  # _cmd_extract sends only sources with an api section here
     if args.lookback_hours is not None:  # e.g. hourly syncs read 1 h, a daily sweep the conf's 24 h
         api = source.api.model_copy(update={"lookback_hours": args.lookback_hours})
         source = source.model_copy(update={"api": api})
@@ -124,7 +126,7 @@ def inputs_from_args(args: argparse.Namespace) -> BackfillInputs:
             sep = ""
         if not sep or not endpoint.strip():
             raise ConfigError(f"--volume {item!r}: write ENDPOINT=RECORDS_PER_DAY, e.g. orders=8000000")
-    values = {
+    values: dict[str, Any] = {
         "page_size": args.page_size or defaults.get("page_size"),
         "rate_limit_per_hour": args.rate_limit or defaults.get("rate_limit_per_hour"),
         "lookback_hours": args.lookback_hours
