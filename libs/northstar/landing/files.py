@@ -112,7 +112,7 @@ def record_ingested(
     """Log the files a run ingested, and the re-deliveries it skipped (with `duplicate_of`), in one commit."""
     now = datetime.now(UTC)
     checksums = checksums or {}
-    rows = [
+    rows: list[tuple[str, str, str, int, int, str, datetime, str | None, str | None]] = [
         (source, table, f.uri, f.size, f.modified_ms, run_id, now, checksums.get(f.uri), None) for f in files
     ]
     rows += [

@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 
 from northstar.config import EnvConfig
 from northstar.lake import tables
+from northstar.observability import notify
 
 ALERT_SCHEMA = (
     "kind string, severity string, table_name string, run_id string, message string, "
@@ -57,8 +58,6 @@ def _to_delta(env: EnvConfig, event: Alert) -> None:
 
 
 def _to_sns(env: EnvConfig, event: Alert) -> None:
-    from northstar.observability import notify
-
     lines = [f"env: {env.name}", f"table: {event.table}", f"run: {event.run_id}", event.message]
     lines += [f"{k}: {v}" for k, v in sorted(event.details.items())]
     subject = f"[northstar {env.name}] {event.kind.upper()} {event.table}"[: notify.SUBJECT_LIMIT]

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from northstar.config import EnvConfig, load_env
 from northstar.observability import metrics, notify
 from northstar.observability.status import table_status
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 DEFAULT_FRESHNESS_MINUTES = 30  # brief 001/003: curated tables 15-30 min after the source
 
@@ -22,13 +26,13 @@ def freshness_limit(env: EnvConfig) -> int:
 
 
 def report_runs(
-    spark,
+    spark: SparkSession,
     env: EnvConfig,
     now: datetime,
     *,
     since: timedelta = timedelta(hours=1),
-    sns_client=None,
-    cloudwatch_client=None,
+    sns_client: Any = None,  # boto3 clients (no stubs); default: from the env
+    cloudwatch_client: Any = None,
 ) -> dict:
     """Publish the last hour's ledger rows and every table's freshness/lag; alert on freshness breaches."""
     from pyspark.sql import functions as F
