@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from northstar.catalog import all_tables
@@ -28,11 +29,11 @@ class CoordinatorConflict(ConfigError):
 
 def table_properties(spark: SparkSession, path: str) -> dict[str, str] | None:
     """The Delta table's properties, or None when there is no Delta table at `path`."""
-    from delta.tables import DeltaTable
-
     if not DeltaTable.isDeltaTable(spark, path):
         return None
-    return dict(DeltaTable.forPath(spark, path).detail().select("properties").first()["properties"])
+    detail = DeltaTable.forPath(spark, path).detail().select("properties").first()
+    assert detail is not None  # a Delta table's detail is always one row
+    return dict(detail["properties"])
 
 
 def coordinator_of(properties: dict[str, str]) -> tuple[str, dict[str, str]] | None:

@@ -9,11 +9,14 @@ applications, role, artifacts, alerts). Runs on Airflow 2.11 and 3.x: version-sp
 
 from __future__ import annotations
 
+import importlib
 import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from northstar.config import EnvConfig, conf_dir_set_to, enabled_sources, load_env
 from northstar.config import conf_dir as current_conf_dir
+from northstar.observability.notify import deadline_alert, send, task_failed_alert
 from northstar.orchestration import deadline as dl
 from northstar.orchestration.emr import configuration_overrides, job_driver, require_emr
 from northstar.orchestration.spec import PipelinesSpec, load_pipelines
@@ -33,25 +36,45 @@ BACKFILL_WINDOW = {
 }
 
 
-def _airflow():
-    """DAG, chain, Param, PythonOperator, TriggerRule and the EMR operator, from Airflow 3 or 2."""
-    from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
+def _airflow() -> tuple[Any, ...]:
+    """DAG, chain, Param, PythonOperator, TriggerRule and the EMR operator, from Airflow 3 or 2.
 
-    try:  # Airflow 3: the task SDK
-        from airflow.sdk import DAG, Param, chain
-    except ImportError:  # Airflow 2.x
-        from airflow import DAG
-        from airflow.models.baseoperator import chain
-        from airflow.models.param import Param
+    Imported by name when a DAG is built, so this module (and `referenced_entry_points`) loads without Airflow.
+    """
+    emr_operator = _first_importable(
+        ("airflow.providers.amazon.aws.operators.emr:EmrServerlessStartJobOperator",)
+    )[0]
+    dag, param, chain = _first_importable(
+        ("airflow.sdk:DAG", "airflow.sdk:Param", "airflow.sdk:chain"),  # Airflow 3: the task SDK
+        ("airflow:DAG", "airflow.models.param:Param", "airflow.models.baseoperator:chain"),  # Airflow 2.x
+    )
+    (python_operator,) = _first_importable(
+        ("airflow.providers.standard.operators.python:PythonOperator",),
+        ("airflow.operators.python:PythonOperator",),
+    )
+    (trigger_rule,) = _first_importable(
+        ("airflow.task.trigger_rule:TriggerRule",), ("airflow.utils.trigger_rule:TriggerRule",)
+    )
+    return dag, chain, param, python_operator, trigger_rule, emr_operator
+
+
+def _first_importable(*alternatives: tuple[str, ...]) -> list[Any]:
+    """The objects ("module:name") of the first alternative that imports in full; the last one's ImportError."""
+    for alternative in alternatives[:-1]:
+        try:
+            return [_import(path) for path in alternative]
+        except ImportError:
+            continue
+    return [_import(path) for path in alternatives[-1]]
+
+
+def _import(path: str) -> Any:
+    """`from module import name` for "module:name"."""
+    module, _, name = path.partition(":")
     try:
-        from airflow.providers.standard.operators.python import PythonOperator
-    except ImportError:
-        from airflow.operators.python import PythonOperator
-    try:
-        from airflow.task.trigger_rule import TriggerRule
-    except ImportError:
-        from airflow.utils.trigger_rule import TriggerRule
-    return DAG, chain, Param, PythonOperator, TriggerRule, EmrServerlessStartJobOperator
+        return getattr(importlib.import_module(module), name)
+    except AttributeError:
+        raise ImportError(f"cannot import name {name!r} from {module!r}") from None
 
 
 def current_env_name() -> str:
@@ -66,8 +89,6 @@ class FailureAlert:
         self.env_name, self.conf_dir = env_name, conf_dir
 
     def __call__(self, context: dict) -> None:
-        from northstar.observability.notify import send, task_failed_alert
-
         with conf_dir_set_to(self.conf_dir):
             env = load_env(self.env_name)
         send(env, task_failed_alert(env.name, context))
@@ -80,12 +101,10 @@ def check_deadline(
     deadline_utc: str,
     expected_minutes: float,
     finished: bool,
-    data_interval_end=None,
-    **_context,
+    data_interval_end: datetime | None = None,
+    **_context: Any,
 ) -> str:
     """The guard (finished=False: will the run finish in time?) and the final check (finished=True: did it?)."""
-    from northstar.observability.notify import deadline_alert, send
-
     now = datetime.now(UTC)
     deadline = dl.deadline_for(data_interval_end or now, deadline_utc)
     end = now if finished else dl.predicted_end(now, expected_minutes)
@@ -148,7 +167,19 @@ def _sources(pipelines: PipelinesSpec, env: EnvConfig) -> list[str]:
     return [s for s in pipelines.sources if s in enabled]
 
 
-def _linear_dag(pipelines, env, conf_dir, *, dag_id, description, schedule, stages, source, label, tags):
+def _linear_dag(
+    pipelines: PipelinesSpec,
+    env: EnvConfig,
+    conf_dir: str | None,
+    *,
+    dag_id: str,
+    description: str,
+    schedule: str,
+    stages: list[str],
+    source: str | None,
+    label: str,
+    tags: list[str],
+) -> Any:  # an airflow DAG
     """A DAG running `stages` in order on the scheduled application."""
     DAG, chain, *_ = _airflow()
     with DAG(
@@ -163,7 +194,13 @@ def _linear_dag(pipelines, env, conf_dir, *, dag_id, description, schedule, stag
     ) as dag:
         chain(
             *_stage_tasks(
-                pipelines, env, stages, env.emr.applications.scheduled, source, SCHEDULED_WINDOW, label
+                pipelines,
+                env,
+                stages,
+                require_emr(env).applications.scheduled,
+                source,
+                SCHEDULED_WINDOW,
+                label,
             )
         )
     return dag
@@ -253,7 +290,7 @@ def reconciliation_dag(env_name: str | None = None) -> dict:
             retries=0,
         )
         stages = _stage_tasks(
-            pipelines, env, spec.stages, env.emr.applications.scheduled, None, SCHEDULED_WINDOW
+            pipelines, env, spec.stages, require_emr(env).applications.scheduled, None, SCHEDULED_WINDOW
         )
         final = PythonOperator(
             task_id="deadline_check",
@@ -298,7 +335,9 @@ def backfill_dags(env_name: str | None = None) -> dict:
             tags=[*TAGS, "backfill", source, env.name],
         ) as dag:
             chain(
-                *_stage_tasks(pipelines, env, stages, env.emr.applications.backfill, source, BACKFILL_WINDOW)
+                *_stage_tasks(
+                    pipelines, env, stages, require_emr(env).applications.backfill, source, BACKFILL_WINDOW
+                )
             )
         dags[dag_id] = dag
     return dags

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from northstar.orchestration.emr import ARCHIVE_NAME, CONF_IN_ARCHIVE, JOB_JARS
 
@@ -69,7 +70,7 @@ def _sha256(path: Path) -> str:
 
 def build(out: Path, version: str, requirements: list[str], conf_dir: Path, jars_dir: Path) -> dict:
     """Build the release folder `out` (reset); returns its manifest (also written as manifest.json)."""
-    import venv_pack
+    import venv_pack  # noqa: PLC0415 - a dev-only dependency, needed only to build a release
 
     shutil.rmtree(out, ignore_errors=True)
     (out / "jars").mkdir(parents=True)
@@ -122,10 +123,10 @@ def build(out: Path, version: str, requirements: list[str], conf_dir: Path, jars
     return manifest
 
 
-def upload(out: Path, artifacts: str, version: str, s3_client=None) -> list[str]:
+def upload(out: Path, artifacts: str, version: str, s3_client: Any = None) -> list[str]:  # boto3 S3 client
     """Upload the release folder to <artifacts>/<version>/; refuses to overwrite an existing version."""
     if s3_client is None:
-        import boto3
+        import boto3  # noqa: PLC0415 - boto3 takes ~0.2 s to import; only the upload needs it
 
         s3_client = boto3.client("s3")
     bucket, _, prefix = artifacts.removeprefix("s3://").partition("/")

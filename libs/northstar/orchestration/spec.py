@@ -99,24 +99,38 @@ class PipelinesSpec(Strict):
 
     @model_validator(mode="after")
     def _names_resolve(self) -> PipelinesSpec:
-        problems = []
+        problems = self._stage_problems() + self._name_problems() + self._pool_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _stage_problems(self) -> list[str]:
+        """Stage lists naming a stage that is not defined."""
         lists = {f"sources.{n}.stages": p.stages for n, p in self.sources.items()}
         lists |= {f"housekeeping.{n}.stages": p.stages for n, p in self.housekeeping.items()}
         if self.reconciliation:
             lists["reconciliation.stages"] = self.reconciliation.stages
         if self.backfill:
             lists["backfill.substitute"] = list(self.backfill.substitute.values())
+        problems = []
         for where, names in lists.items():
             unknown = [s for s in names if s not in self.stages]
             if unknown:
                 problems.append(
                     f"{where} names {', '.join(unknown)}; defined stages: {', '.join(self.stages)}"
                 )
+        return problems
+
+    def _name_problems(self) -> list[str]:
+        """Housekeeping DAG names taken by a source's DAG or the reconciliation."""
         clash = sorted(set(self.housekeeping) & (set(self.sources) | {"daily_reconciliation"}))
-        if clash:
-            problems.append(
-                f"housekeeping names {', '.join(clash)} are taken by another DAG (northstar_<name>)"
-            )
+        if not clash:
+            return []
+        return [f"housekeeping names {', '.join(clash)} are taken by another DAG (northstar_<name>)"]
+
+    def _pool_problems(self) -> list[str]:
+        """Pool overrides for stages a DAG does not run, and pools that are not declared."""
+        problems = []
         pools_used = {n: s.pool for n, s in self.stages.items() if s.pool}
         for name, pipeline in self.sources.items():
             for stage, pool in pipeline.pools.items():
@@ -128,9 +142,7 @@ class PipelinesSpec(Strict):
                 problems.append(
                     f"{where} uses pool {pool}; declared pools: {', '.join(self.pools) or 'none'}"
                 )
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return problems
 
     def backfill_stages(self, source: str) -> list[str]:
         swap = self.backfill.substitute if self.backfill else {}
