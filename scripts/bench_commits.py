@@ -25,12 +25,13 @@ def main() -> int:
     parser.add_argument("--commits", type=int, default=10, help="timed commits per table")
     args = parser.parse_args()
 
-    from moto.server import ThreadedMotoServer
+    # dev-only moto, Spark and tests/ load after the arguments parse (and after sys.path holds the repo)
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - dev-only, heavy
 
-    from northstar.config import EnvConfig
-    from northstar.config.env import CommitCoordinatorSpec
-    from northstar.spark import get_spark
-    from tests.moto_aws import (
+    from northstar.config import EnvConfig  # noqa: PLC0415 - see above
+    from northstar.config.env import CommitCoordinatorSpec  # noqa: PLC0415 - see above
+    from northstar.spark import get_spark  # noqa: PLC0415 - see above
+    from tests.moto_aws import (  # noqa: PLC0415 - tests/ is importable only after sys.path.insert
         bool_updates_kept,
         client,
         free_port,
@@ -79,9 +80,8 @@ def main() -> int:
         # the coordinated table really committed through DynamoDB: its item holds the latest version
         (item,) = client("dynamodb", endpoint).scan(TableName=spec.dynamodb_table)["Items"]
         latest = spark.sql(f"DESCRIBE HISTORY delta.`{coordinated}` LIMIT 1").first().version
-        assert (
-            item["path"]["S"] == coordinated and int(item["tableVersion"]["N"]) == latest == args.commits + 2
-        )
+        assert item["path"]["S"] == coordinated
+        assert int(item["tableVersion"]["N"]) == latest == args.commits + 2
     server.stop()
     base, coord = (statistics.median(timings[p]) * 1000 for p in (plain, coordinated))
     print(f"commits timed per table: {args.commits} (s3a on moto; one-row appends)")

@@ -316,39 +316,45 @@ def render(plan_: BackfillPlan, *, all_windows: bool = False) -> str:
         lines.append(f"DOES NOT FIT: {plan_.problem}")
         lines.append(f"requests needed (by day windows): {plan_.requests_needed:,}")
     else:
-        hours = plan_.window_hours
-        assert hours is not None  # plan() sets the window whenever there is no problem
-        window = f"{hours // 24} day(s)" if hours % 24 == 0 else f"{hours} h"
-        # without a deadline a plan with no problem always fits
-        verdict = (
-            "FITS"
-            if plan_.fits or i.deadline_days is None
-            else f"DOES NOT FIT the {_n(i.deadline_days)}-day deadline"
-        )
-        lines += [
-            f"{verdict}: {plan_.requests_needed:,} requests in {plan_.runs:,} run(s), one {window} window "
-            f"each = {_n(plan_.duration_days)} day(s)",
-        ]
-        lines.append("")
-        lines.append(
-            f"{'run':>6}  {'window start (UTC)':<20}{'window end (UTC)':<20}{'requests':>10}  run at"
-        )
-        shown = plan_.windows if all_windows or len(plan_.windows) <= 12 else None
-        rows: list[tuple[int, Window] | None] = list(enumerate(plan_.windows, 1))
-        if shown is None:
-            rows = rows[:5] + [None] + rows[-5:]
-        for row in rows:
-            if row is None:
-                lines.append(f"{'...':>6}  ({len(plan_.windows) - 10:,} more; --all-windows lists every one)")
-                continue
-            n, w = row
-            when = f"{w.run_at:%Y-%m-%d %H:%M}" if w.run_at else "-"
-            lines.append(
-                f"{n:>6}  {w.start:%Y-%m-%d %H:%M}    {w.end:%Y-%m-%d %H:%M}    {w.requests:>10,}  {when}"
-            )
+        lines += _schedule_lines(plan_, all_windows)
     lines.append("")
     lines += _advice(plan_)
     return "\n".join(lines)
+
+
+def _schedule_lines(plan_: BackfillPlan, all_windows: bool) -> list[str]:
+    """The verdict and the runs' windows (the first and last 5 unless `all_windows` or there are few)."""
+    i = plan_.inputs
+    lines: list[str] = []
+    hours = plan_.window_hours
+    assert hours is not None  # plan() sets the window whenever there is no problem
+    window = f"{hours // 24} day(s)" if hours % 24 == 0 else f"{hours} h"
+    # without a deadline a plan with no problem always fits
+    verdict = (
+        "FITS"
+        if plan_.fits or i.deadline_days is None
+        else f"DOES NOT FIT the {_n(i.deadline_days)}-day deadline"
+    )
+    lines += [
+        f"{verdict}: {plan_.requests_needed:,} requests in {plan_.runs:,} run(s), one {window} window "
+        f"each = {_n(plan_.duration_days)} day(s)",
+    ]
+    lines.append("")
+    lines.append(f"{'run':>6}  {'window start (UTC)':<20}{'window end (UTC)':<20}{'requests':>10}  run at")
+    shown = plan_.windows if all_windows or len(plan_.windows) <= 12 else None
+    rows: list[tuple[int, Window] | None] = list(enumerate(plan_.windows, 1))
+    if shown is None:
+        rows = rows[:5] + [None] + rows[-5:]
+    for row in rows:
+        if row is None:
+            lines.append(f"{'...':>6}  ({len(plan_.windows) - 10:,} more; --all-windows lists every one)")
+            continue
+        n, w = row
+        when = f"{w.run_at:%Y-%m-%d %H:%M}" if w.run_at else "-"
+        lines.append(
+            f"{n:>6}  {w.start:%Y-%m-%d %H:%M}    {w.end:%Y-%m-%d %H:%M}    {w.requests:>10,}  {when}"
+        )
+    return lines
 
 
 def _advice(plan_: BackfillPlan) -> list[str]:
