@@ -29,7 +29,9 @@ DEFAULT_RETENTION_HOURS = 168  # Delta refuses shorter VACUUM retention unless t
 
 def token_of(spark: SparkSession, subject: str, key: bytes) -> str:
     """The subject's keyed token, computed by the same function silver uses."""
-    return spark.range(1).select(keyed_token(F.lit(subject), key)).first()[0]
+    row = spark.range(1).select(keyed_token(F.lit(subject), key)).first()
+    assert row is not None  # a one-row range gives one row
+    return row[0]
 
 
 def subject_column(entry: PrivacyTable) -> Column:
@@ -43,6 +45,7 @@ def subject_column(entry: PrivacyTable) -> Column:
 def files_on_disk(spark: SparkSession, path: str) -> int:
     """Data files under the table's folder (the log left out): what VACUUM can remove."""
     jvm = spark._jvm
+    assert jvm is not None  # a classic (py4j) session, as get_spark builds
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     fs = hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration())
     listing, count = fs.listFiles(hadoop_path, True), 0
@@ -56,7 +59,7 @@ def delete_subject(
     spark: SparkSession, path: str, entry: PrivacyTable, token: str, key: bytes
 ) -> tuple[int, int, int]:
     """DELETE the subject's rows; returns (rows deleted, version before, version after)."""
-    before = delta.latest_version(spark, path)
+    before = _latest_version(spark, path)
     value = subject_column(entry)
     frame = spark.read.format("delta").load(path).select(value.alias("v"), F.col(entry.row_key).alias("k"))
     if entry.match == "token":
@@ -71,21 +74,31 @@ def delete_subject(
     condition = F.col(entry.row_key).isin(keys)
     table = DeltaTable.forPath(spark, path)
     table.delete(condition)
-    after = delta.latest_version(spark, path)
+    after = _latest_version(spark, path)
     if after == before:
         return 0, before, after
-    if table.detail().first()["properties"].get("delta.enableDeletionVectors") == "true":
+    detail = table.detail().first()
+    assert detail is not None  # DESCRIBE DETAIL gives one row
+    if detail["properties"].get("delta.enableDeletionVectors") == "true":
         spark.sql(
             f"REORG TABLE delta.`{path}` APPLY (PURGE)"
         )  # rewrite files so the rows leave the data files
-        after = delta.latest_version(spark, path)
+        after = _latest_version(spark, path)
     return delta.commit_metrics(spark, path, before + 1).get("numDeletedRows", 0), before, after
+
+
+def _latest_version(spark: SparkSession, path: str) -> int:
+    version = delta.latest_version(spark, path)
+    if version is None:
+        raise FileNotFoundError(f"no Delta table at {path}")
+    return version
 
 
 def vacuum(spark: SparkSession, path: str, retain_hours: int) -> int:
     """VACUUM with `retain_hours`; returns how many data files it removed from disk."""
     on_disk = files_on_disk(spark, path)
     previous = spark.conf.get(RETENTION_CHECK, "true")
+    assert previous is not None  # a default is given
     if retain_hours < DEFAULT_RETENTION_HOURS:
         spark.conf.set(RETENTION_CHECK, "false")  # this session only; the short retention is deliberate
     try:
@@ -110,12 +123,13 @@ def process_requests(
 ) -> list[dict]:
     """Process every pending request; returns the proof rows written."""
     key = resolve(privacy.token_key).value.encode("utf-8")
-    locations = {t.table: _location(env, t.table) for t in privacy.tables}
-    unknown = [name for name, path in locations.items() if path is None]
+    found = {t.table: _location(env, t.table) for t in privacy.tables}
+    unknown = [name for name, path in found.items() if path is None]
     if unknown:
         raise ConfigError(
             f"privacy.yaml tables: {', '.join(unknown)} is not a table of this lake (see `northstar tables`)"
         )
+    locations = {name: path for name, path in found.items() if path is not None}
     pending = requests.read_requests(spark, env).where(F.col("status") == requests.PENDING).collect()
     proofs: list[dict] = []
     for request in pending:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import statistics
 from datetime import datetime
+from typing import Any
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -26,6 +27,8 @@ CHECK_DETAIL = "_check_detail"
 MAD_SCALE = 1.4826  # MAD x 1.4826 estimates the standard deviation of normally distributed values
 SAMPLE_KEYS = 10
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+# the row-level types that judge one column (not_null judges several)
+COLUMN_CHECKS = (q.AcceptedValues, q.Range, q.Pattern, q.Relationship)
 
 
 def flag(check: q.Check) -> str:
@@ -36,6 +39,13 @@ def _col(name: str) -> Column:
     return F.col(f"`{name}`")
 
 
+def aggregate(frame: DataFrame, *columns: Column) -> Row:
+    """The one row of a global aggregation (`frame.agg(*columns)`), even over an empty frame."""
+    row = frame.agg(*columns).first()
+    assert row is not None  # an aggregation without groupBy always gives exactly one row
+    return row
+
+
 def _ref_flag(check: q.Relationship) -> str:
     return f"_ref_found__{check.name}"
 
@@ -44,6 +54,8 @@ def failure_condition(check: q.Check) -> Column:
     """True where the row fails the check. Null values fail only not_null (as dbt and Soda treat them)."""
     if isinstance(check, q.NotNull):
         return F.greatest(*[_col(c).isNull() for c in check.columns], F.lit(False))
+    if not isinstance(check, COLUMN_CHECKS):
+        raise TypeError(f"{check.type} is not a row-level check")
     value = _col(check.column)
     if isinstance(check, q.AcceptedValues):
         return value.isNotNull() & ~value.isin(*check.values)
@@ -56,9 +68,7 @@ def failure_condition(check: q.Check) -> Column:
         return value.isNotNull() & outside
     if isinstance(check, q.Pattern):
         return value.isNotNull() & ~value.cast("string").rlike(f"^(?:{check.regex})$")
-    if isinstance(check, q.Relationship):
-        return value.isNotNull() & F.col(_ref_flag(check)).isNull()
-    raise TypeError(f"{check.type} is not a row-level check")
+    return value.isNotNull() & F.col(_ref_flag(check)).isNull()
 
 
 def failure_message(check: q.Check) -> Column:
@@ -66,6 +76,8 @@ def failure_message(check: q.Check) -> Column:
     if isinstance(check, q.NotNull):
         nulls = [F.when(_col(c).isNull(), F.lit(c)) for c in check.columns]
         return F.concat(F.lit(f"{check.name}: null in "), F.concat_ws(", ", *nulls))
+    if not isinstance(check, COLUMN_CHECKS):
+        raise TypeError(f"{check.type} is not a row-level check")
     shown = F.coalesce(_col(check.column).cast("string"), F.lit("null"))
     if isinstance(check, q.AcceptedValues):
         allowed = ", ".join(str(v) for v in check.values)
@@ -81,13 +93,11 @@ def failure_message(check: q.Check) -> Column:
         return F.concat(
             F.lit(f"{check.name}: {check.column} = '"), shown, F.lit(f"' does not match {check.regex}")
         )
-    if isinstance(check, q.Relationship):
-        return F.concat(
-            F.lit(f"{check.name}: {check.column} = '"),
-            shown,
-            F.lit(f"' not found in {check.to}.{check.to_column}"),
-        )
-    raise TypeError(f"{check.type} is not a row-level check")
+    return F.concat(
+        F.lit(f"{check.name}: {check.column} = '"),
+        shown,
+        F.lit(f"' not found in {check.to}.{check.to_column}"),
+    )
 
 
 def flag_rows(
@@ -146,11 +156,11 @@ def failure_counts(
             F.sum(failed.cast("long")).alias(f"n_{check.name}"),
             F.slice(F.collect_set(F.when(failed, key_text)), 1, SAMPLE_KEYS).alias(f"k_{check.name}"),
         ]
-    row = flagged.agg(*aggregates).first()
+    row = aggregate(flagged, *aggregates)
     return {c.name: (row[f"n_{c.name}"] or 0, sorted(row[f"k_{c.name}"] or [])) for c in row_checks}
 
 
-def _status(check: q.Check, failed: int, total: int) -> str:
+def _status(check: q.RowCheck, failed: int, total: int) -> str:
     if failed == 0:
         return PASS
     if check.severity == "quarantine":
@@ -168,7 +178,7 @@ def row_results(
 ) -> list[CheckResult]:
     """One result per row-level check from its failure count."""
     results = []
-    for check in [c for c in checks if c.row_level]:
+    for check in [c for c in checks if isinstance(c, q.RowCheck)]:
         failed, keys = counts[check.name]
         allowed = check.max_failed_rows if check.severity != "quarantine" else 0
         if check.severity == "quarantine":
@@ -207,10 +217,14 @@ def _row_rule(check: q.Check) -> str:
         return f"{check.column} must be within [{check.min}, {check.max}]"
     if isinstance(check, q.Pattern):
         return f"{check.column} must match {check.regex}"
-    return f"{check.column} must exist in {check.to}.{check.to_column}"
+    if isinstance(check, q.Relationship):
+        return f"{check.column} must exist in {check.to}.{check.to_column}"
+    raise TypeError(f"{check.type} is not a row-level check")
 
 
-def _result(check: q.Check, run_id: str, table: str, failed: bool, explanation: str, **values) -> CheckResult:
+def _result(
+    check: q.Check, run_id: str, table: str, failed: bool, explanation: str, **values: Any
+) -> CheckResult:
     status = (FAIL if check.severity == "fail" else WARN) if failed else PASS
     return CheckResult(
         run_id=run_id,
@@ -229,11 +243,12 @@ def unique(frame: DataFrame, check: q.Unique, run_id: str, table: str) -> CheckR
     keys = [_col(c) for c in check.columns]
     repeated = frame.groupBy(*keys).count().where("count > 1")
     key_text = F.concat_ws("|", *[F.coalesce(_col(c).cast("string"), F.lit("null")) for c in check.columns])
-    row = repeated.agg(
+    row = aggregate(
+        repeated,
         F.count(F.lit(1)).alias("keys"),
         F.coalesce(F.sum("count"), F.lit(0)).alias("rows"),
         F.slice(F.sort_array(F.collect_list(key_text)), 1, SAMPLE_KEYS).alias("sample"),
-    ).first()
+    )
     duplicate_keys, rows = row["keys"], row["rows"]
     return _result(
         check,
@@ -252,7 +267,7 @@ def unique(frame: DataFrame, check: q.Unique, run_id: str, table: str) -> CheckR
 
 def freshness(frame: DataFrame, check: q.Freshness, run_id: str, table: str, now: datetime) -> CheckResult:
     """Hours between the newest value of the column and `now`."""
-    newest = frame.agg(F.max(_col(check.column)).alias("newest")).first()["newest"]
+    newest = aggregate(frame, F.max(_col(check.column)).alias("newest"))["newest"]
     if newest is None:
         return _result(
             check,
@@ -371,9 +386,9 @@ def anomaly(
 
 def null_rate(frame: DataFrame, column: str) -> tuple[float, int]:
     """(fraction of rows where the column is null, rows) of a frame; 0.0 for an empty frame."""
-    row = frame.agg(
-        F.count(F.lit(1)).alias("rows"), F.sum(_col(column).isNull().cast("long")).alias("nulls")
-    ).first()
+    row = aggregate(
+        frame, F.count(F.lit(1)).alias("rows"), F.sum(_col(column).isNull().cast("long")).alias("nulls")
+    )
     rows = row["rows"] or 0
     return ((row["nulls"] or 0) / rows if rows else 0.0), rows
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -28,7 +28,7 @@ class QualityCheckFailed(NorthstarError):
 
     label = "stopped by a quality check"
 
-    def __init__(self, table: str, run_id: str, failed: list[CheckResult]):
+    def __init__(self, table: str, run_id: str, failed: list[CheckResult]) -> None:
         self.failed = failed
         lines = "\n".join(f"  - {r.check_name} [{r.check_type}]: {r.explanation}" for r in failed)
         super().__init__(
@@ -72,7 +72,7 @@ def flag(
     spec: q.TableChecks,
     frame: DataFrame,
     *,
-    eligible=None,
+    eligible: Column | None = None,
     refs: dict[str, DataFrame] | None = None,
 ) -> DataFrame:
     """`frame` with a failure flag per row-level check and `_check`/`_check_detail` (first failing
@@ -122,6 +122,7 @@ def judge(
                 if row_count_history is not None
                 else results.history(spark, env, table, check.name, run_id)
             )
+            assert total is not None  # counted above whenever there is a row_count_anomaly check
             found.append(c.anomaly(check, float(total), history, as_of, run_id, table, "row count"))
         elif isinstance(check, q.NullRateSpike):
             rate, _ = c.null_rate(judged, check.column)

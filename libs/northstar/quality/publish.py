@@ -91,19 +91,9 @@ def audit_and_publish(
     version = delta.latest_version(spark, location)
     if version is None:
         raise LookupError(f"{table}: no Delta table at {location}; write the table before auditing it")
-    decisions = _decisions(spark, env, table)
-    if decisions is not None:
-        earlier = decisions.where((F.col("run_id") == run_id) & (F.col("version") == version)).first()
-        if earlier is not None:
-            return PublishDecision(
-                table=table.full_name,
-                run_id=run_id,
-                version=version,
-                published=earlier["decision"] == PUBLISHED,
-                published_version=earlier["published_version"],
-                failed_checks=list(earlier["failed_checks"] or []),
-                decided_at=earlier["decided_at"],
-            )
+    earlier = _recorded_decision(spark, env, table, run_id, version)
+    if earlier is not None:
+        return earlier
     failed = _failed_checks(table.full_name, results)
     current = published_version(spark, env, table)
     decision = PublishDecision(
@@ -114,32 +104,64 @@ def audit_and_publish(
         published_version=current if failed else version,
         failed_checks=failed,
     )
+    _record(spark, env, decision)
+    if failed:
+        _alert_refusal(env, table, decision, current)
+    return decision
+
+
+def _recorded_decision(
+    spark: SparkSession, env: EnvConfig, table: Table, run_id: str, version: int
+) -> PublishDecision | None:
+    """The decision already recorded for this run and version, if any."""
+    decisions = _decisions(spark, env, table)
+    if decisions is None:
+        return None
+    earlier = decisions.where((F.col("run_id") == run_id) & (F.col("version") == version)).first()
+    if earlier is None:
+        return None
+    return PublishDecision(
+        table=table.full_name,
+        run_id=run_id,
+        version=version,
+        published=earlier["decision"] == PUBLISHED,
+        published_version=earlier["published_version"],
+        failed_checks=list(earlier["failed_checks"] or []),
+        decided_at=earlier["decided_at"],
+    )
+
+
+def _record(spark: SparkSession, env: EnvConfig, decision: PublishDecision) -> None:
+    """Append the decision to ops.published_versions."""
     row = {
-        "table_name": table.full_name,
-        "version": version,
-        "run_id": run_id,
+        "table_name": decision.table,
+        "version": decision.version,
+        "run_id": decision.run_id,
         "decision": decision.decision,
-        "failed_checks": failed,
+        "failed_checks": decision.failed_checks,
         "published_version": decision.published_version,
         "decided_at": decision.decided_at,
     }
     spark.createDataFrame([row], DECISION_SCHEMA).write.format("delta").mode("append").save(
         tables.PUBLISHED_VERSIONS.path(env)
     )
-    if failed:
-        kept = "never published" if current is None else f"version {current} stays published"
-        alerts.send(
-            env,
-            alerts.Alert(
-                kind="audit_failed",
-                table=table.full_name,
-                run_id=run_id,
-                message=f"{table} version {version} failed its audit ({', '.join(failed)}); {kept}",
-                details={
-                    "version": str(version),
-                    "published_version": str(current),
-                    "failed": ",".join(failed),
-                },
-            ),
-        )
-    return decision
+
+
+def _alert_refusal(env: EnvConfig, table: Table, decision: PublishDecision, current: int | None) -> None:
+    """Alert that the run's version failed its audit and which version stays published."""
+    failed = decision.failed_checks
+    kept = "never published" if current is None else f"version {current} stays published"
+    alerts.send(
+        env,
+        alerts.Alert(
+            kind="audit_failed",
+            table=table.full_name,
+            run_id=decision.run_id,
+            message=f"{table} version {decision.version} failed its audit ({', '.join(failed)}); {kept}",
+            details={
+                "version": str(decision.version),
+                "published_version": str(current),
+                "failed": ",".join(failed),
+            },
+        ),
+    )

@@ -29,10 +29,13 @@ class _Check(Strict):
 
     @property
     def row_level(self) -> bool:
-        return self.type in ROW_LEVEL
+        """One of ROW_LEVEL: every row-level type is a RowCheck."""
+        return isinstance(self, RowCheck)
 
 
-class _RowCheck(_Check):
+class RowCheck(_Check):
+    """The base of the row-level types (ROW_LEVEL), with their failure thresholds."""
+
     max_failed_rows: int = Field(
         default=0, ge=0, description="the check passes while at most this many rows fail (warn/fail severity)"
     )
@@ -41,18 +44,18 @@ class _RowCheck(_Check):
     )
 
 
-class NotNull(_RowCheck):
+class NotNull(RowCheck):
     type: Literal["not_null"]
     columns: list[Identifier] = Field(min_length=1)
 
 
-class AcceptedValues(_RowCheck):
+class AcceptedValues(RowCheck):
     type: Literal["accepted_values"]
     column: Identifier
     values: list[str | int | float | bool] = Field(min_length=1)
 
 
-class Range(_RowCheck):
+class Range(RowCheck):
     type: Literal["range"]
     column: Identifier
     min: float | None = None
@@ -67,13 +70,13 @@ class Range(_RowCheck):
         return self
 
 
-class Pattern(_RowCheck):
+class Pattern(RowCheck):
     type: Literal["pattern"]
     column: Identifier
     regex: str = Field(min_length=1, description="Java regular expression the whole value must match")
 
 
-class Relationship(_RowCheck):
+class Relationship(RowCheck):
     type: Literal["relationship"]
     column: Identifier
     to: str = Field(pattern=TABLE_NAME, description="referenced table, e.g. silver.marketplace_orders")
@@ -163,7 +166,7 @@ class TableChecks(Strict):
             )
         return self
 
-    def by_name(self, name: str):
+    def by_name(self, name: str) -> Check:
         found = next((c for c in self.checks if c.name == name), None)
         if found is None:
             raise ConfigError(

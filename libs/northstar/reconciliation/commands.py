@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from northstar.config import ConfigError, EnvConfig, load_env
 from northstar.reconciliation.spec import ReconSpec
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def _date(value: str) -> date:
@@ -35,7 +39,7 @@ def _audit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ticket", help="the change ticket, e.g. FIN-1234 (required)")
 
 
-def _session(args: argparse.Namespace, app: str):
+def _session(args: argparse.Namespace, app: str) -> tuple[EnvConfig, ReconSpec, SparkSession]:
     from northstar.reconciliation.spec import load_recon
     from northstar.spark import get_spark
 

@@ -47,7 +47,8 @@ def default_who() -> str:
     return getpass.getuser()
 
 
-def _require(who: str | None, why: str | None, ticket: str | None) -> None:
+def _require(who: str | None, why: str | None, ticket: str | None) -> tuple[str, str, str]:
+    """(who, why, ticket) stripped; refused when one is missing or blank."""
     missing = [
         flag
         for flag, value in (("--who", who), ("--why", why), ("--ticket", ticket))
@@ -58,6 +59,7 @@ def _require(who: str | None, why: str | None, ticket: str | None) -> None:
             f"refused: a correction must say who made it, why, and under which ticket; pass {', '.join(missing)} "
             '(e.g. --why "duplicate charge ch_123 booked twice" --ticket FIN-1234)'
         )
+    return (who or "").strip(), (why or "").strip(), (ticket or "").strip()
 
 
 def ensure_log(spark: SparkSession, env: EnvConfig) -> str:
@@ -99,7 +101,7 @@ def correct(
     ticket: str | None,
 ) -> Correction:
     """UPDATE the rows matching `where` (column -> SQL expression) or, without assignments, DELETE them."""
-    _require(who, why, ticket)
+    who, why, ticket = _require(who, why, ticket)
     if not (where or "").strip():
         raise CorrectionError(
             "refused: pass --where with the rows to correct (a whole-table change is a rollback or a rebuild)"
@@ -117,24 +119,25 @@ def correct(
         action, metric = DELETE, "numDeletedRows"
     after = _table_version(spark, path, table_name)
     metrics = delta.commit_metrics(spark, path, after) if after != before else {}
+    correction_id, rows_affected = uuid.uuid4().hex, metrics.get(metric, 0)
     entry = {
-        "correction_id": uuid.uuid4().hex,
+        "correction_id": correction_id,
         "corrected_at": datetime.now(UTC),
-        "who": who.strip(),
-        "why": why.strip(),
-        "ticket": ticket.strip(),
+        "who": who,
+        "why": why,
+        "ticket": ticket,
         "action": action,
         "table_name": table_name,
         "table_path": path,
         "predicate": where,
         "assignments": ", ".join(f"{c} = {e}" for c, e in (assignments or {}).items()) or None,
-        "rows_affected": metrics.get(metric, 0),
+        "rows_affected": rows_affected,
         "version_before": before,
         "version_after": after,
         "metrics": metrics,
     }
     _log(spark, env, entry)
-    return Correction(entry["correction_id"], action, table_name, entry["rows_affected"], before, after)
+    return Correction(correction_id, action, table_name, rows_affected, before, after)
 
 
 def rollback(
@@ -149,7 +152,7 @@ def rollback(
     ticket: str | None,
 ) -> Correction:
     """RESTORE the table to `to_version` (Delta's own RESTORE, itself a new version: nothing is erased)."""
-    _require(who, why, ticket)
+    who, why, ticket = _require(who, why, ticket)
     before = _table_version(spark, path, table_name)
     if not 0 <= to_version < before:
         raise CorrectionError(
@@ -161,24 +164,25 @@ def rollback(
     metrics = delta.commit_metrics(spark, path, after)
     changes = diff_versions(spark, path, before, after)
     metrics.update({"rows_added": changes.added, "rows_removed": changes.removed})
+    correction_id, rows_affected = uuid.uuid4().hex, changes.added + changes.removed
     entry = {
-        "correction_id": uuid.uuid4().hex,
+        "correction_id": correction_id,
         "corrected_at": datetime.now(UTC),
-        "who": who.strip(),
-        "why": why.strip(),
-        "ticket": ticket.strip(),
+        "who": who,
+        "why": why,
+        "ticket": ticket,
         "action": ROLLBACK,
         "table_name": table_name,
         "table_path": path,
         "predicate": f"restore to version {to_version}",
         "assignments": None,
-        "rows_affected": changes.added + changes.removed,
+        "rows_affected": rows_affected,
         "version_before": before,
         "version_after": after,
         "metrics": metrics,
     }
     _log(spark, env, entry)
-    return Correction(entry["correction_id"], ROLLBACK, table_name, entry["rows_affected"], before, after)
+    return Correction(correction_id, ROLLBACK, table_name, rows_affected, before, after)
 
 
 def read_log(spark: SparkSession, env: EnvConfig) -> DataFrame:

@@ -19,8 +19,10 @@ rule that holds wins:
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import reduce
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -31,7 +33,7 @@ from northstar.config import ConfigError, EnvConfig
 from northstar.lake import delta, tables
 from northstar.reconciliation.reconcile import compare, daily_figures
 from northstar.reconciliation.spec import ReconSpec, TableProfile
-from northstar.reconciliation.version_diff import diff_versions, read_version
+from northstar.reconciliation.version_diff import VersionDiff, diff_versions, read_version
 
 PIPELINE_BUG, SOURCE_CHANGE = "pipeline_bug", "source_change"
 TRANSFORMATION_LOGIC, LATE_ARRIVING, NO_MISMATCH = "transformation_logic", "late_arriving", "no_mismatch"
@@ -73,7 +75,7 @@ def _on_day(profile: TableProfile, day: date) -> str:
     return f"to_date({profile.date}) = DATE'{day.isoformat()}'"
 
 
-def _figure(frame: DataFrame, profile: TableProfile, day: date) -> dict[str, float]:
+def _figure(frame: DataFrame, profile: TableProfile, day: date) -> dict[str, dict[str, float]]:
     rows = daily_figures(frame, profile).where(F.col("business_date") == F.lit(day)).collect()
     return {r["currency"]: {"count": float(r["count"]), "sum": float(r["sum"])} for r in rows}
 
@@ -148,10 +150,10 @@ def ledger_evidence(
     wanted = [(p.ledger_source, p.ledger_table) for p in profiles if p.ledger_source and p.ledger_table]
     if not wanted:
         return []
-    condition = None
-    for source, table in wanted:
-        one = (F.col("source") == source) & (F.col("table_name") == table)
-        condition = one if condition is None else condition | one
+    condition = reduce(
+        operator.or_,
+        [(F.col("source") == source) & (F.col("table_name") == table) for source, table in wanted],
+    )
     start = datetime.combine(day - timedelta(days=1), datetime.min.time())
     end = datetime.combine(day + timedelta(days=LEDGER_DAYS_AFTER + 1), datetime.min.time())
     rows = (
@@ -221,6 +223,41 @@ def investigate(
     max_versions: int = 30,
 ) -> Investigation:
     """Gather the evidence for `table` on `day` and classify it (rules in the module docstring)."""
+    profile = _lake_profile(spec, table)
+    path = profile.location(env, table)
+    if not delta.table_exists(spark, path):
+        raise ConfigError(f"{table}: no Delta table at {path}; has it been built in this env?")
+    result = Investigation(table=table, business_date=day, classification=NO_MISMATCH)
+    evidence = result.evidence
+
+    history = figure_history(spark, path, profile, day, max_versions)
+    current = spark.read.format("delta").load(path)
+    diff = _version_evidence(spark, path, profile, day, history, current, evidence)
+    upstream = _upstream(spark, env, spec, profile)
+    mine = _Table(table, profile, current)
+    for name, reasons in (
+        (PIPELINE_BUG, _pipeline_bug(spark, env, mine, upstream, day, evidence)),
+        (SOURCE_CHANGE, _source_change(spark, env, spec, mine, day, max_versions, evidence)),
+        (TRANSFORMATION_LOGIC, _transformation_logic(spec, mine, upstream, day, evidence)),
+        (LATE_ARRIVING, _late_arriving(diff, day)),
+    ):
+        if reasons:
+            result.classification, result.reasons = name, reasons
+            break
+    return result
+
+
+@dataclass
+class _Table:
+    """A table under investigation: its name, profile and current contents."""
+
+    name: str
+    profile: TableProfile
+    frame: DataFrame
+
+
+def _lake_profile(spec: ReconSpec, table: str) -> TableProfile:
+    """The profile of `table`, which must be a lake table of the spec."""
     if table not in spec.tables:
         raise ConfigError(
             f"conf/reconciliation/{spec.name}.yaml has no table {table} under tables: "
@@ -229,116 +266,137 @@ def investigate(
     profile = spec.tables[table]
     if profile.postgres is not None:
         raise ConfigError(f"{table} is a PostgreSQL source, not a lake table: investigate the lake side")
-    path = profile.location(env, table)
-    if not delta.table_exists(spark, path):
-        raise ConfigError(f"{table}: no Delta table at {path}; has it been built in this env?")
-    result = Investigation(table=table, business_date=day, classification=NO_MISMATCH)
-    evidence = result.evidence
+    return profile
 
-    history = figure_history(spark, path, profile, day, max_versions)
+
+def _version_evidence(
+    spark: SparkSession,
+    path: str,
+    profile: TableProfile,
+    day: date,
+    history: list[dict],
+    current: DataFrame,
+    evidence: dict,
+) -> VersionDiff | None:
+    """History evidence, and the keyed diff from the first version that had the date to the latest."""
     evidence["history"] = history
     covering = [h for h in history if h["figure"]]
-    current = spark.read.format("delta").load(path)
-    if covering:
-        first, last = covering[0]["version"], history[-1]["version"]
-        evidence["first_version_with_date"] = first
-        diff = diff_versions(spark, path, first, last, profile.key, _on_day(profile, day))
-        evidence["diff_first_to_latest"] = diff.as_dict()
-        if "_ingest_time" in current.columns:
-            first_time = covering[0]["timestamp"]
-            evidence["rows_ingested_after_first_version"] = (
-                current.where(_on_day(profile, day)).where(F.col("_ingest_time") > F.lit(first_time)).count()
-            )
-    else:
-        diff = None
+    if not covering:
         evidence["first_version_with_date"] = None
+        return None
+    first, last = covering[0]["version"], history[-1]["version"]
+    evidence["first_version_with_date"] = first
+    diff = diff_versions(spark, path, first, last, profile.key, _on_day(profile, day))
+    evidence["diff_first_to_latest"] = diff.as_dict()
+    if "_ingest_time" in current.columns:
+        first_time = covering[0]["timestamp"]
+        evidence["rows_ingested_after_first_version"] = (
+            current.where(_on_day(profile, day)).where(F.col("_ingest_time") > F.lit(first_time)).count()
+        )
+    return diff
 
-    upstream = spec.tables.get(profile.upstream) if profile.upstream else None
-    upstream_frame = None
-    if upstream is not None:
-        upstream_frame = spark.read.format("delta").load(upstream.location(env, profile.upstream))
 
-    # 1. pipeline bug: accounting identity, duplicate keys (this table and its upstream)
-    profiles = [profile] + ([upstream] if upstream is not None else [])
+def _upstream(spark: SparkSession, env: EnvConfig, spec: ReconSpec, profile: TableProfile) -> _Table | None:
+    """The table this one's figure is computed from, if it has one (the spec checks it is under tables:)."""
+    if not profile.upstream:
+        return None
+    upstream = spec.tables.get(profile.upstream)
+    if upstream is None:
+        return None
+    frame = spark.read.format("delta").load(upstream.location(env, profile.upstream))
+    return _Table(profile.upstream, upstream, frame)
+
+
+def _pipeline_bug(
+    spark: SparkSession, env: EnvConfig, mine: _Table, upstream: _Table | None, day: date, evidence: dict
+) -> list[str]:
+    """1. pipeline bug: accounting identity, duplicate keys (this table and its upstream)."""
+    profiles = [mine.profile] + ([upstream.profile] if upstream is not None else [])
     runs = ledger_evidence(spark, env, profiles, day)
     evidence["ledger_runs"] = runs
-    evidence["quarantine_by_reason"] = quarantine_counts(spark, _quarantine_path(env, table), day)
-    dups = {table: duplicate_keys(current, profile, day)}
-    if upstream_frame is not None:
-        dups[profile.upstream] = duplicate_keys(upstream_frame, upstream, day)
+    evidence["quarantine_by_reason"] = quarantine_counts(spark, _quarantine_path(env, mine.name), day)
+    dups = {mine.name: duplicate_keys(mine.frame, mine.profile, day)}
+    if upstream is not None:
+        dups[upstream.name] = duplicate_keys(upstream.frame, upstream.profile, day)
     evidence["duplicate_keys"] = dups
-    reasons_bug = [
+    reasons = [
         f"run {r['run_id']} ({r['layer']} {r['source']}.{r['table']}) does not add up: read {r['read']} != "
         f"written {r['written']} + duplicate {r['duplicate']} + quarantined {r['quarantined']} "
         f"(status {r['status']})"
         for r in runs
         if not r["balanced"]
     ]
-    reasons_bug += [f"{name} has {n} duplicate key(s) on {day}" for name, n in dups.items() if n]
+    return reasons + [f"{name} has {n} duplicate key(s) on {day}" for name, n in dups.items() if n]
 
-    # 2. source change: bronze schema or rescued data
-    reasons_source = []
-    if profile.bronze:
-        bronze_profile = spec.tables.get(profile.bronze)
-        if bronze_profile is None:
-            raise ConfigError(f"tables.{table}.bronze: {profile.bronze} needs its own entry under tables:")
-        bronze_path = bronze_profile.location(env, profile.bronze)
-        changes = schema_changes(spark, bronze_path, day, max_versions)
-        evidence["bronze_schema_changes"] = changes
-        for change in changes:
-            parts = [
-                f"{what} {', '.join(change[what])}"
-                for what in ("added", "removed", "retyped")
-                if change[what]
-            ]
-            reasons_source.append(f"{profile.bronze} version {change['version']}: columns {'; '.join(parts)}")
-        shares = rescued_share(spark.read.format("delta").load(bronze_path), bronze_profile, day)
-        evidence["bronze_rescued_pct"] = shares
-        if shares and shares["on_day"] > shares["before"]:
-            reasons_source.append(
-                f"{profile.bronze}: {shares['on_day']:.2f}% of rows on {day} have _rescued_data "
-                f"(before: {shares['before']:.2f}%)"
-            )
 
-    # 3. transformation logic: upstream figure differs
-    reasons_transform = []
-    if upstream_frame is not None:
-        mine = daily_figures(current, profile).where(F.col("business_date") == F.lit(day))
-        theirs = daily_figures(upstream_frame, upstream).where(F.col("business_date") == F.lit(day))
-        compared = compare(mine, theirs, ["business_date", "currency"], ["sum"], spec.thresholds.variance_pct)
-        rows = compared.collect()
-        evidence["upstream_comparison"] = [
-            {
-                "currency": r["currency"],
-                "this": r["left_value"],
-                "upstream": r["right_value"],
-                "variance_pct": r["variance_pct"],
-                "status": r["status"],
-            }
-            for r in rows
+def _source_change(
+    spark: SparkSession,
+    env: EnvConfig,
+    spec: ReconSpec,
+    mine: _Table,
+    day: date,
+    max_versions: int,
+    evidence: dict,
+) -> list[str]:
+    """2. source change: bronze schema or rescued data."""
+    bronze = mine.profile.bronze
+    if not bronze:
+        return []
+    bronze_profile = spec.tables.get(bronze)
+    if bronze_profile is None:
+        raise ConfigError(f"tables.{mine.name}.bronze: {bronze} needs its own entry under tables:")
+    bronze_path = bronze_profile.location(env, bronze)
+    changes = schema_changes(spark, bronze_path, day, max_versions)
+    evidence["bronze_schema_changes"] = changes
+    reasons = []
+    for change in changes:
+        parts = [
+            f"{what} {', '.join(change[what])}" for what in ("added", "removed", "retyped") if change[what]
         ]
-        reasons_transform = [
-            f"{table} sum {r['left_value']} {r['currency']} vs upstream {profile.upstream} {r['right_value']} "
-            f"({r['status']}, variance {r['variance_pct']}%)"
-            for r in rows
-            if r["status"] != "ok"
-        ]
-
-    # 4. late arriving: rows added or changed after the first version with the date
-    reasons_late = []
-    if diff is not None and (diff.added or diff.changed):
-        reasons_late.append(
-            f"{diff.added} row(s) added and {diff.changed} changed for {day} between version "
-            f"{diff.version_from} (the first with the date) and {diff.version_to}"
+        reasons.append(f"{bronze} version {change['version']}: columns {'; '.join(parts)}")
+    shares = rescued_share(spark.read.format("delta").load(bronze_path), bronze_profile, day)
+    evidence["bronze_rescued_pct"] = shares
+    if shares and shares["on_day"] > shares["before"]:
+        reasons.append(
+            f"{bronze}: {shares['on_day']:.2f}% of rows on {day} have _rescued_data "
+            f"(before: {shares['before']:.2f}%)"
         )
+    return reasons
 
-    for name, reasons in (
-        (PIPELINE_BUG, reasons_bug),
-        (SOURCE_CHANGE, reasons_source),
-        (TRANSFORMATION_LOGIC, reasons_transform),
-        (LATE_ARRIVING, reasons_late),
-    ):
-        if reasons:
-            result.classification, result.reasons = name, reasons
-            break
-    return result
+
+def _transformation_logic(
+    spec: ReconSpec, mine: _Table, upstream: _Table | None, day: date, evidence: dict
+) -> list[str]:
+    """3. transformation logic: the upstream's figure differs."""
+    if upstream is None:
+        return []
+    figures = daily_figures(mine.frame, mine.profile).where(F.col("business_date") == F.lit(day))
+    theirs = daily_figures(upstream.frame, upstream.profile).where(F.col("business_date") == F.lit(day))
+    compared = compare(figures, theirs, ["business_date", "currency"], ["sum"], spec.thresholds.variance_pct)
+    rows = compared.collect()
+    evidence["upstream_comparison"] = [
+        {
+            "currency": r["currency"],
+            "this": r["left_value"],
+            "upstream": r["right_value"],
+            "variance_pct": r["variance_pct"],
+            "status": r["status"],
+        }
+        for r in rows
+    ]
+    return [
+        f"{mine.name} sum {r['left_value']} {r['currency']} vs upstream {upstream.name} {r['right_value']} "
+        f"({r['status']}, variance {r['variance_pct']}%)"
+        for r in rows
+        if r["status"] != "ok"
+    ]
+
+
+def _late_arriving(diff: VersionDiff | None, day: date) -> list[str]:
+    """4. late arriving: rows added or changed after the first version with the date."""
+    if diff is None or not (diff.added or diff.changed):
+        return []
+    return [
+        f"{diff.added} row(s) added and {diff.changed} changed for {day} between version "
+        f"{diff.version_from} (the first with the date) and {diff.version_to}"
+    ]

@@ -167,7 +167,9 @@ def reconcile_frames(
         for side in (comparison.left, comparison.right):
             profile = side.profile(spec.tables)
             if profile.postgres is not None:  # the source of truth itself, one aggregate query
-                from northstar.reconciliation.source_totals import source_figures
+                from northstar.reconciliation.source_totals import (  # noqa: PLC0415  needs psycopg (optional)
+                    source_figures,
+                )
 
                 if side.filter:
                     profile = profile.model_copy(

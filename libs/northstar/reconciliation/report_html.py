@@ -11,12 +11,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
+from typing import Any, SupportsFloat
 
 WIDTH, HEIGHT, PAD = 640, 220, 48
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
 
-def _num(value: object) -> float | None:
+def _num(value: SupportsFloat | None) -> float | None:
     return None if value is None else float(value)
 
 
@@ -28,7 +29,7 @@ def _fmt(value: object) -> str:
     return html.escape(str(value))
 
 
-def _pct(value: object) -> str:
+def _pct(value: SupportsFloat | None) -> str:
     return "-" if value is None else f"{float(value):.4f}%"
 
 
@@ -42,7 +43,7 @@ def line_chart(
         values.append(threshold)
     if not days or not values:
         return f"<p>{html.escape(title)}: no data.</p>"
-    low, high = min(0.0, min(values)), max(values)
+    low, high = min(0.0, *values), max(values)
     high = high if high > low else low + 1.0
     plot_w, plot_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
 
@@ -83,7 +84,7 @@ def line_chart(
     return "".join(parts)
 
 
-def render(rows: Iterable[Mapping[str, object]], title: str) -> str:
+def render(rows: Iterable[Mapping[str, Any]], title: str) -> str:
     """The whole page for the rows of one reconciliation run (ops.reconciliation)."""
     rows = sorted(rows, key=lambda r: (r["comparison"], r["business_date"], r["currency"], r["measure"]))
     breaches = [r for r in rows if r["status"] != "ok"]
@@ -102,7 +103,7 @@ def render(rows: Iterable[Mapping[str, object]], title: str) -> str:
         "<th>variance</th><th>variance %</th><th>threshold %</th><th>status</th></tr>"
     )
 
-    def row_html(r: Mapping[str, object]) -> str:
+    def row_html(r: Mapping[str, Any]) -> str:
         css = "breach" if r["status"] != "ok" else ""
         return (
             f"<tr><td class='t'>{html.escape(str(r['comparison']))}</td><td>{r['business_date']}</td>"
@@ -116,7 +117,7 @@ def render(rows: Iterable[Mapping[str, object]], title: str) -> str:
         out += ["<table>", header, *map(row_html, breaches), "</table>"]
     else:
         out.append("<p>None: every figure is within its threshold.</p>")
-    by_comparison: dict[str, list[Mapping[str, object]]] = defaultdict(list)
+    by_comparison: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in rows:
         by_comparison[str(r["comparison"])].append(r)
     for name, items in by_comparison.items():

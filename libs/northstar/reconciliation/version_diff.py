@@ -50,6 +50,7 @@ def diff_frames(before: DataFrame, after: DataFrame, key: list[str] | None = Non
             F.sum(F.greatest(F.col("n_before") - F.col("n_after"), F.lit(0))).alias("removed"),
             F.sum(F.least("n_before", "n_after")).alias("unchanged"),
         ).first()
+        assert totals is not None  # an aggregation without groupBy gives exactly one row
         return {
             "added": int(totals["added"] or 0),
             "removed": int(totals["removed"] or 0),
@@ -73,6 +74,7 @@ def diff_frames(before: DataFrame, after: DataFrame, key: list[str] | None = Non
         ).alias("changed"),
         F.sum(F.when(F.col("h_before") == F.col("h_after"), 1).otherwise(0)).alias("unchanged"),
     ).first()
+    assert totals is not None  # an aggregation without groupBy gives exactly one row
     return {name: int(totals[name] or 0) for name in ("added", "removed", "changed", "unchanged")}
 
 

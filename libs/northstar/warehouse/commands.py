@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from northstar.config import ConfigError, load_env
 from northstar.errors import EXIT_FAILED
+
+if TYPE_CHECKING:
+    from northstar.warehouse.publish import PublishResult
 
 
 def parse_versions(pairs: list[str]) -> dict[str, int]:
@@ -51,7 +55,7 @@ def publish_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_results(run_id: str, results) -> str:
+def format_results(run_id: str, results: list[PublishResult]) -> str:
     """One line per table: version, rows, partitions compared, verdict; then statements skipped locally."""
     lines = [f"publish {run_id}:"]
     for r in results:

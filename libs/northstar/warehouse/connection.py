@@ -7,9 +7,14 @@ with a log line; against Snowflake every statement runs and any failure stops th
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import snowflake.connector
+from snowflake.connector import SnowflakeConnection
+from snowflake.connector import errors as sf_errors
 
 from northstar.config.env import SnowflakeSpec
 from northstar.secrets import resolve
@@ -18,13 +23,13 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def connect(spec: SnowflakeSpec) -> Iterator[object]:
-    """A snowflake.connector connection for `spec` (closed on exit)."""
-    import snowflake.connector
-
+def connect(spec: SnowflakeSpec) -> Iterator[SnowflakeConnection]:
+    """A snowflake.connector connection for `spec` (closed on exit); in fakesnow mode fakesnow's stand-in,
+    which serves the same API."""
     if spec.mode == "fakesnow":
-        import fakesnow
+        import fakesnow  # noqa: PLC0415  a dev dependency, needed only locally
 
+        assert spec.fakesnow_path is not None  # SnowflakeSpec requires it in fakesnow mode
         Path(spec.fakesnow_path).mkdir(parents=True, exist_ok=True)
         with fakesnow.patch(db_path=spec.fakesnow_path):
             conn = snowflake.connector.connect(database=spec.database, schema=spec.analytics_schema)
@@ -49,7 +54,7 @@ def connect(spec: SnowflakeSpec) -> Iterator[object]:
         conn.close()
 
 
-def execute(conn, statement: str, params=None) -> list[tuple]:
+def execute(conn: SnowflakeConnection, statement: str, params: Sequence[Any] | None = None) -> list[tuple]:
     """Run one statement and return its rows."""
     cur = conn.cursor()
     try:
@@ -59,19 +64,19 @@ def execute(conn, statement: str, params=None) -> list[tuple]:
         cur.close()
 
 
-def execute_governance(conn, spec: SnowflakeSpec, statement: str, skipped: list[str]) -> None:
+def execute_governance(
+    conn: SnowflakeConnection, spec: SnowflakeSpec, statement: str, skipped: list[str]
+) -> None:
     """Run a masking-policy / grant / role statement; in fakesnow mode a statement it cannot parse is logged
     and appended to `skipped` (production: every statement must succeed)."""
     if spec.mode != "fakesnow":
         execute(conn, statement)
         return
-    import snowflake.connector.errors as sf_errors
-
     try:
         execute(conn, statement)
     except sf_errors.ProgrammingError as err:
         first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         log.warning(
-            "skipped locally (fakesnow does not accept it): %s -- %s", statement.split("\n")[0], first_line
+            "skipped locally (fakesnow does not accept it): %s -- %s", statement.split("\n", 1)[0], first_line
         )
         skipped.append(statement)

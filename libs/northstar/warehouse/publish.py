@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from pyspark.sql import DataFrame, SparkSession
+from snowflake.connector import SnowflakeConnection
 
 from northstar import ledger
-from northstar.config import EnvConfig
+from northstar.config import ConfigError, EnvConfig
 from northstar.config.env import SnowflakeSpec
 from northstar.gold.tables import GOLD, GoldTable
 from northstar.lake import delta, tables
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 INSERT_BATCH = 500
 
-Loader = Callable[[object, DataFrame, str, list[ddl.Column]], None]
+Loader = Callable[[SnowflakeConnection, DataFrame, str, list[ddl.Column]], None]
 
 
 @dataclass
@@ -57,7 +58,9 @@ def staging_name(table: str, run_id: str) -> str:
     return f"{table.upper()}__STG_{re.sub(r'[^A-Za-z0-9]', '_', run_id).upper()}"
 
 
-def python_loader(conn, frame: DataFrame, staging: str, columns: list[ddl.Column]) -> None:
+def python_loader(
+    conn: SnowflakeConnection, frame: DataFrame, staging: str, columns: list[ddl.Column]
+) -> None:
     """Local path: rows through the Python connector (what fakesnow serves). Small tables only."""
     names = ", ".join(c.name for c in columns)
     marks = ", ".join(["%s"] * len(columns))
@@ -72,7 +75,7 @@ def python_loader(conn, frame: DataFrame, staging: str, columns: list[ddl.Column
         cur.close()
 
 
-def ensure_schemas(conn, spec: SnowflakeSpec, skipped: list[str]) -> None:
+def ensure_schemas(conn: SnowflakeConnection, spec: SnowflakeSpec, skipped: list[str]) -> None:
     """Both schemas, and who may read them (grants are governance statements: see connection.py)."""
     for schema in (spec.analytics_schema, spec.restricted_schema):
         execute(conn, f"CREATE SCHEMA IF NOT EXISTS {spec.database}.{schema}")
@@ -98,7 +101,7 @@ def ensure_schemas(conn, spec: SnowflakeSpec, skipped: list[str]) -> None:
     )
 
 
-def existing_columns(conn, spec: SnowflakeSpec, table: str) -> list[ddl.Column] | None:
+def existing_columns(conn: SnowflakeConnection, spec: SnowflakeSpec, table: str) -> list[ddl.Column] | None:
     """The target's columns from information_schema, or None when the table does not exist."""
     rows = execute(
         conn,
@@ -132,7 +135,7 @@ def delete_statement(target: str, staging: str, key: tuple[str, ...]) -> str:
 
 
 def apply_staging(
-    conn,
+    conn: SnowflakeConnection,
     target: str,
     staging: str,
     columns: list[ddl.Column],
@@ -158,7 +161,7 @@ def apply_staging(
         execute(conn, "COMMIT")
 
 
-def drop_stale_staging(conn, spec: SnowflakeSpec, table: str) -> None:
+def drop_stale_staging(conn: SnowflakeConnection, spec: SnowflakeSpec, table: str) -> None:
     """Staging tables an earlier, interrupted run of this table left behind."""
     rows = execute(
         conn,
@@ -174,7 +177,7 @@ def drop_stale_staging(conn, spec: SnowflakeSpec, table: str) -> None:
 def publish_table(
     spark: SparkSession,
     env: EnvConfig,
-    conn,
+    conn: SnowflakeConnection,
     table: GoldTable,
     *,
     run_id: str,
@@ -186,6 +189,8 @@ def publish_table(
     published, ops.published_versions), then reconcile. `schemas_ready`: the caller already ran
     `ensure_schemas` on this connection (publish_all does it once per run)."""
     spec = env.snowflake
+    if spec is None:
+        raise ConfigError(f"conf/env/{env.name}.yaml: no snowflake: section (see docs/snowflake.md)")
     version, frame = _published_gold(spark, env, table, version)
     columns = ddl.columns_of(frame.schema)
     result = PublishResult(table.name, version, 0)
@@ -246,7 +251,9 @@ def _never_built(spark: SparkSession, env: EnvConfig, table: GoldTable) -> bool:
     return any(not delta.table_exists(spark, tables.model(m).path(env)) for m in table.inputs)
 
 
-def check_table(conn, spec: SnowflakeSpec, table: GoldTable, gold: DataFrame) -> list[reconcile.Difference]:
+def check_table(
+    conn: SnowflakeConnection, spec: SnowflakeSpec, table: GoldTable, gold: DataFrame
+) -> list[reconcile.Difference]:
     """Counts and money sums per partition of the gold rows vs the warehouse table."""
     grain = reconcile.partition_columns(gold.columns, table.partition)
     target = qualified(spec, table.name)
@@ -261,10 +268,10 @@ def check_table(conn, spec: SnowflakeSpec, table: GoldTable, gold: DataFrame) ->
 def publish_all(
     spark: SparkSession,
     env: EnvConfig,
-    conn,
+    conn: SnowflakeConnection,
     *,
     run_id: str,
-    versions: dict[str, int | None] | None = None,
+    versions: Mapping[str, int | None] | None = None,
     loader: Loader = python_loader,
 ) -> list[PublishResult]:
     """Publish every gold table (versions: table -> Delta version, missing/None = the published one), record the
@@ -297,7 +304,7 @@ def publish_all(
             )
             schemas_ready = True
             entry.input_version_start = entry.input_version_end = result.gold_version
-            entry.records_read = sum(d.lake or 0 for d in result.differences if d.metric == "rows")
+            entry.records_read = sum(int(d.lake or 0) for d in result.differences if d.metric == "rows")
             entry.records_written = result.rows
             entry.details.update(
                 added_columns=len(result.added_columns), skipped_statements=len(result.skipped_statements)
@@ -327,7 +334,7 @@ def record_reconciliation(
     re-run adds its own rows under its own run id)."""
     now = datetime.now(UTC)
 
-    def amount(value) -> Decimal | None:
+    def amount(value: Decimal | int | None) -> Decimal | None:
         return None if value is None else Decimal(value)
 
     rows = [

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 Partition = tuple[str, ...]
-Figures = dict[Partition, dict[str, Decimal | int]]
+Figures = dict[Partition, dict[str, Decimal | int | None]]  # None: a sum over nulls only
 
 RESULT_SCHEMA = (
     "run_id string, table_name string, gold_version bigint, partition string, metric string, "
@@ -93,5 +93,5 @@ def warehouse_figures(rows: list[tuple], partition: list[str], amounts: tuple[st
     }
 
 
-def _money(value) -> Decimal | None:
+def _money(value: object) -> Decimal | None:
     return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))

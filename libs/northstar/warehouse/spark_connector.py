@@ -7,6 +7,8 @@ tested up to the options it builds; the write itself runs only against a real ac
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyspark.sql import DataFrame
 
 from northstar.config.env import SnowflakeSpec
@@ -15,7 +17,7 @@ from northstar.secrets import resolve
 SOURCE = "net.snowflake.spark.snowflake"
 
 
-def connector_options(spec: SnowflakeSpec, *, secretsmanager_client=None) -> dict[str, str]:
+def connector_options(spec: SnowflakeSpec, *, secretsmanager_client: Any = None) -> dict[str, str]:
     """sfOptions for the connector, credentials resolved from the spec's secret references (never logged:
     callers must not print this dict)."""
 
