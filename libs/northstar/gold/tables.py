@@ -86,7 +86,9 @@ def _dimension_counts(rows: DataFrame, read: Reader) -> Counts:
         .first()
     )
     totals = rows.agg(F.count(F.lit(1)), F.sum("orders_in_version"), F.count_if("is_current")).first()
-    assert orders is not None and totals is not None  # global aggregates have one row
+    # global aggregates have one row
+    assert orders is not None
+    assert totals is not None
     versions, orders_in_versions, current = totals
     return Counts(
         read=orders["with_customer"],
