@@ -92,7 +92,7 @@ def write(
     writer = rejected.write.format("delta").option("mergeSchema", "true")  # tables from before check_name
     if replace_where is not None:
         writer = writer.mode("overwrite").option("replaceWhere", replace_where)
-    else:
+    elif once is not None:
         app_id, window_version = once
         writer = writer.mode("append").option("txnAppId", app_id).option("txnVersion", window_version)
     before = delta.latest_version(spark, path)

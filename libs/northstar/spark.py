@@ -11,6 +11,8 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from northstar.config import EnvConfig
+from northstar.lake.storage import jvm
+from northstar.secrets import resolve
 
 # Settings every session gets, local or EMR: UTC timestamps everywhere.
 SESSION_SETTINGS = {"spark.sql.session.timeZone": "UTC"}
@@ -66,8 +68,7 @@ def s3_encryption(env: EnvConfig) -> dict[str, str]:
     every object a job writes to S3 is encrypted with that key (local: none)."""
     if env.s3.encryption != "SSE-KMS":
         return {}
-    from northstar.secrets import resolve
-
+    assert env.s3.kms_key_id is not None  # S3Spec requires it with SSE-KMS
     return {
         "fs.s3a.encryption.algorithm": "SSE-KMS",
         "fs.s3a.encryption.key": resolve(env.s3.kms_key_id).value,
@@ -109,7 +110,7 @@ def get_spark(env: EnvConfig, app_name: str = "northstar") -> SparkSession:
 def _require_delta(spark: SparkSession) -> None:
     """Fail early and clearly when the JVM was started without Delta (e.g. a plain `spark-submit`)."""
     try:
-        spark._jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
+        jvm(spark).org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
     except Exception:  # py4j wraps the ClassNotFoundException
         raise RuntimeError(
             "Delta Lake is not on this Spark's classpath. Under spark-submit, pass the jars: "

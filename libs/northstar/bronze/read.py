@@ -78,5 +78,6 @@ def count_records(spark: SparkSession, spec: TableSpec, files: list[LandingFile]
         counts = lines.agg(
             F.count(F.lit(1)).alias("lines"), F.count_distinct("file_path").alias("files")
         ).first()
+        assert counts is not None  # a global aggregate has one row
         return counts["lines"] - counts["files"]  # one header line per file that is not empty
     return lines.count()

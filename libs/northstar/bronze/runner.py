@@ -109,6 +109,7 @@ def _ingest(
         F.count("_rescued_data").alias("rescued"),
         F.count_if(F.col(pci.PAN_FLAG)).alias("pan_redacted"),
     ).first()
+    assert written is not None  # a global aggregate has one row
     entry.records_read += count_records(spark, spec, files)
     entry.records_written = written["rows"] - written["corrupt"]
     entry.details["rescued"] = written["rescued"]
@@ -137,7 +138,7 @@ def _write_bronze(spark: SparkSession, rows: DataFrame, path: str, file_predicat
         .partitionBy("_ingest_date")
         .save(path)
     )
-    return delta.latest_version(spark, path)
+    return delta.current_version(spark, path)
 
 
 def _write_quarantine(
@@ -149,8 +150,8 @@ def _write_quarantine(
     version = quarantine.write(
         spark, rejected, path, replace_where=f"layer = 'bronze' AND landing_file IN ({files})"
     )
-    if version is None:
-        version = delta.latest_version(spark, path)
+    if version is None:  # an earlier attempt wrote these rows
+        version = delta.current_version(spark, path)
     entry.wrote(table, version)
     entry.records_quarantined = delta.commit_metrics(spark, path, version)["numOutputRows"]
     entry.details[f"quarantined.{quarantine.MALFORMED}"] = entry.records_quarantined

@@ -190,6 +190,13 @@ class S3Spec(Strict):
         return self
 
 
+AlertSink = Literal["log", "delta", "sns"]
+
+
+def _default_alert_sinks() -> list[AlertSink]:
+    return ["log", "delta"]
+
+
 class EnvConfig(Strict):
     """Where one environment keeps its zones, and the Spark settings it runs with."""
 
@@ -205,8 +212,8 @@ class EnvConfig(Strict):
         default="env:NORTHSTAR_PII_TOKEN_KEY",
         description="secret reference of the key silver tokenizes each table's `pii:` columns with (HMAC-SHA256)",
     )
-    alert_sinks: list[Literal["log", "delta", "sns"]] = Field(
-        default_factory=lambda: ["log", "delta"],
+    alert_sinks: list[AlertSink] = Field(
+        default_factory=_default_alert_sinks,
         description="where northstar.alerts.send delivers: log (a structured line), delta (ops.alerts); "
         "sns (the topic and Slack webhook in `alerts:`)",
     )

@@ -17,6 +17,7 @@ from northstar.config.base import Identifier, Strict
 from northstar.config.env import EnvConfig
 from northstar.config.files import ConfKind
 from northstar.config.jdbc import JdbcSpec
+from northstar.errors import ConfigError
 from northstar.secrets import check_reference
 
 ATOMIC_TYPE = re.compile(
@@ -234,6 +235,14 @@ class SourceSpec(Strict):
                 f"stream.table is {self.stream.table!r}, which is not a table: {', '.join(self.tables)}"
             )
         return self
+
+    def require_stream(self) -> StreamSpec:
+        """The stream: section; a ConfigError when this source is not streamed."""
+        if self.stream is None:
+            raise ConfigError(
+                f"conf/sources/{self.name}.yaml has no stream: section; it is not a streamed source"
+            )
+        return self.stream
 
 
 SOURCES = ConfKind("sources", SourceSpec, "source")

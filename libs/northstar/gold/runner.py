@@ -11,6 +11,7 @@ passed (write-audit-publish: readers and the Snowflake publish get the last publ
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
 from delta.tables import DeltaTable
@@ -76,13 +77,14 @@ def affected_days(
     table: GoldTable, changed: dict[str, DataFrame | None], refunds: DataFrame | None
 ) -> set[date] | None:
     """The day partitions of `table` that changed model rows touch (None = rebuild everything)."""
-    if any(changed.get(m) is None for m in table.inputs):
+    present = {m: frame for m, frame in changed.items() if frame is not None}
+    if any(m not in present for m in table.inputs):
         return None
     days: set[date] = set()
     for model, column in table.day_sources:
-        days |= _days(changed[model], column)
+        days |= _days(present[model], column)
     if table.refunds_of_changed_orders and refunds is not None:
-        touched_orders = changed["orders"].select("source_system", "order_id").distinct()
+        touched_orders = present["orders"].select("source_system", "order_id").distinct()
         days |= _days(refunds.join(touched_orders, ["source_system", "order_id"], "left_semi"), "created_at")
     return days
 
@@ -122,7 +124,7 @@ def _run_table(
 ) -> LedgerEntry:
     entry = ledger.start("gold", env, source="gold", table=table.name, layer=LAYER)
     with ledger.recorded(spark, env, entry):
-        entry.details.update({f"input_version.{m}": ends[m] for m in table.inputs if ends[m] is not None})
+        entry.details.update({f"input_version.{m}": v for m in table.inputs if (v := ends[m]) is not None})
         if any(ends[m] is None for m in table.inputs):  # a model not built yet: `northstar model --name all`
             entry.status = ledger.NOOP
             entry.details["input_table_missing"] = 1
@@ -130,7 +132,7 @@ def _run_table(
         path = table.table.path(env)
         rebuild = full_refresh or not delta.table_exists(spark, path)
         done = {m: None if rebuild else consumed.get(m) for m in table.inputs}
-        if all(done[m] is not None and ends[m] <= done[m] for m in table.inputs):
+        if _consumed_already(table.inputs, done, ends):
             entry.status = ledger.NOOP  # no input changed since the last run: nothing to read
             return entry
         if table.partition is None:
@@ -138,6 +140,15 @@ def _run_table(
         else:
             _run_days(spark, env, table, entry, done, ends)
     return entry
+
+
+def _consumed_already(inputs: Iterable[str], done: Versions, ends: Versions) -> bool:
+    """True when the last run consumed every input's current version (no input changed since)."""
+    for m in inputs:
+        consumed, end = done[m], ends[m]
+        if consumed is None or end is None or end > consumed:
+            return False
+    return True
 
 
 def _run_days(
@@ -186,7 +197,7 @@ def _run_whole(spark: SparkSession, env: EnvConfig, table: GoldTable, entry: Led
         elif not _merge_by_key(spark, rows, path, table.key):
             entry.status = ledger.NOOP  # the same table: no commit
             return
-        _audit(spark, env, table, rows, delta.latest_version(spark, path), entry)
+        _audit(spark, env, table, rows, delta.current_version(spark, path), entry)
     finally:
         rows.unpersist()
 
@@ -223,11 +234,13 @@ def _audit(
 
 def _write(spark: SparkSession, rows: DataFrame, path: str, table: GoldTable, days: set[date] | None) -> int:
     """Replace the recomputed day partitions (or the whole table) in one Delta commit."""
-    writer = rows.write.format("delta").mode("overwrite").partitionBy(table.partition)
+    partition = table.partition
+    assert partition is not None  # only day-partitioned tables are written by day
+    writer = rows.write.format("delta").mode("overwrite").partitionBy(partition)
     if days is not None:
         listed = ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(days))
-        writer = writer.option("replaceWhere", f"{table.partition} IN ({listed})")
+        writer = writer.option("replaceWhere", f"{partition} IN ({listed})")
     else:
         writer = writer.option("overwriteSchema", "true")
     writer.save(path)
-    return delta.latest_version(spark, path)
+    return delta.current_version(spark, path)

@@ -71,7 +71,9 @@ class GoldTable:
 def _mart_counts(rows: DataFrame, read: Reader) -> Counts:
     """daily_revenue: every fact row (orders and refunds) of a recomputed day lands in exactly one mart row."""
     facts = sum(read(f"gold.{name}").count() for name in ("fact_orders", "fact_refunds"))
-    return Counts(read=facts, written=rows.agg(F.sum("input_rows")).first()[0] or 0)
+    total = rows.agg(F.sum("input_rows")).first()
+    assert total is not None  # a global aggregate has one row
+    return Counts(read=facts, written=total[0] or 0)
 
 
 def _dimension_counts(rows: DataFrame, read: Reader) -> Counts:
@@ -83,9 +85,11 @@ def _dimension_counts(rows: DataFrame, read: Reader) -> Counts:
         .agg(F.count(F.lit(1)).alias("all"), F.count("customer_token").alias("with_customer"))
         .first()
     )
-    versions, orders_in_versions, current = rows.agg(
-        F.count(F.lit(1)), F.sum("orders_in_version"), F.count_if("is_current")
-    ).first()
+    totals = rows.agg(F.count(F.lit(1)), F.sum("orders_in_version"), F.count_if("is_current")).first()
+    # global aggregates have one row
+    assert orders is not None
+    assert totals is not None
+    versions, orders_in_versions, current = totals
     return Counts(
         read=orders["with_customer"],
         written=versions,

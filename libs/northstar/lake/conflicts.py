@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,7 +41,7 @@ def retry_on_conflict(
 ) -> T:
     """Run `action`; on a Delta write conflict wait (random exponential, capped) and run it again."""
 
-    def note(state) -> None:
+    def note(state: RetryCallState) -> None:
         log.warning("%s: concurrent Delta commit, retry %d of %d", what, state.attempt_number, attempts - 1)
 
     retrying = Retrying(

@@ -21,7 +21,16 @@ def latest_version(spark: SparkSession, path: str) -> int | None:
     """The table's current version, or None when there is no table yet."""
     if not table_exists(spark, path):
         return None
-    return DeltaTable.forPath(spark, path).history(1).select("version").first()["version"]
+    row = DeltaTable.forPath(spark, path).history(1).select("version").first()
+    return None if row is None else row["version"]
+
+
+def current_version(spark: SparkSession, path: str) -> int:
+    """The current version of a table that exists (e.g. one just written); an error when there is none."""
+    version = latest_version(spark, path)
+    if version is None:
+        raise LookupError(f"{path}: no Delta table there")
+    return version
 
 
 def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, int]:

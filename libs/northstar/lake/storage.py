@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -31,13 +32,20 @@ class LandingFile:
     modified_ms: int
 
 
+def jvm(spark: SparkSession) -> Any:
+    """The session's py4j view of the JVM (untyped); an error for a session without one (Spark Connect)."""
+    view = spark._jvm
+    if view is None:
+        raise RuntimeError("this Spark session has no JVM (a Spark Connect session?); use a classic session")
+    return view
+
+
 def list_landing_files(spark: SparkSession, folder: str, file_format: str) -> list[LandingFile]:
     """All data files under `folder` (recursively) for the given format, sorted by path.
 
     A folder that does not exist yet is an empty landing zone, not an error.
     """
-    jvm = spark._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(folder)
+    hadoop_path = jvm(spark).org.apache.hadoop.fs.Path(folder)
     fs = hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration())
     if not fs.exists(hadoop_path):
         return []
@@ -71,7 +79,7 @@ def spark_file_uri(uri: str) -> str:
 
 
 def path_exists(spark: SparkSession, path: str) -> bool:
-    hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(path)
+    hadoop_path = jvm(spark).org.apache.hadoop.fs.Path(path)
     return bool(hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration()).exists(hadoop_path))
 
 
@@ -80,15 +88,15 @@ def first_line(spark: SparkSession, path: str) -> str | None:
 
     Reads only the start of the file, so it is cheap on S3 too.
     """
-    jvm = spark._jvm
+    view = jvm(spark)
     conf = spark._jsc.hadoopConfiguration()
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    hadoop_path = view.org.apache.hadoop.fs.Path(path)
     stream = hadoop_path.getFileSystem(conf).open(hadoop_path)
     try:
-        codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hadoop_path)
+        codec = view.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hadoop_path)
         if codec is not None:
             stream = codec.createInputStream(stream)
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        reader = view.java.io.BufferedReader(view.java.io.InputStreamReader(stream, "UTF-8"))
         return reader.readLine()
     finally:
         stream.close()
@@ -96,10 +104,10 @@ def first_line(spark: SparkSession, path: str) -> str | None:
 
 def file_sha256(spark: SparkSession, path: str) -> str:
     """SHA-256 (hex) of a file's bytes, streamed through Hadoop's FileSystem on the JVM (constant memory)."""
-    jvm = spark._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    view = jvm(spark)
+    hadoop_path = view.org.apache.hadoop.fs.Path(path)
     stream = hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration()).open(hadoop_path)
     try:
-        return jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream)
+        return view.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream)
     finally:
         stream.close()

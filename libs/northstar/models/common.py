@@ -193,11 +193,10 @@ def first_problem(checks: list[tuple[Column, str, Column | str]]) -> tuple[Colum
     """(reason, detail) of the first check that fails, null when all pass."""
     reason = F.lit(None).cast("string")
     detail = F.lit(None).cast("string")
-    for failed, code, message in reversed(checks):
-        message = F.lit(message) if isinstance(message, str) else message
-        failed = F.coalesce(failed, F.lit(False))
+    for check, code, message in reversed(checks):
+        failed = F.coalesce(check, F.lit(False))
         reason = F.when(failed, F.lit(code)).otherwise(reason)
-        detail = F.when(failed, message).otherwise(detail)
+        detail = F.when(failed, F.lit(message) if isinstance(message, str) else message).otherwise(detail)
     return reason, detail
 
 

@@ -78,15 +78,18 @@ def _line_items(frame: DataFrame) -> Column:
     def get(x: Column, name: str, cast: str) -> Column:
         return x[name].try_cast(cast) if name in element.fieldNames() else F.lit(None).cast(cast)
 
-    discounts = c.field_type(element, "discounts")
-    has_amounts = (
-        isinstance(discounts, T.ArrayType)
-        and isinstance(discounts.elementType, T.StructType)
-        and "amount" in discounts.elementType.fieldNames()
+    delivered_discounts = c.field_type(element, "discounts")
+    # the discounts' type when they carry amounts, else None
+    discounts = (
+        delivered_discounts
+        if isinstance(delivered_discounts, T.ArrayType)
+        and isinstance(delivered_discounts.elementType, T.StructType)
+        and "amount" in delivered_discounts.elementType.fieldNames()
+        else None
     )
 
     def discount(x: Column) -> Column:
-        if not has_amounts:
+        if discounts is None:
             return F.lit(0).cast(c.AMOUNT_SQL)
         return F.aggregate(
             F.coalesce(x["discounts"], F.array().cast(discounts)),
@@ -119,15 +122,15 @@ def _as_token(frame: DataFrame, path: str) -> Column:
     return F.when(value.rlike(TOKEN_PATTERN), value)
 
 
-def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
-    """The marketplace partner's orders (conf/sources/marketplace.yaml) -> conformed orders.
+# The order's amounts as delivered, in the order their problems are named.
+_AMOUNT_TEXTS = ("subtotal", "tax", "shipping_fee", "discount", "total")
 
-    Drift handled: `shipping_fee` a number (API v1) or an object {amount, currency} (v2, kept by bronze in
-    `_rescued_data`); `fulfillment` present only from v2 on; `totals.discount` used when the partner sends it.
-    Soft cases: no customer -> null token; missing tax/shipping/discount -> 0.00; no line items -> [].
-    """
+
+def _staged(silver: DataFrame) -> DataFrame:
+    """`silver` with the values the checks and outputs share staged as columns, so each is computed once per
+    row: `__text_<amount>` and `__amount_<amount>` (_AMOUNT_TEXTS), `__items`, `__currency`,
+    `__shipping_currency`."""
     f = silver
-    currency = c.currency_code(c.column_or_null(f, "currency"))
     texts = {
         "subtotal": c.delivered_text(f, "totals.subtotal"),
         "tax": c.delivered_text(f, "totals.tax"),
@@ -137,34 +140,31 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
         "discount": c.delivered_text(f, "totals.discount"),
         "total": c.delivered_text(f, "totals.total"),
     }
-    shipping_currency = c.currency_code(c.delivered_text(f, "shipping_fee.currency"))
-    # stage the values the checks and outputs share, so each is computed once per row
     f = f.withColumns(
         {
             **{f"__text_{name}": text for name, text in texts.items()},
             "__items": _line_items(f),
-            "__currency": currency,
-            "__shipping_currency": shipping_currency,
+            "__currency": c.currency_code(c.column_or_null(f, "currency")),
+            "__shipping_currency": c.currency_code(c.delivered_text(f, "shipping_fee.currency")),
         }
     )
-    f = f.withColumns({f"__amount_{name}": c.amount(F.col(f"__text_{name}")) for name in texts})
-    texts = {name: F.col(f"__text_{name}") for name in texts}
-    currency, shipping_currency, items = F.col("__currency"), F.col("__shipping_currency"), F.col("__items")
-    source_status = c.column_or_null(f, "status")
-    status = c.mapped_status(source_status, ctx.status_map)
+    return f.withColumns({f"__amount_{name}": c.amount(F.col(f"__text_{name}")) for name in texts})
+
+
+def _customer_token(f: DataFrame, ctx: c.MappingContext) -> Column:
+    """The customer's keyed token (null without a customer)."""
     customer_id = c.column_or_null(f, "customer.customer_id")
     if ctx.token_key is None:
         raise ValueError("the orders model needs a token key (customer_token_key in conf/models/orders.yaml)")
-    token = F.when(
+    return F.when(
         customer_id.isNotNull(),
         c.keyed_token(F.concat_ws(":", F.lit(ctx.source_system), customer_id), ctx.token_key),
     )
-    created, updated = c.utc_timestamp(f, "created_at"), c.utc_timestamp(f, "updated_at")
-    bad_time = c.unparseable_time(f, "created_at") | c.unparseable_time(f, "updated_at")
-    bad_amounts = [
-        (name, text.isNotNull() & F.col(f"__amount_{name}").isNull()) for name, text in texts.items()
-    ]
-    bad_line = F.exists(
+
+
+def _bad_line_item(items: Column) -> Column:
+    """True when a line item has no sku, no positive quantity, or an unparseable unit_price/discount."""
+    return F.exists(
         items,
         lambda i: (
             i["sku"].isNull()
@@ -173,7 +173,20 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
             | i["discount_amount"].isNull()
         ),
     )
-    reason, detail = c.first_problem(
+
+
+def _order_problem(
+    f: DataFrame, ctx: c.MappingContext, status: Column, source_status: Column, times: tuple[Column, Column]
+) -> tuple[Column, Column]:
+    """(reason, detail) of the first check a staged order fails (`times`: created_at, updated_at as UTC)."""
+    texts = {name: F.col(f"__text_{name}") for name in _AMOUNT_TEXTS}
+    currency, shipping_currency = F.col("__currency"), F.col("__shipping_currency")
+    created, updated = times
+    bad_time = c.unparseable_time(f, "created_at") | c.unparseable_time(f, "updated_at")
+    bad_amounts = [
+        (name, text.isNotNull() & F.col(f"__amount_{name}").isNull()) for name, text in texts.items()
+    ]
+    return c.first_problem(
         [
             (bad_time, c.UNPARSEABLE_TIMESTAMP, "created_at or updated_at is not an ISO-8601 time"),
             (created.isNull() | updated.isNull(), c.MISSING_REQUIRED, "created_at or updated_at is missing"),
@@ -200,17 +213,33 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
                 F.concat(F.lit("not an amount with at most 2 decimals: "), c.names_of(bad_amounts)),
             ),
             (
-                bad_line,
+                _bad_line_item(F.col("__items")),
                 c.INVALID_LINE_ITEM,
                 "a line item has no sku, no positive quantity, or an unparseable unit_price/discount",
             ),
         ]
     )
 
-    def money(name: str, default_zero: bool) -> Column:
-        value = F.col(f"__amount_{name}")
-        return F.coalesce(value, F.lit(0).cast(c.AMOUNT_SQL)) if default_zero else value
 
+def _money(name: str, default_zero: bool) -> Column:
+    value = F.col(f"__amount_{name}")
+    return F.coalesce(value, F.lit(0).cast(c.AMOUNT_SQL)) if default_zero else value
+
+
+def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
+    """The marketplace partner's orders (conf/sources/marketplace.yaml) -> conformed orders.
+
+    Drift handled: `shipping_fee` a number (API v1) or an object {amount, currency} (v2, kept by bronze in
+    `_rescued_data`); `fulfillment` present only from v2 on; `totals.discount` used when the partner sends it.
+    Soft cases: no customer -> null token; missing tax/shipping/discount -> 0.00; no line items -> [].
+    """
+    f = _staged(silver)
+    items = F.col("__items")
+    source_status = c.column_or_null(f, "status")
+    status = c.mapped_status(source_status, ctx.status_map)
+    token = _customer_token(f, ctx)
+    created, updated = c.utc_timestamp(f, "created_at"), c.utc_timestamp(f, "updated_at")
+    reason, detail = _order_problem(f, ctx, status, source_status, (created, updated))
     return c.conformed_select(
         f,
         {
@@ -223,12 +252,12 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
             "ship_to_country": F.upper(c.column_or_null(f, "customer.shipping_address.country")),
             "sales_channel": c.column_or_null(f, "channel"),
             "fulfillment_channel": c.column_or_null(f, "fulfillment.channel"),
-            "currency": currency,
-            "subtotal_amount": money("subtotal", False),
-            "tax_amount": money("tax", True),
-            "shipping_amount": money("shipping_fee", True),
-            "discount_amount": money("discount", True),
-            "total_amount": money("total", False),
+            "currency": F.col("__currency"),
+            "subtotal_amount": _money("subtotal", False),
+            "tax_amount": _money("tax", True),
+            "shipping_amount": _money("shipping_fee", True),
+            "discount_amount": _money("discount", True),
+            "total_amount": _money("total", False),
             "line_items": items,
             "item_count": F.size(items),
             "created_at": created,

@@ -203,7 +203,7 @@ def _merge(
         else:
             writer = writer.option("delta.enableChangeDataFeed", "true")
         writer.save(path)
-        version = delta.latest_version(spark, path)
+        version = delta.current_version(spark, path)
         entry.wrote(model, version)
         return {"inserted": delta.commit_metrics(spark, path, version).get("numOutputRows", 0)}
     if not offered:
@@ -220,7 +220,7 @@ def _merge(
         .whenNotMatchedInsertAll()
         .execute()
     )
-    version = delta.latest_version(spark, path)
+    version = delta.current_version(spark, path)
     if version == before:
         return {}
     entry.wrote(model, version)

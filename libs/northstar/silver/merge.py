@@ -41,7 +41,7 @@ def _create(
         .partitionBy(*spec.partition_by)
         .save(path)
     )
-    version = delta.latest_version(spark, path)
+    version = delta.current_version(spark, path)
     entry.wrote(table, version)
     return {"numTargetRowsInserted": delta.commit_metrics(spark, path, version).get("numOutputRows", 0)}
 
@@ -82,13 +82,13 @@ def merge_latest(
     def attempt() -> (
         int
     ):  # the MERGE is rebuilt on every try, so a retry reads the concurrent commit's version
-        start = delta.latest_version(spark, path)
+        start = delta.current_version(spark, path)
         _latest_wins(spark, path, align_to(latest, target), target, spec, condition, hard_deletes).execute()
         return start
 
     before = retry_on_conflict(attempt, what=table.full_name)
-    version = delta.latest_version(spark, path)
-    metrics: Metrics = {}
+    version = delta.current_version(spark, path)
+    metrics = {}
     if version != before:  # no commit: nothing to merge (e.g. every event was older than a tombstone)
         entry.wrote(table, version)
         metrics = delta.commit_metrics(spark, path, version)
@@ -115,7 +115,7 @@ def _latest_wins(
     if hard_deletes:
         merge = merge.whenMatchedDelete(condition=f"{newer} AND {is_delete}")
     else:
-        keep_values = {
+        keep_values: dict[str, str | Column] = {
             c: f"s.`{c}`"
             for c in [*spec.ordering, cdc.OP, cdc.DELETED, *LINEAGE_COLUMNS]
             if c in target.fieldNames()
@@ -153,7 +153,7 @@ def merge_history(
         .whenNotMatchedInsertAll()
         .execute()
     )
-    version = delta.latest_version(spark, path)
+    version = delta.current_version(spark, path)
     if version == before:
         return {}
     entry.wrote(table, version)

@@ -229,7 +229,7 @@ def _mark_replayed(
         .whenMatchedUpdate(set={"replayed_run_id": F.lit(entry.run_id)})
         .execute()
     )
-    version = delta.latest_version(spark, path)
+    version = delta.current_version(spark, path)
     if version != before:
         entry.wrote(table, version)
         entry.details["marked_replayed"] = delta.commit_metrics(spark, path, version).get(

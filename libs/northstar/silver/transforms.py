@@ -6,6 +6,8 @@ same records always give the same winner whatever order their files arrived in.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -123,7 +125,7 @@ def candidates(tagged: DataFrame) -> DataFrame:
 
 
 def rejected_to_quarantine(
-    tagged: DataFrame, *, run_id: str, source: str, table: str, quarantined_at
+    tagged: DataFrame, *, run_id: str, source: str, table: str, quarantined_at: datetime
 ) -> DataFrame:
     """Quarantine rows for records that failed validation, with the record as JSON."""
     rejected = tagged.where(F.col(DISPOSITION) == QUARANTINED)

@@ -69,7 +69,7 @@ def upsert_events(spark: SparkSession, path: str, events: DataFrame) -> int:
         .whenNotMatchedInsertAll()
         .execute()
     )
-    return delta.commit_metrics(spark, path, delta.latest_version(spark, path)).get(
+    return delta.commit_metrics(spark, path, delta.current_version(spark, path)).get(
         "numTargetRowsInserted", 0
     )
 
@@ -81,9 +81,10 @@ def recompute_sessions(spark: SparkSession, env: EnvConfig, source: SourceSpec, 
     their own start/end, all silver events of the visitor in that span are sessionized again, and the result
     replaces them (sessions a late event joined together are deleted). Events outside the span belong to
     sessions more than one gap away from every touched time, so they cannot join a rebuilt session."""
-    gap = F.expr(f"INTERVAL {source.stream.session_gap}")
+    stream = source.require_stream()
+    gap = F.expr(f"INTERVAL {stream.session_gap}")
     path = tables.stream_sessions(source.name).path(env)
-    events = spark.read.format("delta").load(tables.silver(source.name, source.stream.table).path(env))
+    events = spark.read.format("delta").load(tables.silver(source.name, stream.table).path(env))
     scope = scope.groupBy("visitor_key").agg(F.min("lo").alias("lo"), F.max("hi").alias("hi"))
     if delta.table_exists(spark, path):
         existing = spark.read.format("delta").load(path)
@@ -101,7 +102,7 @@ def recompute_sessions(spark: SparkSession, env: EnvConfig, source: SourceSpec, 
     touched = events.join(F.broadcast(spans), "visitor_key").where(
         F.col("event_time").between(F.col("lo"), F.col("hi"))
     )
-    rebuilt = tx.sessionize(touched.drop("lo", "hi"), source.stream.session_gap).withColumn(
+    rebuilt = tx.sessionize(touched.drop("lo", "hi"), stream.session_gap).withColumn(
         UPDATED_AT, F.current_timestamp()
     )
     create_if_missing(spark, path, rebuilt, "sessions")
@@ -131,7 +132,9 @@ def recompute_minutes(
     """Recompute the given minutes (a `minute` column) of gold.<source>_minute from silver. `within`
     (replay): minutes of that range with no events left are deleted."""
     path = tables.stream_minutes(source.name).path(env)
-    events = spark.read.format("delta").load(tables.silver(source.name, source.stream.table).path(env))
+    events = spark.read.format("delta").load(
+        tables.silver(source.name, source.require_stream().table).path(env)
+    )
     touched = events.join(
         F.broadcast(minutes.distinct()),
         F.date_trunc("minute", "event_time") == minutes["minute"],
@@ -155,7 +158,7 @@ def apply_events(
     spark: SparkSession, env: EnvConfig, source: SourceSpec, bronze_rows: DataFrame, token_key: bytes
 ) -> Applied:
     """Valid bronze rows -> silver events (insert new ids), then the sessions and minutes they touch."""
-    stream = source.stream
+    stream = source.require_stream()
     silver_rows = tx.one_per_event(tx.to_silver(tx.valid_rows(bronze_rows, stream), stream, token_key))
     # Materialized with its lineage cut: the MERGE into silver below makes Delta re-run cached plans that read
     # silver, and these rows may come from an anti-join with silver (catch-up), which would then be empty.
@@ -163,7 +166,7 @@ def apply_events(
     offered = silver_rows.count()
     if offered == 0:
         return Applied(0, 0)
-    inserted = upsert_events(spark, tables.silver(source.name, source.stream.table).path(env), silver_rows)
+    inserted = upsert_events(spark, tables.silver(source.name, stream.table).path(env), silver_rows)
     scope = silver_rows.groupBy("visitor_key").agg(
         F.min("event_time").alias("lo"), F.max("event_time").alias("hi")
     )

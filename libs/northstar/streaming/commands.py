@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from northstar.config import ConfigError, load_env, load_source
+from northstar.config import ConfigError, EnvConfig, SourceSpec, load_env, load_source
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def _when(text: str, flag: str) -> datetime:
@@ -19,19 +23,16 @@ def _when(text: str, flag: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _context(args: argparse.Namespace, app: str):
+def _context(args: argparse.Namespace, app: str) -> tuple[SparkSession, EnvConfig, SourceSpec]:
     from northstar.spark import get_spark
 
     env = load_env(args.env)
     source = load_source(args.source)
-    if source.stream is None:
-        raise ConfigError(
-            f"conf/sources/{source.name}.yaml has no stream: section; it is not a streamed source"
-        )
+    stream = source.require_stream()
     from northstar.secrets import SecretError, resolve
 
     try:
-        resolve(source.stream.user_token_key)  # an unset key stops here, before Spark starts
+        resolve(stream.user_token_key)  # an unset key stops here, before Spark starts
     except SecretError as err:
         raise ConfigError(f"conf/sources/{source.name}.yaml stream.user_token_key: {err}") from None
     return get_spark(env, app_name=f"northstar-{app}-{source.name}"), env, source
@@ -60,7 +61,9 @@ def _cmd_stream_run(args: argparse.Namespace) -> int:
         tag=args.checkpoint_tag,
         starting_version=args.starting_version,
     )
-    print(f"stream {source.name}: running every {source.stream.trigger_interval}; Ctrl-C stops it cleanly")
+    print(
+        f"stream {source.name}: running every {source.require_stream().trigger_interval}; Ctrl-C stops it cleanly"
+    )
     try:
         spark.streams.awaitAnyTermination(
             args.seconds
@@ -111,7 +114,7 @@ def add_stream_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--seconds", type=int, help="processing-time: stop after this many seconds")
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
     """`northstar stream run|replay|catch-up`."""
     stream = commands.add_parser(
         "stream", help="product-event stream: run, replay a range, catch up late events"

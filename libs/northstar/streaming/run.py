@@ -16,12 +16,13 @@ Exactly once:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 from northstar import ledger, quarantine
 from northstar.bronze.transforms import (
@@ -44,10 +45,10 @@ AVAILABLE_NOW, PROCESSING_TIME = "available-now", "processing-time"
 
 def token_key(source: SourceSpec) -> bytes:
     """The user-token key, from the secret reference in conf (never logged)."""
-    return resolve(source.stream.user_token_key).value.encode("utf-8")
+    return resolve(source.require_stream().user_token_key).value.encode("utf-8")
 
 
-def _trigger(writer, mode: str, interval: str):
+def _trigger(writer: DataStreamWriter, mode: str, interval: str) -> DataStreamWriter:
     if mode == AVAILABLE_NOW:
         return writer.trigger(availableNow=True)
     if mode == PROCESSING_TIME:
@@ -55,15 +56,93 @@ def _trigger(writer, mode: str, interval: str):
     raise ValueError(f"trigger {mode!r}: use {AVAILABLE_NOW} or {PROCESSING_TIME}")
 
 
-def bronze_batch_writer(spark: SparkSession, env: EnvConfig, source: SourceSpec, tag: str):
+def _count_by_reason(rows: DataFrame) -> dict[str | None, int]:
+    """Rows per reject reason (None: accepted)."""
+    return {
+        r["reason"]: r["n"]
+        for r in rows.groupBy(F.col(tx.REJECT_REASON).alias("reason"))
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
+    }
+
+
+def _append_bronze(
+    spark: SparkSession, bronze_rows: DataFrame, bronze_path: str, app_id: str, batch_id: int
+) -> None:
+    """Append a batch to bronze, idempotently (txnAppId/txnVersion: a replayed batch is skipped by Delta)."""
+    create_if_missing(spark, bronze_path, bronze_rows, "bronze", partition_by="_ingest_date")
+    (
+        bronze_rows.write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", batch_id)
+        .partitionBy("_ingest_date")
+        .save(bronze_path)
+    )
+
+
+def _quarantine_rejects(
+    spark: SparkSession,
+    rows: DataFrame,
+    source: SourceSpec,
+    quarantine_path: str,
+    *,
+    run_id: str,
+    now: datetime,
+    once: tuple[str, int],
+) -> None:
+    """The batch's rejected rows -> quarantine, once per batch."""
+    rejects = quarantine.quarantine_rows(
+        rows.where(F.col(tx.REJECT_REASON).isNotNull()),
+        run_id=run_id,
+        layer="bronze",
+        source=source.name,
+        table=source.require_stream().table,
+        reason=F.col(tx.REJECT_REASON),
+        reason_detail=F.col(tx.REJECT_DETAIL),
+        raw_record=F.col(RAW),
+        landing_file=F.col(LANDING_FILE),
+        record_hash=F.col(RECORD_HASH),
+        quarantined_at=F.lit(now).cast("timestamp"),
+    )
+    create_if_missing(spark, quarantine_path, rejects, "quarantine")
+    quarantine.write(spark, rejects, quarantine_path, once=once)
+
+
+def _bronze_entry(
+    env: EnvConfig, source: SourceSpec, run_id: str, batch_id: int, by_reason: dict[str | None, int]
+) -> LedgerEntry:
+    """The ledger row of one bronze micro-batch, balanced."""
+    read = sum(by_reason.values())
+    rejected = read - by_reason.get(None, 0)
+    entry = LedgerEntry(
+        run_id=run_id,
+        job="stream_bronze",
+        env=env.name,
+        source=source.name,
+        table_name=source.require_stream().table,
+        layer="bronze",
+        records_read=read,
+        records_written=read - rejected,
+        records_quarantined=rejected,
+        details={"batch_id": batch_id, **{f"quarantined.{k}": v for k, v in by_reason.items() if k}},
+    )
+    entry.check_balanced()
+    return entry
+
+
+def bronze_batch_writer(
+    spark: SparkSession, env: EnvConfig, source: SourceSpec, tag: str
+) -> Callable[[DataFrame, int], None]:
     """foreachBatch of query 1: parse, write bronze (everything that landed), quarantine rejects, ledger row."""
-    stream = source.stream
+    stream = source.require_stream()
     spec = source.tables[stream.table]
     app_id = f"northstar-stream-bronze-{source.name}-{tag}"
     bronze_path, quarantine_path = (
-        tables.bronze(source.name, source.stream.table).path(env),
-        tables.quarantine(source.name, source.stream.table).path(env),
+        tables.bronze(source.name, stream.table).path(env),
+        tables.quarantine(source.name, stream.table).path(env),
     )
+    data_columns = [c.name for c in spec.columns or []]
 
     def write(batch: DataFrame, batch_id: int) -> None:
         run_id = f"stream-bronze-{tag}-{batch_id:010d}"
@@ -72,56 +151,15 @@ def bronze_batch_writer(spark: SparkSession, env: EnvConfig, source: SourceSpec,
         rows = add_lineage(rows, source=source.name, run_id=run_id, ingest_time=now)
         rows = rows.withColumn("_pan_redacted", F.lit(False)).persist()
         try:
-            by_reason = {
-                r["reason"]: r["n"]
-                for r in rows.groupBy(F.col(tx.REJECT_REASON).alias("reason"))
-                .agg(F.count(F.lit(1)).alias("n"))
-                .collect()
-            }
-            read = sum(by_reason.values())
-            if read == 0:
+            by_reason = _count_by_reason(rows)
+            if sum(by_reason.values()) == 0:
                 return
-            rejected = read - by_reason.get(None, 0)
-            data_columns = [c.name for c in spec.columns or []]
-            bronze_rows = rows.select(*data_columns, *LINEAGE_COLUMNS)
-            create_if_missing(spark, bronze_path, bronze_rows, "bronze", partition_by="_ingest_date")
-            (
-                bronze_rows.write.format("delta")
-                .mode("append")
-                .option("txnAppId", app_id)
-                .option("txnVersion", batch_id)
-                .partitionBy("_ingest_date")
-                .save(bronze_path)
-            )
-            if rejected:
-                rejects = quarantine.quarantine_rows(
-                    rows.where(F.col(tx.REJECT_REASON).isNotNull()),
-                    run_id=run_id,
-                    layer="bronze",
-                    source=source.name,
-                    table=stream.table,
-                    reason=F.col(tx.REJECT_REASON),
-                    reason_detail=F.col(tx.REJECT_DETAIL),
-                    raw_record=F.col(RAW),
-                    landing_file=F.col(LANDING_FILE),
-                    record_hash=F.col(RECORD_HASH),
-                    quarantined_at=F.lit(now).cast("timestamp"),
+            _append_bronze(spark, rows.select(*data_columns, *LINEAGE_COLUMNS), bronze_path, app_id, batch_id)
+            if sum(by_reason.values()) - by_reason.get(None, 0):  # rejected rows
+                _quarantine_rejects(
+                    spark, rows, source, quarantine_path, run_id=run_id, now=now, once=(app_id, batch_id)
                 )
-                create_if_missing(spark, quarantine_path, rejects, "quarantine")
-                quarantine.write(spark, rejects, quarantine_path, once=(app_id, batch_id))
-            entry = LedgerEntry(
-                run_id=run_id,
-                job="stream_bronze",
-                env=env.name,
-                source=source.name,
-                table_name=stream.table,
-                layer="bronze",
-                records_read=read,
-                records_written=read - rejected,
-                records_quarantined=rejected,
-                details={"batch_id": batch_id, **{f"quarantined.{k}": v for k, v in by_reason.items() if k}},
-            )
-            entry.check_balanced()
+            entry = _bronze_entry(env, source, run_id, batch_id, by_reason)
             ledger.append(spark, env, entry, txn=(f"{app_id}-ledger", batch_id))
         finally:
             rows.unpersist()
@@ -129,10 +167,13 @@ def bronze_batch_writer(spark: SparkSession, env: EnvConfig, source: SourceSpec,
     return write
 
 
-def silver_batch_writer(spark: SparkSession, env: EnvConfig, source: SourceSpec, tag: str):
+def silver_batch_writer(
+    spark: SparkSession, env: EnvConfig, source: SourceSpec, tag: str
+) -> Callable[[DataFrame, int], None]:
     """foreachBatch of query 2: silver events, sessions, minute aggregates; one ledger row per batch."""
     key = token_key(source)
     app_id = f"northstar-stream-silver-{source.name}-{tag}"
+    table = source.require_stream().table
 
     def write(batch: DataFrame, batch_id: int) -> None:
         applied = apply_events(spark, env, source, batch, key)
@@ -143,7 +184,7 @@ def silver_batch_writer(spark: SparkSession, env: EnvConfig, source: SourceSpec,
             job="stream_silver",
             env=env.name,
             source=source.name,
-            table_name=source.stream.table,
+            table_name=table,
             layer="silver",
             records_read=applied.offered,
             records_written=applied.inserted,
@@ -165,10 +206,11 @@ def start_bronze(
     max_files_per_trigger: int | None = None,
 ) -> StreamingQuery:
     """Query 1: the landing folder's Firehose files (YYYY/MM/DD/HH/) -> bronze + quarantine + ledger."""
-    spec = source.tables[source.stream.table]
+    stream = source.require_stream()
+    spec = source.tables[stream.table]
     lines = (
         spark.readStream.format("text")
-        .option("maxFilesPerTrigger", max_files_per_trigger or source.stream.max_files_per_trigger)
+        .option("maxFilesPerTrigger", max_files_per_trigger or stream.max_files_per_trigger)
         .load(f"{tables.landing_folder(env, spec)}/*/*/*/*")
         .select(F.col("value").alias(RAW), F.col("_metadata.file_path").alias(LANDING_FILE))
     )
@@ -177,7 +219,7 @@ def start_bronze(
         .option("checkpointLocation", tables.checkpoint_folder(env, source.name, "bronze", tag))
         .foreachBatch(bronze_batch_writer(spark, env, source, tag))
     )
-    return _trigger(writer, mode, source.stream.trigger_interval).start()
+    return _trigger(writer, mode, stream.trigger_interval).start()
 
 
 def start_silver(
@@ -193,7 +235,7 @@ def start_silver(
     """Query 2: bronze (Delta stream) -> dedup within the watermark -> silver, sessions, minute aggregates.
 
     `starting_version` (with a new `tag`, i.e. a new checkpoint): restart from that bronze version."""
-    stream = source.stream
+    stream = source.require_stream()
     reader = (
         spark.readStream.format("delta")
         .option("skipChangeCommits", "true")
@@ -201,7 +243,7 @@ def start_silver(
     )
     if starting_version is not None:
         reader = reader.option("startingVersion", starting_version)
-    bronze = reader.load(tables.bronze(source.name, source.stream.table).path(env))
+    bronze = reader.load(tables.bronze(source.name, stream.table).path(env))
     deduped = (
         tx.valid_rows(bronze, stream)
         .withWatermark(stream.event_time, stream.watermark)
@@ -257,7 +299,7 @@ def run_available_now(
     )
     bronze.awaitTermination()
     _progress_counts(bronze, run, "bronze")
-    if not delta.table_exists(spark, tables.bronze(source.name, source.stream.table).path(env)):
+    if not delta.table_exists(spark, tables.bronze(source.name, source.require_stream().table).path(env)):
         return run
     silver = start_silver(
         spark,
@@ -278,7 +320,7 @@ def catch_up(
 ) -> LedgerEntry:
     """Bring into silver the valid bronze events silver does not hold (late beyond the watermark), with
     their sessions and minutes. `since`: only bronze rows ingested from then on (default: all)."""
-    stream = source.stream
+    stream = source.require_stream()
     entry = LedgerEntry(
         run_id=ledger.new_run_id("catchup"),
         job="stream_catch_up",
@@ -290,11 +332,11 @@ def catch_up(
     )
     with ledger.recorded(spark, env, entry):
         bronze = tx.valid_rows(
-            spark.read.format("delta").load(tables.bronze(source.name, source.stream.table).path(env)), stream
+            spark.read.format("delta").load(tables.bronze(source.name, stream.table).path(env)), stream
         )
         if since is not None:
             bronze = bronze.where(F.col("_ingest_time") >= F.lit(since))
-        events_path = tables.silver(source.name, source.stream.table).path(env)
+        events_path = tables.silver(source.name, stream.table).path(env)
         if delta.table_exists(spark, events_path):
             held = (
                 spark.read.format("delta").load(events_path).select(F.col("event_id").alias(stream.event_id))
@@ -318,7 +360,7 @@ def replay(
     visitor seen in the range, before or after, are rebuilt (a session crossing an edge is rebuilt whole from
     silver, events outside the range untouched); minutes of the range are recomputed, empty ones deleted.
     Other ranges are not touched; running it twice gives the same tables."""
-    stream = source.stream
+    stream = source.require_stream()
     if start >= end:
         raise ValueError(f"replay: --from {start} must be before --to {end}")
     entry = LedgerEntry(
@@ -332,9 +374,9 @@ def replay(
         window_end=end,
     )
     lo, hi = F.lit(start).cast("timestamp"), F.lit(end).cast("timestamp")
-    events_path = tables.silver(source.name, source.stream.table).path(env)
+    events_path = tables.silver(source.name, stream.table).path(env)
     with ledger.recorded(spark, env, entry):
-        bronze = spark.read.format("delta").load(tables.bronze(source.name, source.stream.table).path(env))
+        bronze = spark.read.format("delta").load(tables.bronze(source.name, stream.table).path(env))
         in_range = tx.valid_rows(bronze, stream).where(
             (F.col(stream.event_time) >= lo) & (F.col(stream.event_time) < hi)
         )
@@ -345,7 +387,7 @@ def replay(
         version_before = delta.latest_version(spark, events_path)
         predicate = f"event_time >= '{start.isoformat()}' AND event_time < '{end.isoformat()}'"
         (rebuilt.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(events_path))
-        entry.delta_versions[f"silver.{source.name}_{stream.table}"] = delta.latest_version(
+        entry.delta_versions[tables.silver(source.name, stream.table).full_name] = delta.current_version(
             spark, events_path
         )
         visitors = rebuilt.select("visitor_key")

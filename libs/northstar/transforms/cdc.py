@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from northstar.config.source import CdcSpec
 
@@ -29,6 +30,16 @@ def normalize_dms(events: DataFrame, op_column: str = "Op") -> DataFrame:
     return events.withColumn(OP, F.when(op.isin(INSERT, UPDATE, DELETE), op)).drop(op_column)
 
 
+def _struct_fields(events: DataFrame, name: str) -> list[str]:
+    """The field names of struct column `name`; [] when the batch has no such column."""
+    if name not in events.columns:
+        return []
+    data_type = events.schema[name].dataType
+    if not isinstance(data_type, T.StructType):
+        raise TypeError(f"Debezium envelope field {name} is {data_type.simpleString()}, not a struct")
+    return data_type.fieldNames()
+
+
 def normalize_debezium(events: DataFrame) -> DataFrame:
     """Debezium envelopes (optionally wrapped in `payload`): the row image's columns, `_cdc_op`,
     `_cdc_ts_ms` and `_cdc_lsn`, next to the lineage columns the events already carry."""
@@ -36,10 +47,7 @@ def normalize_debezium(events: DataFrame) -> DataFrame:
         lineage = [c for c in events.columns if c.startswith("_")]
         events = events.select("payload.*", *lineage)
     op = F.col("op")
-    images = {
-        name: events.schema[name].dataType.fieldNames() if name in events.columns else []
-        for name in ("before", "after")
-    }
+    images = {name: _struct_fields(events, name) for name in ("before", "after")}
     fields = list(dict.fromkeys(images["after"] + images["before"]))
 
     def image_field(name: str) -> F.Column:
@@ -49,7 +57,7 @@ def normalize_debezium(events: DataFrame) -> DataFrame:
         return F.when(op == "d", before).otherwise(after).alias(name)
 
     mapping = F.create_map(*[F.lit(x) for pair in _DEBEZIUM_OPS.items() for x in pair])
-    source_fields = events.schema["source"].dataType.fieldNames() if "source" in events.columns else []
+    source_fields = _struct_fields(events, "source")
     lineage = [c for c in events.columns if c.startswith("_")]
     return events.select(
         *[image_field(f) for f in fields],

@@ -7,13 +7,14 @@ into columns: values that fit are cast, values that do not are kept as JSON in `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from northstar.config import TableSpec
+from northstar.config import ColumnSpec, TableSpec
 from northstar.errors import EXIT_DRIFT, NorthstarError
 
 RESCUED = "_rescued_data"
@@ -75,6 +76,28 @@ def merge_types(current: T.DataType, incoming: T.DataType, add_fields: bool = Tr
     return current
 
 
+def _parts_fit(
+    fits: Callable[[T.DataType, T.DataType], bool],
+    delivered: T.DataType,
+    target: T.DataType,
+    *,
+    map_keys: bool,
+) -> bool:
+    """For two nested types of one kind: `fits` holds for each field (a struct's: every delivered field is in
+    `target`), the array's elements, the map's values (and keys, if map_keys). False for anything else."""
+    if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
+        target_by_name = {f.name: f.dataType for f in target.fields}
+        return all(
+            f.name in target_by_name and fits(f.dataType, target_by_name[f.name]) for f in delivered.fields
+        )
+    if isinstance(target, T.ArrayType) and isinstance(delivered, T.ArrayType):
+        return fits(delivered.elementType, target.elementType)
+    if isinstance(target, T.MapType) and isinstance(delivered, T.MapType):
+        keys_fit = fits(delivered.keyType, target.keyType) if map_keys else True
+        return keys_fit and fits(delivered.valueType, target.valueType)
+    return False
+
+
 def compatible(delivered: T.DataType, target: T.DataType) -> bool:
     """True when values of `delivered` can be expected to fit `target` (JSON has no dates, so strings fit them)."""
     if delivered == target:
@@ -85,51 +108,48 @@ def compatible(delivered: T.DataType, target: T.DataType) -> bool:
         delivered, T.StringType
     ):
         return True
-    if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
-        target_by_name = {f.name: f.dataType for f in target.fields}
-        return all(
-            f.name in target_by_name and compatible(f.dataType, target_by_name[f.name])
-            for f in delivered.fields
-        )
-    if isinstance(target, T.ArrayType) and isinstance(delivered, T.ArrayType):
-        return compatible(delivered.elementType, target.elementType)
-    if isinstance(target, T.MapType) and isinstance(delivered, T.MapType):
-        return compatible(delivered.valueType, target.valueType)
+    return _parts_fit(compatible, delivered, target, map_keys=False)
+
+
+_INTEGRAL_DIGITS: dict[type[T.DataType], int] = {
+    T.ByteType: 3,
+    T.ShortType: 5,
+    T.IntegerType: 10,
+    T.LongType: 19,
+}
+_INTEGRAL_RANK: list[type[T.DataType]] = [T.ByteType, T.ShortType, T.IntegerType, T.LongType]
+
+
+def _integral_lossless(delivered: type[T.DataType], target: T.DataType) -> bool:
+    """An integral type `delivered` into `target`: a wider integral, a double (not from long), a wide decimal."""
+    t = type(target)
+    if t in _INTEGRAL_DIGITS:
+        return _INTEGRAL_RANK.index(delivered) <= _INTEGRAL_RANK.index(t)
+    if t is T.DoubleType:
+        return delivered is not T.LongType
+    if isinstance(target, T.DecimalType):
+        return target.precision - target.scale >= _INTEGRAL_DIGITS[delivered]
     return False
 
 
-_INTEGRAL_DIGITS = {T.ByteType: 3, T.ShortType: 5, T.IntegerType: 10, T.LongType: 19}
-_INTEGRAL_RANK = [T.ByteType, T.ShortType, T.IntegerType, T.LongType]
+def _atomic_lossless(delivered: T.DataType, target: T.DataType) -> bool:
+    d = type(delivered)
+    if d in _INTEGRAL_DIGITS:
+        return _integral_lossless(d, target)
+    if d is T.FloatType:
+        return type(target) is T.DoubleType
+    if isinstance(delivered, T.DecimalType) and isinstance(target, T.DecimalType):
+        return target.scale >= delivered.scale and (
+            target.precision - target.scale >= delivered.precision - delivered.scale
+        )
+    return False
 
 
 def lossless(delivered: T.DataType, target: T.DataType) -> bool:
     """True when every value of `delivered` is represented exactly in `target`, so no check per row is needed."""
     if delivered == target:
         return True
-    d, t = type(delivered), type(target)
-    if d in _INTEGRAL_DIGITS and t in _INTEGRAL_DIGITS:
-        return _INTEGRAL_RANK.index(d) <= _INTEGRAL_RANK.index(t)
-    if d in _INTEGRAL_DIGITS and t is T.DoubleType:
-        return d is not T.LongType
-    if d in _INTEGRAL_DIGITS and t is T.DecimalType:
-        return target.precision - target.scale >= _INTEGRAL_DIGITS[d]
-    if d is T.FloatType and t is T.DoubleType:
-        return True
-    if d is T.DecimalType and t is T.DecimalType:
-        return target.scale >= delivered.scale and (
-            target.precision - target.scale >= delivered.precision - delivered.scale
-        )
-    if isinstance(target, T.StructType) and isinstance(delivered, T.StructType):
-        target_by_name = {f.name: f.dataType for f in target.fields}
-        return all(
-            f.name in target_by_name and lossless(f.dataType, target_by_name[f.name])
-            for f in delivered.fields
-        )
-    if isinstance(target, T.ArrayType) and isinstance(delivered, T.ArrayType):
-        return lossless(delivered.elementType, target.elementType)
-    if isinstance(target, T.MapType) and isinstance(delivered, T.MapType):
-        return lossless(delivered.keyType, target.keyType) and lossless(delivered.valueType, target.valueType)
-    return False
+    return _atomic_lossless(delivered, target) or _parts_fit(lossless, delivered, target, map_keys=True)
 
 
 def describe_change(delivered: T.DataType, target: T.DataType, path: str) -> list[str]:
@@ -163,6 +183,48 @@ class ColumnPlan:
         return self.delivered is not None and self.target is None
 
 
+def _plan_declared(
+    spec: TableSpec, column: ColumnSpec, got: T.DataType | None, existing: T.DataType | None
+) -> tuple[ColumnPlan, list[str]]:
+    """The plan of a column the contract declares (`got`: its delivered type, `existing`: the table's), with
+    the drift it shows."""
+    name = column.name
+    fixed = contract_type(column.type)
+    target: T.DataType | None
+    if fixed is not None:
+        target = fixed
+    else:
+        base = existing or got
+        target = (
+            merge_types(base, got, spec.drift == "evolve") if base is not None and got is not None else base
+        )
+        if got is not None and not isinstance(got, _COMPLEX):
+            target = existing  # a scalar where a nested value is declared: rescue it
+    drift: list[str] = []
+    if got is not None:
+        drift = (
+            describe_change(got, target, name)
+            if target is not None
+            else [f"{name} changed type from {column.type} to {got.simpleString()}"]
+        )
+    return ColumnPlan(name, got, target), drift
+
+
+def _plan_undeclared(
+    spec: TableSpec, name: str, got: T.DataType, existing: T.DataType | None, first_batch_defines: bool
+) -> tuple[ColumnPlan, list[str]]:
+    """The plan of a delivered column the contract does not declare, with the drift it shows."""
+    if existing is not None:
+        target = merge_types(existing, got, spec.drift == "evolve")
+        return ColumnPlan(name, got, target), describe_change(got, existing, name)
+    if first_batch_defines:
+        return ColumnPlan(name, got, got), []
+    new_column = [f"new column {name} ({got.simpleString()})"]
+    if spec.drift == "evolve":
+        return ColumnPlan(name, got, got), new_column
+    return ColumnPlan(name, got, None), new_column
+
+
 def plan_columns(spec: TableSpec, delivered: T.StructType, existing: T.StructType | None) -> list[ColumnPlan]:
     """Decide the target type of every column, applying the table's drift policy.
 
@@ -179,41 +241,16 @@ def plan_columns(spec: TableSpec, delivered: T.StructType, existing: T.StructTyp
     drift: list[str] = []
 
     for name, column in declared.items():
-        fixed = contract_type(column.type)
-        got = delivered_types.get(name)
-        if fixed is not None:
-            target = fixed
-        else:
-            base = existing_types.get(name) or got
-            target = (
-                merge_types(base, got, spec.drift == "evolve")
-                if base is not None and got is not None
-                else base
-            )
-            if got is not None and not isinstance(got, _COMPLEX):
-                target = existing_types.get(name)  # a scalar where a nested value is declared: rescue it
-        if got is not None:
-            drift += (
-                describe_change(got, target, name)
-                if target is not None
-                else [f"{name} changed type from {column.type} to {got.simpleString()}"]
-            )
-        plans.append(ColumnPlan(name, got, target))
+        plan, changes = _plan_declared(spec, column, delivered_types.get(name), existing_types.get(name))
+        plans.append(plan)
+        drift += changes
 
     for name, got in delivered_types.items():
         if name in declared:
             continue
-        if name in existing_types:
-            target = merge_types(existing_types[name], got, spec.drift == "evolve")
-            drift += describe_change(got, existing_types[name], name)
-            plans.append(ColumnPlan(name, got, target))
-        elif first_batch_defines or spec.drift == "evolve":
-            if not first_batch_defines:
-                drift.append(f"new column {name} ({got.simpleString()})")
-            plans.append(ColumnPlan(name, got, got))
-        else:
-            drift.append(f"new column {name} ({got.simpleString()})")
-            plans.append(ColumnPlan(name, got, None))
+        plan, changes = _plan_undeclared(spec, name, got, existing_types.get(name), first_batch_defines)
+        plans.append(plan)
+        drift += changes
 
     if spec.drift == "fail" and drift:
         raise SchemaDriftError(
@@ -246,7 +283,7 @@ def _convert(value: Column, delivered: T.DataType, target: T.DataType) -> Column
         )
     if isinstance(target, _COMPLEX):
         text = value if isinstance(delivered, T.StringType) else F.to_json(value)
-        return F.from_json(text, target)
+        return F.from_json(text, target)  # type: ignore[arg-type]  # any DataType works (sent as .json()); the stub omits MapType
     if isinstance(delivered, _COMPLEX):
         return F.lit(None).cast(target)
     return value.try_cast(target)
@@ -286,6 +323,12 @@ def conform(frame: DataFrame, plans: list[ColumnPlan], keep: list[str]) -> DataF
     for plan in plans:
         value = F.col(f"`{plan.name}`")
         if plan.delivered is None:
+            if (
+                plan.target is None
+            ):  # a declared struct/array/map no batch or table has yet: no type to give it
+                raise TypeError(
+                    f"column {plan.name}: neither delivered nor typed, so it has no type to cast to"
+                )
             columns.append(F.lit(None).cast(plan.target).alias(plan.name))
             continue
         if plan.target is None:
