@@ -153,7 +153,8 @@ def test_task_graph_matches_conf(env_name):
                 assert task.application_id == app
                 assert task.job_driver["sparkSubmit"]["entryPoint"].endswith("/" + stage.entry_point)
                 assert task.pool == (pipelines.pool_for(source, name) or "default_pool")
-                assert task.retries == pipelines.defaults.retries and task.retry_exponential_backoff
+                assert task.retries == pipelines.defaults.retries
+                assert task.retry_exponential_backoff
                 assert task.on_failure_callback
     # the scheduled app and the backfill app are different EMR Serverless applications
     assert env.emr.applications.scheduled != env.emr.applications.backfill
@@ -167,18 +168,21 @@ def test_task_graph_matches_conf(env_name):
     assert set(housekeeping) == {f"northstar_{name}" for name in pipelines.housekeeping}
     for name, spec in pipelines.housekeeping.items():
         dag = housekeeping[f"northstar_{name}"]
-        assert [t.task_id for t in dag.tasks] == spec.stages and dag.catchup is False
+        assert [t.task_id for t in dag.tasks] == spec.stages
+        assert dag.catchup is False
         for task in dag.tasks:
             arguments = task.job_driver["sparkSubmit"]["entryPointArguments"]
             assert task.application_id == env.emr.applications.scheduled
-            assert "{source}" not in " ".join(arguments) and env_name in arguments
+            assert "{source}" not in " ".join(arguments)
+            assert env_name in arguments
     catch_up = housekeeping["northstar_stream_catch_up"].get_task("stream_catch_up")
     assert catch_up.job_driver["sparkSubmit"]["entryPointArguments"][:2] == ["--source", "clickstream"]
 
 
 def test_every_entry_point_a_dag_references_exists():
     referenced = factory.referenced_entry_points(load_pipelines())
-    assert referenced and all((REPO / path).is_file() for path in referenced), referenced
+    assert referenced
+    assert all((REPO / path).is_file() for path in referenced), referenced
     assert {"jobs/extract.py", "jobs/bronze_ingest.py", "jobs/silver_merge.py"} <= referenced
 
 
@@ -236,7 +240,9 @@ def test_failed_task_publishes_an_sns_alert(airflow_db, stack, monkeypatch):
     messages = _messages(stack)
     assert [m["Subject"] for m in messages] == ["[northstar broken] FAILED northstar_wms.ingest"]
     body = messages[0]["Message"]
-    assert "dag: northstar_wms" in body and "task: ingest" in body and "error: " in body
+    assert "dag: northstar_wms" in body
+    assert "task: ingest" in body
+    assert "error: " in body
     assert messages[0]["MessageAttributes"]["kind"]["Value"] == "task_failed"
 
 

@@ -68,7 +68,8 @@ def test_every_pagination_style_lands_the_ground_truth_through_every_fault(env, 
             reports.append(run_extract(env, source, clock=clock))
         assert_landed_equals_truth(env, source, sim)
         assert sim.stats.over_limit == 0, sim.stats
-        assert sim.stats.faults["server_error"] and sim.stats.faults["repeated_record"], sim.stats.faults
+        assert sim.stats.faults["server_error"], sim.stats.faults
+        assert sim.stats.faults["repeated_record"], sim.stats.faults
         assert sum(v for k, v in sim.stats.faults.items() if k.startswith("partial_")) > 0
     assert [r.tables[0].mode for r in reports] == ["full", "incremental", "incremental"]
     assert all(r.complete for r in reports)
@@ -137,7 +138,8 @@ def test_retry_limit_fails_with_a_clear_error_and_the_state_intact(env, marketpl
         ):
             run_extract(env, source, clock=clock, tables=["orders"])
         after = states.load()
-        assert after.watermark == before.watermark and after.in_progress.page == 0
+        assert after.watermark == before.watermark
+        assert after.in_progress.page == 0
         sim.faults = Faults()  # the partner is back: the same command resumes
         assert run_extract(env, source, clock=clock).complete
         assert_landed_equals_truth(env, source, sim)
@@ -154,7 +156,8 @@ def test_spent_budget_stops_cleanly_and_the_next_runs_resume(env, marketplace):
             assert report.requests <= 4
             if report.complete:
                 break
-        assert runs[-1].complete and len(runs) > 3
+        assert runs[-1].complete
+        assert len(runs) > 3
         assert any(t.status == "budget_spent" for t in runs[0].tables)
         assert_landed_equals_truth(env, source, sim)
         assert sim.stats.over_limit == 0
@@ -171,10 +174,12 @@ def test_backfill_window_lands_only_that_window_and_leaves_the_watermark(env, ma
         source = pointed_at(marketplace, sim.partner_url)
         start, end = "2026-11-02T00:00:00.000Z", "2026-11-03T00:00:00.000Z"
         report = run_extract(env, source, clock=clock, tables=["orders"], start=start, end=end)
-        assert report.complete and report.tables[0].mode == "backfill"
+        assert report.complete
+        assert report.tables[0].mode == "backfill"
         landed = latest_landed(env, source, "orders")
         expected = {k for k, r in sim.ground_truth("orders").items() if start <= r["updated_at"] < end}
-        assert set(landed) == expected and expected
+        assert set(landed) == expected
+        assert expected
         assert StateStore(LocalStore(env.landing), state_key("marketplace/orders")).load().watermark is None
 
 
@@ -257,8 +262,10 @@ def test_stripe_list_api_lands_the_latest_snapshot_of_every_object(env, monkeypa
         first = run_extract(env, source, clock=clock)
         sim.set_time(TIMES[-1])  # refunds succeed, disputes are decided, charges get refunded
         second = run_extract(env, source, clock=clock)
-        assert first.complete and second.complete
-        assert second.tables[0].mode == "incremental" and isinstance(second.tables[0].since, int)
+        assert first.complete
+        assert second.complete
+        assert second.tables[0].mode == "incremental"
+        assert isinstance(second.tables[0].since, int)
         assert sim.stats.over_limit == 0
         for table in ("charges", "payment_intents", "refunds", "disputes"):
             truth = sim.ground_truth(table, api="stripe")
@@ -349,7 +356,8 @@ def test_landing_on_s3_with_crash_and_resume(marketplace, monkeypatch):
                     landed[record["order_id"]] = record
         assert {k: record_hash(v) for k, v in landed.items()} == {k: record_hash(v) for k, v in truth.items()}
         state = StateStore(store, state_key("marketplace/orders")).load()
-        assert state.in_progress is None and state.watermark == max(r["updated_at"] for r in truth.values())
+        assert state.in_progress is None
+        assert state.watermark == max(r["updated_at"] for r in truth.values())
     finally:
         server.stop()
 

@@ -162,7 +162,8 @@ def test_two_writers_commit_at_once_and_every_commit_lands_once(spark, coordinat
     ]  # one commit per append, each at its own version, readable as a change feed
     entry = coordinator_entry(clients["dynamodb"], path)
     assert int(entry["tableVersion"]["N"]) == commits  # DynamoDB decided the last version
-    assert entry["hasAcceptedCommits"] == {"BOOL": True} and entry["acceptingCommits"] == {"BOOL": True}
+    assert entry["hasAcceptedCommits"] == {"BOOL": True}
+    assert entry["acceptingCommits"] == {"BOOL": True}
     assert entry["commits"] == {"L": []}  # every ratified commit was backfilled to <version>.json
     # Every version 1..N was first written as a uniquely named staged commit and ratified by DynamoDB, then
     # backfilled to <version>.json with the winner's content; a race's loser left its own staged file behind.

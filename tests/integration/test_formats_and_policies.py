@@ -61,7 +61,8 @@ def test_fail_policy_stops_naming_the_field_and_keeps_files_pending(spark, env, 
         f.uri.rsplit("/", 1)[1] for f in pending_files(spark, env, "shop", "events", source.tables["events"])
     ] == ["b.jsonl"]
     last = ledger.read(spark, env).orderBy(F.col("started_at").desc()).first()
-    assert last.status == "failed" and "coupon" in last.error
+    assert last.status == "failed"
+    assert "coupon" in last.error
 
     evolve = load_from(write_conf(tmp_path / "conf", "evolve"), load_source, "shop")
     entry = run_bronze(spark, env, evolve, "events")
@@ -98,11 +99,13 @@ def test_rescue_policy_keeps_new_fields_and_bad_values_out_of_columns(spark, env
         r.id: r for r in spark.read.format("delta").load(tables.silver("shop", "events").path(env)).collect()
     }
     assert "coupon" not in silver["2"].asDict()
-    assert silver["2"].amount is None and json.loads(silver["2"]._rescued_data) == {
+    assert silver["2"].amount is None
+    assert json.loads(silver["2"]._rescued_data) == {
         "amount": "n/a",
         "coupon": "X1",
     }
-    assert str(silver["1"].amount) == "2.50" and silver["1"]._rescued_data is None
+    assert str(silver["1"].amount) == "2.50"
+    assert silver["1"]._rescued_data is None
 
 
 def test_csv_source_with_a_ragged_row(spark, env, tmp_path):
@@ -131,13 +134,16 @@ def test_csv_source_with_a_ragged_row(spark, env, tmp_path):
         3,
         1,
     )
-    assert silver_entry.balanced and silver_entry.records_duplicate == 1  # S1's older event
+    assert silver_entry.balanced
+    assert silver_entry.records_duplicate == 1  # S1's older event
     rows = {
         r.shipment_id: r
         for r in spark.read.format("delta").load(tables.silver("wms", "shipments").path(env)).collect()
     }
-    assert rows["S1"].status == "shipped" and rows["S1"].cartons == 3
-    assert rows["S2"].cartons is None and json.loads(rows["S2"]._rescued_data) == {"cartons": "many"}
+    assert rows["S1"].status == "shipped"
+    assert rows["S1"].cartons == 3
+    assert rows["S2"].cartons is None
+    assert json.loads(rows["S2"]._rescued_data) == {"cartons": "many"}
 
 
 def test_parquet_source(spark, env, tmp_path):
@@ -152,7 +158,8 @@ def test_parquet_source(spark, env, tmp_path):
         [("I1", 1, 10.0), ("I1", 2, 12.0), ("I2", 1, 5.0)], "invoice_id string, version int, total double"
     ).coalesce(1).write.parquet(str(folder / "batch1"))
     bronze_entry, silver_entry = run_source(spark, env, source)
-    assert bronze_entry.records_written == 3 and silver_entry.records_written == 2
+    assert bronze_entry.records_written == 3
+    assert silver_entry.records_written == 2
     totals = {
         r.invoice_id: r.total
         for r in spark.read.format("delta").load(tables.silver("erp", "invoices").path(env)).collect()
@@ -183,7 +190,9 @@ def test_cli_run_with_a_users_conf_dir(spark, env, tmp_path, capsys):
     )
     assert main(["run", "--source", "shop", "--env", "mine", "--conf-dir", str(conf)]) == 0
     out = capsys.readouterr().out
-    assert "bronze  shop.events" in out and "silver  shop.events" in out and "MISMATCH" not in out
+    assert "bronze  shop.events" in out
+    assert "silver  shop.events" in out
+    assert "MISMATCH" not in out
 
 
 def test_cli_unknown_source_is_a_config_error(capsys):
@@ -221,7 +230,8 @@ def test_job_runs_unchanged_under_spark_submit(tmp_path):
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "silver  marketplace.orders" in result.stdout and "MISMATCH" not in result.stdout
+    assert "silver  marketplace.orders" in result.stdout
+    assert "MISMATCH" not in result.stdout
     assert (tmp_path / "lake" / "silver" / "marketplace" / "orders" / "_delta_log").is_dir()
 
 
@@ -246,7 +256,9 @@ def test_partitioned_silver_merges_only_touched_partitions_and_stays_correct(spa
     rows = {
         r.invoice_id: (r.region, r.version, r.total) for r in spark.read.format("delta").load(path).collect()
     }
-    assert rows["I0"] == ("eu", 2, 100.0) and rows["I3"] == ("eu", 3, 300.0) and rows["I99"] == (None, 1, 9.0)
+    assert rows["I0"] == ("eu", 2, 100.0)
+    assert rows["I3"] == ("eu", 3, 300.0)
+    assert rows["I99"] == (None, 1, 9.0)
     assert rows["I4"] == ("us", 1, 4.0)  # an older version does not overwrite
     assert len(rows) == 31
     merge = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").where("operation = 'MERGE'").first()

@@ -294,7 +294,8 @@ def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
     }
     landing_before = list_landing_files(spark, tables.landing_folder(env, source.tables["orders"]), "parquet")
     [again] = run_extract(spark, env, source, start=second.window_start, end=second.window_end)
-    assert again.mode == "window" and again.files_written == []
+    assert again.mode == "window"
+    assert again.files_written == []
     assert sorted(again.files_unchanged) == sorted(second.files_written)
     entries = run_source(spark, env, source)
     assert [e.status for e in entries] == ["noop", "noop"]
@@ -305,7 +306,8 @@ def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
         == landing_before
     )
     state = jdbc_state.load(spark, tables.landing_folder(env, source.tables["orders"]))
-    assert state.watermark_time == second.window_end and state.in_progress is None  # a window moves nothing
+    assert state.watermark_time == second.window_end
+    assert state.in_progress is None  # a window moves nothing
 
     extract_rows = ledger.read(spark, env).where(F.col("layer") == "extract").collect()
     assert [r.status for r in sorted(extract_rows, key=lambda r: r.started_at)] == [
@@ -336,11 +338,13 @@ def test_a_crash_resumes_the_window_with_no_gap_and_no_duplicate(
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_extract(spark, env, source)
     stopped = jdbc_state.load(spark, landing)
-    assert stopped.watermark is None and stopped.in_progress.batch == 2
+    assert stopped.watermark is None
+    assert stopped.in_progress.batch == 2
     monkeypatch.setattr(jdbc, "_land_page", real)
 
     [resumed] = run_extract(spark, env, source)
-    assert resumed.resumed and resumed.window_end.isoformat() == stopped.in_progress.end
+    assert resumed.resumed
+    assert resumed.window_end.isoformat() == stopped.in_progress.end
     files = [f.path for f in list_landing_files(spark, landing, "parquet")]
     assert landed_ids(spark, files) == Counter(range(1, 71))  # every row exactly once
     assert jdbc_state.load(spark, landing).watermark_time == resumed.window_end
@@ -358,9 +362,12 @@ def test_bad_password_and_statement_timeout_say_what_to_do_without_the_password(
     with pytest.raises(ExtractError) as err:
         run_extract(spark, env, source)
     message = str(err.value)
-    assert "source errs table orders" in message and f"{pg.port}/{database}" in message
-    assert f"rejected the password of user {READER}" in message and f"env:{PASSWORD_VAR}" in message
-    assert "28P01" in message and "wrong-password-4711" not in message
+    assert "source errs table orders" in message
+    assert f"{pg.port}/{database}" in message
+    assert f"rejected the password of user {READER}" in message
+    assert f"env:{PASSWORD_VAR}" in message
+    assert "28P01" in message
+    assert "wrong-password-4711" not in message
 
     # the command says the same on stderr and exits 1 (a failed run), not with a stack trace
     conf = tmp_path / "conf"
@@ -370,7 +377,8 @@ def test_bad_password_and_statement_timeout_say_what_to_do_without_the_password(
     )
     assert main(["extract", "--source", "errs", "--env", "test", "--conf-dir", str(conf)]) == 1
     stderr = capsys.readouterr().err
-    assert "extract failed: source errs table orders" in stderr and "wrong-password-4711" not in stderr
+    assert "extract failed: source errs table orders" in stderr
+    assert "wrong-password-4711" not in stderr
 
     monkeypatch.setenv(PASSWORD_VAR, reader)
     with pg.connect(database) as conn, conn.transaction():
@@ -380,8 +388,10 @@ def test_bad_password_and_statement_timeout_say_what_to_do_without_the_password(
             run_extract(spark, env, source)
         assert time.monotonic() - started < 20
     message = str(err.value)
-    assert "source errs table orders" in message and "statement_timeout (1s)" in message
-    assert "index on (updated_at, primary key)" in message and "57014" in message
+    assert "source errs table orders" in message
+    assert "statement_timeout (1s)" in message
+    assert "index on (updated_at, primary key)" in message
+    assert "57014" in message
     assert reader not in message
 
     failed = ledger.read(spark, env).collect()

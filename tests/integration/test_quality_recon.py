@@ -229,11 +229,13 @@ def test_reconcile_run_is_idempotent_and_the_report_names_the_breaches(spark, la
     args = ["reconcile", "--date", TODAY.isoformat(), "--days", "2", "--env", "t", "--conf-dir", str(conf)]
     assert main([*args, "--report", str(report), "--fail-on-breach"]) == 1  # the retry, through the CLI
     again = sorted(map(tuple, spark.read.format("delta").load(tables.RECONCILIATION.path(env)).collect()))
-    assert again == once and first.rows == len(once)
+    assert again == once
+    assert first.rows == len(once)
     rows = {(r["comparison"], r["business_date"], r["measure"]): r for r in stored.collect()}
     today_sum = rows[("base_vs_finance", TODAY, "sum")]
     assert (today_sum["left_value"], today_sum["right_value"]) == (Decimal("60.0000"), Decimal("60.0200"))
-    assert today_sum["status"] == "ok" and today_sum["variance_pct"] == pytest.approx(0.02 / 60.02 * 100)
+    assert today_sum["status"] == "ok"
+    assert today_sum["variance_pct"] == pytest.approx(0.02 / 60.02 * 100)
     assert rows[("base_vs_finance", TODAY, "count")]["status"] == "ok"  # the cancelled order is not counted
     yesterday = TODAY - timedelta(days=1)
     assert rows[("base_vs_finance", yesterday, "sum")]["status"] == "missing_left"
@@ -241,11 +243,14 @@ def test_reconcile_run_is_idempotent_and_the_report_names_the_breaches(spark, la
     assert rows[("duplicates silver.base", TODAY, "duplicate_rate")]["status"] == "ok"
     assert first.breaches == 3
     out = capsys.readouterr().out
-    assert "BREACH base_vs_finance" in out and "3 breaches" in out
+    assert "BREACH base_vs_finance" in out
+    assert "3 breaches" in out
     page = report.read_text()
     breach_table = page[page.index("<h2>Breaches</h2>") : page.index("<svg")]
-    assert breach_table.count("missing_left") == 2 and "duplicates silver.dup" in breach_table
-    assert "threshold 0.05%" in page and "threshold 0.1%" in page
+    assert breach_table.count("missing_left") == 2
+    assert "duplicates silver.dup" in breach_table
+    assert "threshold 0.05%" in page
+    assert "threshold 0.1%" in page
 
 
 def test_correction_and_rollback_are_audited_and_figures_reproduce(spark, lake, capsys):
@@ -311,7 +316,8 @@ def test_correction_and_rollback_are_audited_and_figures_reproduce(spark, lake, 
     update, restore = log["update"], log["rollback"]
     assert (update["who"], update["why"], update["ticket"]) == ("ana", "partner re-priced o1", "FIN-1")
     assert (update["rows_affected"], update["version_before"], update["version_after"]) == (1, 0, 1)
-    assert update["predicate"] == "order_id = 'o1'" and update["assignments"] == "total_amount = 12.00"
+    assert update["predicate"] == "order_id = 'o1'"
+    assert update["assignments"] == "total_amount = 12.00"
     assert (restore["who"], restore["ticket"], restore["version_before"], restore["version_after"]) == (
         "bo",
         "FIN-2",
@@ -319,7 +325,8 @@ def test_correction_and_rollback_are_audited_and_figures_reproduce(spark, lake, 
         2,
     )
     assert restore["rows_affected"] == 2  # the corrected row removed, the original back
-    assert restore["metrics"]["rows_added"] == 1 and restore["metrics"]["rows_removed"] == 1
+    assert restore["metrics"]["rows_added"] == 1
+    assert restore["metrics"]["rows_removed"] == 1
 
     # append-only: Delta itself refuses to change or remove an audit row
     audit = DeltaTable.forPath(spark, tables.CORRECTIONS.path(env))

@@ -78,7 +78,8 @@ def test_a_bad_coordinator_section_names_the_file_and_field(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError) as err:
         load_from(conf, load_env, "dev")
-    assert "dev.yaml" in str(err.value) and "delta_commit_coordinator.region" in str(err.value)
+    assert "dev.yaml" in str(err.value)
+    assert "delta_commit_coordinator.region" in str(err.value)
 
 
 def test_coordinate_commits_says_what_to_add_and_which_tables_exist(tmp_path):

@@ -43,7 +43,8 @@ def test_cfn_lint_rejects_a_broken_template(tmp_path):
     )
     (tmp_path / "broken.yaml").write_text(broken)
     done = subprocess.run([CFN_LINT, str(tmp_path / "broken.yaml")], capture_output=True, text=True)
-    assert done.returncode != 0 and "ExpirationDays" in done.stdout
+    assert done.returncode != 0
+    assert "ExpirationDays" in done.stdout
 
 
 def test_lifecycle_days_equal_the_retention_figures():

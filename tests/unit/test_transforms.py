@@ -134,8 +134,10 @@ def test_rejected_rows_carry_reason_and_record_json(spark):
     row = silver.rejected_to_quarantine(
         silver.classify(batch, SPEC), run_id="r", source="s", table="t", quarantined_at=F.current_timestamp()
     ).first()
-    assert row.reason == "null_primary_key" and row.reason_detail == "primary key column id is null"
-    assert '"status":"placed"' in row.raw_record and row.layer == "silver"
+    assert row.reason == "null_primary_key"
+    assert row.reason_detail == "primary key column id is null"
+    assert '"status":"placed"' in row.raw_record
+    assert row.layer == "silver"
 
 
 def test_newer_condition_compares_ordering_then_hash():
@@ -156,9 +158,11 @@ def test_pii_paths_become_keyed_tokens_and_a_struct_path_is_refused(spark):
     out = tokenize(frame, ["email", "customer.name", "customer.address.line1", "customer.missing"], b"k")
     first, second = out.orderBy("id").collect()
     token = hmac.new(b"k", b"a@x.com", hashlib.sha256).hexdigest()
-    assert first.email == token and second.email is None
+    assert first.email == token
+    assert second.email is None
     assert first.customer.name == hmac.new(b"k", b"Ana Ng", hashlib.sha256).hexdigest()
-    assert first.customer.address.line1 != "1 Main St" and first.customer.address.country == "US"
+    assert first.customer.address.line1 != "1 Main St"
+    assert first.customer.address.country == "US"
     assert second.customer is None  # a null struct stays null
     with raises(ValueError, match="declare its leaf fields"):
         tokenize(frame, ["customer.address"], b"k")
