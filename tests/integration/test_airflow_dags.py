@@ -7,6 +7,7 @@ itself runs for real: the DAGs are parsed by a DagBag and one runs end to end wi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -33,6 +34,7 @@ os.environ.update(
     }
 )
 airflow = pytest.importorskip("airflow")
+from airflow.utils import db  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from northstar.config import load_env  # noqa: E402
@@ -40,14 +42,17 @@ from northstar.orchestration import dags as factory  # noqa: E402
 from northstar.orchestration.spec import load_pipelines  # noqa: E402
 from tests.helpers.conf import load_from  # noqa: E402
 
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:  # Airflow 2
+    from airflow.models.dagbag import DagBag
+
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 
 
 @pytest.fixture(scope="module")
 def airflow_db():
-    from airflow.utils import db
-
     db.initdb()
     yield
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
@@ -101,8 +106,6 @@ def stack(aws, tmp_path_factory):
 
 
 def _messages(stack) -> list[dict]:
-    import json
-
     out = stack["sqs"].receive_message(QueueUrl=stack["queue"], MaxNumberOfMessages=10, WaitTimeSeconds=1)
     for m in out.get("Messages", []):
         stack["sqs"].delete_message(QueueUrl=stack["queue"], ReceiptHandle=m["ReceiptHandle"])
@@ -110,11 +113,6 @@ def _messages(stack) -> list[dict]:
 
 
 def test_every_dag_file_imports_without_errors(monkeypatch):
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 2
-        from airflow.models.dagbag import DagBag
-
     monkeypatch.setenv("NORTHSTAR_ENV", "prod")
     bag = DagBag(dag_folder=str(REPO / "airflow" / "dags"))
     assert bag.import_errors == {}

@@ -6,22 +6,27 @@ import gzip
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
+from moto.server import ThreadedMotoServer
 
+from northstar.cli import main
+from northstar.config import EnvConfig, load_source
 from northstar.dev.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
 from northstar.extract.ratelimit import FakeClock
 from northstar.extract.rest import ExtractError, run_extract
 from northstar.extract.state import StateStore, state_key
-from northstar.landing.writer import LocalStore
+from northstar.landing.writer import LocalStore, S3Store
 from tests.helpers.api_sim import RATE, TOKEN, landed_pages, latest_landed, pointed_at
-from tests.helpers.envs import REPO
+from tests.helpers.envs import REPO, make_env
 
 TIMES = (START + timedelta(days=1), START + timedelta(days=3), START + timedelta(days=9))
 
@@ -97,8 +102,6 @@ def crash_at(point: str, table: str, page: int):
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_crash_at_any_point_resumes_with_no_gap_and_no_duplicate_page(tmp_path, marketplace, point):
-    from tests.helpers.envs import make_env
-
     reference_env, crashed_env = make_env(tmp_path / "reference"), make_env(tmp_path / "crashed")
     contents = {}
     for env, hook in ((reference_env, None), (crashed_env, crash_at(point, "orders", 4))):
@@ -228,11 +231,11 @@ def test_killed_process_resumes_with_no_gap_and_no_duplicate(tmp_path, marketpla
         process.wait(timeout=30)
         killed_at = len(list(orders_folder.rglob("*.jsonl.gz")))
 
-        resumed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
+        resumed = subprocess.run(
+            command, env=environment, capture_output=True, text=True, timeout=120, check=False
+        )
         assert resumed.returncode == 0, resumed.stderr
         assert "resumed at page" in resumed.stdout
-        from tests.helpers.envs import make_env
-
         env = make_env(tmp_path / "data")
         source = pointed_at(marketplace, sim.partner_url)
         assert_landed_equals_truth(env, source, sim)
@@ -244,8 +247,6 @@ def test_killed_process_resumes_with_no_gap_and_no_duplicate(tmp_path, marketpla
 
 
 def test_stripe_list_api_lands_the_latest_snapshot_of_every_object(env, monkeypatch):
-    from northstar.config import load_source
-
     monkeypatch.setenv("NORTHSTAR_STRIPE_KEY", TOKEN)
     clock = FakeClock()
     stripe = load_source("stripe")
@@ -302,14 +303,6 @@ def test_stripe_list_api_lands_the_latest_snapshot_of_every_object(env, monkeypa
 
 def test_landing_on_s3_with_crash_and_resume(marketplace, monkeypatch):
     """The env's landing root on S3 (moto on 127.0.0.1): pages, manifests and state through boto3."""
-    import socket
-
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    from northstar.config import EnvConfig
-    from northstar.landing.writer import S3Store
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -364,10 +357,6 @@ def test_landing_on_s3_with_crash_and_resume(marketplace, monkeypatch):
 
 def test_lookback_override_lets_hourly_syncs_read_one_hour(tmp_path, marketplace, capsys):
     """`--lookback-hours 1`: the incremental run asks for records since the watermark minus one hour, not 24."""
-    from datetime import datetime
-
-    from northstar.cli import main
-
     rate = (1000, 1.0)
     with PartnerApiSimulator(orders=40, faults=Faults(), rate_limit=rate, token=TOKEN, now=TIMES[0]) as sim:
         conf = write_conf(tmp_path / "conf", tmp_path / "data", sim.partner_url, rate)

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from northstar import ledger
 from northstar.cli import main
+from northstar.config import load_source
 from northstar.dev.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
 from northstar.extract.ratelimit import FakeClock
 from northstar.extract.rest import run_extract
@@ -138,8 +139,6 @@ def test_drift_fail_stops_the_run_naming_the_field(spark, env, marketplace, tmp_
 
 
 def test_stripe_list_api_to_silver_keeps_the_latest_snapshot_and_no_card_number(spark, env, monkeypatch):
-    from northstar.config import load_source
-
     monkeypatch.setenv("NORTHSTAR_STRIPE_KEY", TOKEN)
     stripe = load_source("stripe")
     clock = FakeClock()

@@ -13,6 +13,7 @@ from northstar.dev.generate.cdc import change_events, write_debezium, write_dms_
 from northstar.lake import tables
 from northstar.silver.pipeline import run_source
 from tests.helpers.conf import load_from
+from tests.helpers.envs import make_env
 
 SOURCES = {
     "pg_debezium": """
@@ -150,8 +151,6 @@ def history_of(spark, env, name):
 
 
 def test_scd2_history_is_right_after_out_of_order_delivery(spark, tmp_path):
-    from tests.helpers.envs import make_env
-
     feed = change_events(keys=25, updates=100, seed=12)
     files = write_debezium(feed, tmp_path / "feed", files=4, seed=4)
     (tmp_path / "conf" / "sources").mkdir(parents=True)

@@ -200,9 +200,8 @@ def test_conflicting_merge_under_the_coordinator_retries_and_lands_once(
     assert int(coordinator_entry(clients["dynamodb"], path)["tableVersion"]["N"]) == 2
 
 
-def test_an_existing_table_is_converted_once_and_can_be_released(
-    spark, aws, _moto_keeps_bool_updates, tmp_path
-):
+@pytest.mark.usefixtures("_moto_keeps_bool_updates")
+def test_an_existing_table_is_converted_once_and_can_be_released(spark, aws, tmp_path):
     spec, clients = aws
     path = str(tmp_path / "existing")  # local: the conversion is the same on any file system
     assert coordinate_table(spark, path, spec) == NOT_CREATED

@@ -210,6 +210,48 @@ def table_contents(spark, env, source: str, table: str) -> dict[str, Counter]:
     }
 
 
+def change_the_source(pg, database):
+    """Updates sharing one updated_at exactly, soft deletes, new rows: the ids of each."""
+    with pg.connect(database) as conn:
+        with conn.transaction():
+            updated = [
+                r[0]
+                for r in conn.execute(
+                    "update orders set status = 'shipped', updated_at = now() where id % 12 = 0 returning id"
+                ).fetchall()
+            ]
+        with conn.transaction():
+            deleted = [
+                r[0]
+                for r in conn.execute(
+                    "update orders set status = 'cancelled', deleted_at = now(), updated_at = now() "
+                    "where id in (5, 6, 7, 40, 41, 95) returning id"
+                ).fetchall()
+            ]
+        with conn.transaction():
+            inserted = [
+                r[0]
+                for r in conn.execute(
+                    "insert into orders select i, 1, 'new', 9.99, now(), now(), null, repeat(md5(i::text), 60) "
+                    "from generate_series(97, 101) i returning id"
+                ).fetchall()
+            ]
+    return updated, deleted, inserted
+
+
+def assert_index_range_scans(pages, probes, catalog):
+    """No sequential scan; every page a range scan of the (updated_at, id) index; catalog looks at no table."""
+    for plan in pages + probes:
+        assert plan["Plan"]["Actual Rows"] <= 16
+        scans = [n for n in plan_nodes(plan) if n["Node Type"] == "Seq Scan"]
+        assert not scans, f"sequential scan in {plan['Query Text']}"
+    for plan in pages:  # each page is a range scan of the (updated_at, id) index that stops at LIMIT
+        assert plan["Plan"]["Node Type"] == "Limit"
+        assert any(n.get("Index Name") == "orders_updated_at_id" for n in plan_nodes(plan))
+    for plan in catalog:
+        assert {n.get("Relation Name") for n in plan_nodes(plan)}.isdisjoint({"orders", "customers"})
+
+
 def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
     pg, spark, env, tmp_path, reader, databases
 ):
@@ -235,30 +277,7 @@ def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
     )
 
     # 2. the source changes: updates sharing one updated_at exactly, soft deletes, new rows
-    with pg.connect(database) as conn:
-        with conn.transaction():
-            updated = [
-                r[0]
-                for r in conn.execute(
-                    "update orders set status = 'shipped', updated_at = now() where id % 12 = 0 returning id"
-                ).fetchall()
-            ]
-        with conn.transaction():
-            deleted = [
-                r[0]
-                for r in conn.execute(
-                    "update orders set status = 'cancelled', deleted_at = now(), updated_at = now() "
-                    "where id in (5, 6, 7, 40, 41, 95) returning id"
-                ).fetchall()
-            ]
-        with conn.transaction():
-            inserted = [
-                r[0]
-                for r in conn.execute(
-                    "insert into orders select i, 1, 'new', 9.99, now(), now(), null, repeat(md5(i::text), 60) "
-                    "from generate_series(97, 101) i returning id"
-                ).fetchall()
-            ]
+    updated, deleted, inserted = change_the_source(pg, database)
     changed = set(updated) | set(deleted) | set(inserted)
     assert (len(updated), len(deleted), len(inserted)) == (8, 6, 5)
     scans_before = seq_scans(pg, database, "orders")
@@ -272,15 +291,7 @@ def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
     pages, probes, catalog = by_kind(plans)
     assert [p["Plan"]["Actual Rows"] for p in pages] == [16, 3]  # 19 changed rows; a short page ends it
     assert second.queries == 2
-    for plan in pages + probes:
-        assert plan["Plan"]["Actual Rows"] <= 16
-        scans = [n for n in plan_nodes(plan) if n["Node Type"] == "Seq Scan"]
-        assert not scans, f"sequential scan in {plan['Query Text']}"
-    for plan in pages:  # each page is a range scan of the (updated_at, id) index that stops at LIMIT
-        assert plan["Plan"]["Node Type"] == "Limit"
-        assert any(n.get("Index Name") == "orders_updated_at_id" for n in plan_nodes(plan))
-    for plan in catalog:
-        assert {n.get("Relation Name") for n in plan_nodes(plan)}.isdisjoint({"orders", "customers"})
+    assert_index_range_scans(pages, probes, catalog)
     assert seq_scans(pg, database, "orders") == scans_before
     run_source(spark, env, source)
     assert silver_rows(spark, env, "shop", "orders", ORDER_COLUMNS) == source_rows(

@@ -17,14 +17,18 @@ from delta.tables import DeltaTable
 
 from northstar import ledger
 from northstar.cli import main
+from northstar.config import load_source
+from northstar.dev.generate.finance_totals import totals_from_orders, write_totals
 from northstar.lake import tables
 from northstar.reconciliation import investigate as inv
 from northstar.reconciliation.corrections import correct, read_log, reproduce
 from northstar.reconciliation.errors import CorrectionError
-from northstar.reconciliation.reconcile import run_reconciliation
+from northstar.reconciliation.reconcile import daily_figures, run_reconciliation
 from northstar.reconciliation.spec import load_recon
+from northstar.silver.pipeline import run_source
 from tests.helpers.conf import load_from
 from tests.helpers.envs import make_env
+from tests.helpers.postgres_server import ADMIN, PgServer
 
 TODAY = datetime.now(UTC).date()  # schema changes and ledger runs are matched to commits made today
 ORDERS = (
@@ -358,11 +362,6 @@ def test_a_correction_without_who_why_ticket_is_refused_with_what_to_pass(lake, 
 
 
 def test_finance_totals_land_through_the_csv_path_and_the_latest_posting_wins(spark, env):
-    from northstar.config import load_source
-    from northstar.dev.generate.finance_totals import totals_from_orders, write_totals
-    from northstar.reconciliation.reconcile import daily_figures
-    from northstar.silver.pipeline import run_source
-
     d = date(2026, 11, 24)
     orders = [
         {
@@ -404,8 +403,6 @@ def test_finance_totals_land_through_the_csv_path_and_the_latest_posting_wins(sp
 
 def test_lake_vs_postgres_source_totals(spark, env, tmp_path, monkeypatch):
     """The source side is a real count/sum query against the local PostgreSQL (scripts/postgres.sh)."""
-    from tests.helpers.postgres_server import ADMIN, PgServer
-
     server = PgServer.from_env()
     problem = server.check_up()
     if problem:

@@ -11,6 +11,7 @@ import yaml
 
 from northstar.config import ConfigError, load_env
 from northstar.config.env import CommitCoordinatorSpec
+from northstar.orchestration.coordinated_commits import coordinate_lake
 from northstar.orchestration.emr import spark_properties
 from northstar.spark import local_jars
 from tests.helpers.conf import load_from
@@ -83,8 +84,6 @@ def test_a_bad_coordinator_section_names_the_file_and_field(tmp_path):
 
 
 def test_coordinate_commits_says_what_to_add_and_which_tables_exist(tmp_path):
-    from northstar.orchestration.coordinated_commits import coordinate_lake
-
     plain = make_env(tmp_path)
     with pytest.raises(ConfigError, match=r"conf/env/test.yaml: no delta_commit_coordinator section"):
         coordinate_lake(None, plain)

@@ -5,6 +5,8 @@ import pytest
 from northstar.config import ConfigError, load_source
 from northstar.config.jdbc import parse_duration
 from northstar.extract import keyset
+from northstar.extract.jdbc import _explain
+from northstar.secrets import Secret
 from tests.helpers.conf import load_from
 
 END = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -133,9 +135,6 @@ def test_bad_jdbc_sections_are_reported(tmp_path, values, expected):
 
 
 def test_errors_are_explained_from_the_sqlstate_without_the_password():
-    from northstar.extract.jdbc import _explain
-    from northstar.secrets import Secret
-
     spec = load_source("shop_db").jdbc
     table = spec.tables["orders"]
     secret = Secret(spec.password, "s3cret-value")

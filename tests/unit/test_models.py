@@ -11,6 +11,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from northstar import cli
 from northstar.config import ConfigError
 from northstar.models import common as c
 from northstar.models import orders, refunds
@@ -344,8 +345,6 @@ def test_model_files_are_validated(tmp_path):
 
 
 def test_model_command_names_an_unset_token_key_before_starting_spark(monkeypatch, capsys):
-    from northstar import cli
-
     monkeypatch.delenv("NORTHSTAR_CUSTOMER_TOKEN_KEY", raising=False)
     monkeypatch.delenv("NORTHSTAR_CUSTOMER_TOKEN_KEY_REF", raising=False)
     assert cli.main(["model", "--name", "all", "--conf-dir", str(CONF)]) == cli.EXIT_CONFIG

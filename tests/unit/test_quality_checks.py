@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import TypeAdapter
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from northstar.config import ConfigError
@@ -115,8 +116,6 @@ def test_row_check_thresholds_and_severities(spark):
 def test_eligible_rows_only_are_flagged(spark):
     rows = spark.createDataFrame([("o1", "odd", "USD", 1, "c1"), (None, "odd", "USD", 1, "c1")], ORDERS)
     probe = check(type="accepted_values", column="status", values=["paid"], severity="quarantine")
-    from pyspark.sql import functions as F
-
     flagged = c.flag_rows(rows, [probe], eligible=F.col("order_id").isNotNull())
     assert sorted((r["order_id"], r[c.CHECK]) for r in flagged.collect() if r[c.CHECK]) == [("o1", "probe")]
 

@@ -4,14 +4,15 @@ import hashlib
 import hmac
 from datetime import datetime
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pytest import raises
 
 from northstar.bronze import transforms as bronze
 from northstar.config import ColumnSpec, TableSpec
 from northstar.silver import transforms as silver
+from northstar.transforms.pii import tokenize
 
 SPEC = TableSpec(
     format="jsonl",
@@ -149,8 +150,6 @@ def test_newer_condition_compares_ordering_then_hash():
 
 
 def test_pii_paths_become_keyed_tokens_and_a_struct_path_is_refused(spark):
-    from northstar.transforms.pii import tokenize
-
     frame = spark.createDataFrame(
         [("o1", "a@x.com", ("Ana Ng", ("1 Main St", "US"))), ("o2", None, None)],
         "id string, email string, customer struct<name string, address struct<line1 string, country string>>",
@@ -164,5 +163,5 @@ def test_pii_paths_become_keyed_tokens_and_a_struct_path_is_refused(spark):
     assert first.customer.address.line1 != "1 Main St"
     assert first.customer.address.country == "US"
     assert second.customer is None  # a null struct stays null
-    with raises(ValueError, match="declare its leaf fields"):
+    with pytest.raises(ValueError, match="declare its leaf fields"):
         tokenize(frame, ["customer.address"], b"k")
