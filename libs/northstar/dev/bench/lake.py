@@ -221,11 +221,8 @@ def _warm_up_merge(spark: SparkSession, env: EnvConfig) -> None:
 
 def _merge_line(spark: SparkSession, env: EnvConfig, rows: int, changes: int, *, pruned: bool) -> str:
     """Build a `rows`-row silver table, MERGE `changes` events into it, and report one result line."""
-    table = Table(
-        "silver",
-        f"bench_{rows}_{'pruned' if pruned else 'full'}",
-        f"silver_{rows}_{'pruned' if pruned else 'full'}",
-    )
+    kind = "pruned" if pruned else "full"
+    table = Table("silver", f"bench_{rows}_{kind}", f"silver_{rows}_{kind}")
     path = table.path(env)
     shutil.rmtree(path, ignore_errors=True)
     _bench_orders(spark, 0, rows, 1).write.format("delta").partitionBy("order_date").save(path)

@@ -263,7 +263,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: tests and the demo print their own output
+    # quiet: tests and the demo print their own output
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         return
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
