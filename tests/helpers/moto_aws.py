@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import boto3
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
 REGION = (
@@ -73,8 +74,6 @@ def give_coordinator_test_credentials(spark, clear: bool = False) -> None:
 
 
 def client(name: str, endpoint: str):
-    import boto3
-
     return boto3.client(
         name,
         endpoint_url=endpoint,

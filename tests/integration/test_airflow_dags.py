@@ -7,6 +7,7 @@ itself runs for real: the DAGs are parsed by a DagBag and one runs end to end wi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -33,6 +34,7 @@ os.environ.update(
     }
 )
 airflow = pytest.importorskip("airflow")
+from airflow.utils import db  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from northstar.config import load_env  # noqa: E402
@@ -40,14 +42,17 @@ from northstar.orchestration import dags as factory  # noqa: E402
 from northstar.orchestration.spec import load_pipelines  # noqa: E402
 from tests.helpers.conf import load_from  # noqa: E402
 
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:  # Airflow 2
+    from airflow.models.dagbag import DagBag
+
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 
 
 @pytest.fixture(scope="module")
 def airflow_db():
-    from airflow.utils import db
-
     db.initdb()
     yield
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
@@ -101,8 +106,6 @@ def stack(aws, tmp_path_factory):
 
 
 def _messages(stack) -> list[dict]:
-    import json
-
     out = stack["sqs"].receive_message(QueueUrl=stack["queue"], MaxNumberOfMessages=10, WaitTimeSeconds=1)
     for m in out.get("Messages", []):
         stack["sqs"].delete_message(QueueUrl=stack["queue"], ReceiptHandle=m["ReceiptHandle"])
@@ -110,11 +113,6 @@ def _messages(stack) -> list[dict]:
 
 
 def test_every_dag_file_imports_without_errors(monkeypatch):
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 2
-        from airflow.models.dagbag import DagBag
-
     monkeypatch.setenv("NORTHSTAR_ENV", "prod")
     bag = DagBag(dag_folder=str(REPO / "airflow" / "dags"))
     assert bag.import_errors == {}
@@ -153,7 +151,8 @@ def test_task_graph_matches_conf(env_name):
                 assert task.application_id == app
                 assert task.job_driver["sparkSubmit"]["entryPoint"].endswith("/" + stage.entry_point)
                 assert task.pool == (pipelines.pool_for(source, name) or "default_pool")
-                assert task.retries == pipelines.defaults.retries and task.retry_exponential_backoff
+                assert task.retries == pipelines.defaults.retries
+                assert task.retry_exponential_backoff
                 assert task.on_failure_callback
     # the scheduled app and the backfill app are different EMR Serverless applications
     assert env.emr.applications.scheduled != env.emr.applications.backfill
@@ -167,18 +166,21 @@ def test_task_graph_matches_conf(env_name):
     assert set(housekeeping) == {f"northstar_{name}" for name in pipelines.housekeeping}
     for name, spec in pipelines.housekeeping.items():
         dag = housekeeping[f"northstar_{name}"]
-        assert [t.task_id for t in dag.tasks] == spec.stages and dag.catchup is False
+        assert [t.task_id for t in dag.tasks] == spec.stages
+        assert dag.catchup is False
         for task in dag.tasks:
             arguments = task.job_driver["sparkSubmit"]["entryPointArguments"]
             assert task.application_id == env.emr.applications.scheduled
-            assert "{source}" not in " ".join(arguments) and env_name in arguments
+            assert "{source}" not in " ".join(arguments)
+            assert env_name in arguments
     catch_up = housekeeping["northstar_stream_catch_up"].get_task("stream_catch_up")
     assert catch_up.job_driver["sparkSubmit"]["entryPointArguments"][:2] == ["--source", "clickstream"]
 
 
 def test_every_entry_point_a_dag_references_exists():
     referenced = factory.referenced_entry_points(load_pipelines())
-    assert referenced and all((REPO / path).is_file() for path in referenced), referenced
+    assert referenced
+    assert all((REPO / path).is_file() for path in referenced), referenced
     assert {"jobs/extract.py", "jobs/bronze_ingest.py", "jobs/silver_merge.py"} <= referenced
 
 
@@ -236,7 +238,9 @@ def test_failed_task_publishes_an_sns_alert(airflow_db, stack, monkeypatch):
     messages = _messages(stack)
     assert [m["Subject"] for m in messages] == ["[northstar broken] FAILED northstar_wms.ingest"]
     body = messages[0]["Message"]
-    assert "dag: northstar_wms" in body and "task: ingest" in body and "error: " in body
+    assert "dag: northstar_wms" in body
+    assert "task: ingest" in body
+    assert "error: " in body
     assert messages[0]["MessageAttributes"]["kind"]["Value"] == "task_failed"
 
 

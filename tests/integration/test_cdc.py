@@ -13,6 +13,7 @@ from northstar.dev.generate.cdc import change_events, write_debezium, write_dms_
 from northstar.lake import tables
 from northstar.silver.pipeline import run_source
 from tests.helpers.conf import load_from
+from tests.helpers.envs import make_env
 
 SOURCES = {
     "pg_debezium": """
@@ -76,10 +77,12 @@ def test_debezium_feed_in_any_order_gives_the_source_table(spark, env, tmp_path,
     assert live == expected(feed)
     deleted = {k for k, r in rows.items() if r._deleted}
     if deletes == "soft":
-        assert deleted and deleted.isdisjoint(feed.final)  # kept, flagged, with their last values
+        assert deleted
+        assert deleted.isdisjoint(feed.final)  # kept, flagged, with their last values
         assert all(rows[k].name for k in deleted)
     else:
-        assert not deleted and set(rows) == set(feed.final)
+        assert not deleted
+        assert set(rows) == set(feed.final)
 
 
 def test_late_older_event_does_not_bring_back_a_hard_deleted_row(spark, env, tmp_path):
@@ -101,7 +104,8 @@ def test_late_older_event_does_not_bring_back_a_hard_deleted_row(spark, env, tmp
     deliver("c.jsonl", before=row, after={**row, "version": 2}, op="u", ts_ms=2, lsn=20)  # late and older
     bronze, silver = run_source(spark, env, spec)
 
-    assert silver.records_written == 0 and silver.details["not_applied"] == 1
+    assert silver.records_written == 0
+    assert silver.details["not_applied"] == 1
     assert silver_rows(spark, env, "pg_debezium") == {}
 
 
@@ -121,7 +125,8 @@ def test_dms_csv_with_equal_commit_times_and_bad_events(spark, env, tmp_path):
         shutil.copy(path, landing)
     bronze, silver = run_source(spark, env, spec)
 
-    assert bronze.balanced and silver.balanced
+    assert bronze.balanced
+    assert silver.balanced
     assert silver.details["quarantined.invalid_change_event"] == 1
     assert silver.details["quarantined.null_ordering_value"] == 1
     rows = silver_rows(spark, env, "pg_dms")
@@ -146,8 +151,6 @@ def history_of(spark, env, name):
 
 
 def test_scd2_history_is_right_after_out_of_order_delivery(spark, tmp_path):
-    from tests.helpers.envs import make_env
-
     feed = change_events(keys=25, updates=100, seed=12)
     files = write_debezium(feed, tmp_path / "feed", files=4, seed=4)
     (tmp_path / "conf" / "sources").mkdir(parents=True)
@@ -174,15 +177,18 @@ def test_scd2_history_is_right_after_out_of_order_delivery(spark, tmp_path):
         versions = history[key]
         assert [v._cdc_lsn for v in versions] == [e["lsn"] for e in events], key  # every version, in order
         for earlier, later in zip(versions, versions[1:], strict=False):
-            assert earlier._valid_to == later._valid_from and not earlier._is_current
+            assert earlier._valid_to == later._valid_from
+            assert not earlier._is_current
         current = [v for v in versions if v._is_current]
         if key in feed.final:
-            assert len(current) == 1 and (current[0].tier, current[0].version) == (
+            assert len(current) == 1
+            assert (current[0].tier, current[0].version) == (
                 feed.final[key]["tier"],
                 feed.final[key]["version"],
             )
         else:
-            assert current == [] and versions[-1]._deleted
+            assert current == []
+            assert versions[-1]._deleted
 
     def comparable(env):
         return {

@@ -162,7 +162,8 @@ def test_two_writers_commit_at_once_and_every_commit_lands_once(spark, coordinat
     ]  # one commit per append, each at its own version, readable as a change feed
     entry = coordinator_entry(clients["dynamodb"], path)
     assert int(entry["tableVersion"]["N"]) == commits  # DynamoDB decided the last version
-    assert entry["hasAcceptedCommits"] == {"BOOL": True} and entry["acceptingCommits"] == {"BOOL": True}
+    assert entry["hasAcceptedCommits"] == {"BOOL": True}
+    assert entry["acceptingCommits"] == {"BOOL": True}
     assert entry["commits"] == {"L": []}  # every ratified commit was backfilled to <version>.json
     # Every version 1..N was first written as a uniquely named staged commit and ratified by DynamoDB, then
     # backfilled to <version>.json with the winner's content; a race's loser left its own staged file behind.
@@ -199,9 +200,8 @@ def test_conflicting_merge_under_the_coordinator_retries_and_lands_once(
     assert int(coordinator_entry(clients["dynamodb"], path)["tableVersion"]["N"]) == 2
 
 
-def test_an_existing_table_is_converted_once_and_can_be_released(
-    spark, aws, _moto_keeps_bool_updates, tmp_path
-):
+@pytest.mark.usefixtures("_moto_keeps_bool_updates")
+def test_an_existing_table_is_converted_once_and_can_be_released(spark, aws, tmp_path):
     spec, clients = aws
     path = str(tmp_path / "existing")  # local: the conversion is the same on any file system
     assert coordinate_table(spark, path, spec) == NOT_CREATED

@@ -62,7 +62,8 @@ def truth_state(feed, partner):
 
 def assert_balanced_ledger(spark, env):
     rows = ledger.read(spark, env).collect()
-    assert rows and all(r.status in ("success", "noop") for r in rows)
+    assert rows
+    assert all(r.status in ("success", "noop") for r in rows)
     for r in rows:
         assert r.records_read == r.records_written + r.records_duplicate + r.records_quarantined, r.run_id
 
@@ -102,9 +103,11 @@ def test_partners_with_different_headers_land_in_one_conformed_shape(spark, env,
 
     bronze = load(spark, tables.bronze(SOURCE, "shipments_acme").path(env))
     dock = bronze.where(F.col("_landing_file").endswith(changed.name) & F.col("_rescued_data").isNotNull())
-    assert dock.count() > 0 and '"dock_door":"D' in dock.first()["_rescued_data"]  # drift: rescue
+    assert dock.count() > 0
+    assert '"dock_door":"D' in dock.first()["_rescued_data"]  # drift: rescue
     cartons = bronze.where(F.col("_rescued_data").contains('"cartons":"3 boxes"')).collect()
-    assert len(cartons) == 1 and cartons[0].cartons is None
+    assert len(cartons) == 1
+    assert cartons[0].cartons is None
     assert_balanced_ledger(spark, env)
 
 
@@ -142,7 +145,8 @@ def test_redelivered_file_is_ingested_once_and_the_ledger_shows_it(spark, env, w
     bronze, silver = run_source(spark, env, wms, tables=["shipments_bolt"])
     rows_in = {p: sum(1 for line in p.read_text().splitlines() if line.strip()) - 1 for p in files}
 
-    assert bronze.details["files"] == len(files) and bronze.details["files_redelivered"] == 1
+    assert bronze.details["files"] == len(files)
+    assert bronze.details["files_redelivered"] == 1
     assert bronze.records_read == feed.rows["bolt"] + rows_in[files[0]]
     assert bronze.records_duplicate == bronze.details["records_redelivered"] == rows_in[files[0]]
     assert silver_state(spark, env, "bolt") == truth_state(feed, "bolt")

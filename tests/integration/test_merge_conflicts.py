@@ -40,6 +40,6 @@ def test_other_errors_are_not_retried():
         calls.append(1)
         raise ValueError("not a conflict")
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a conflict"):
         retry_on_conflict(fails, what="x", max_wait=0)
     assert calls == [1]

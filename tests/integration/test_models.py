@@ -134,7 +134,8 @@ def test_models_equal_ground_truth_rerun_is_a_noop_and_full_refresh_is_identical
     run_source(spark, env, marketplace)
     second = marketplace_models(spark, env)
     assert [e.status for e in first + second] == ["success"] * 4
-    assert second[0].records_read > 0 and second[0].details["full_refresh"] == 0
+    assert second[0].records_read > 0
+    assert second[0].details["full_refresh"] == 0
 
     statuses = status_map("orders")
     expected = {k: expected_order(v, statuses) for k, v in truth.orders.items()}
@@ -176,7 +177,8 @@ def test_models_equal_ground_truth_rerun_is_a_noop_and_full_refresh_is_identical
     again = marketplace_models(spark, env)
     assert [e.status for e in again] == ["noop", "noop"]
     for m, p in paths.items():
-        assert delta.latest_version(spark, p) == versions[m] and contents(spark, p) == before[m]
+        assert delta.latest_version(spark, p) == versions[m]
+        assert contents(spark, p) == before[m]
 
     replay = marketplace_models(spark, env, full_refresh=True)
     assert all(e.status == "success" and e.details["full_refresh"] == 1 for e in replay)
@@ -210,13 +212,16 @@ def test_late_update_changes_only_that_order_and_bad_rows_go_to_quarantine(spark
     after = conformed_orders(spark, env)
     changed = {k for k in after if before.get(k) != after[k]}
     assert changed == {old_id}  # the stale version never reached silver; ZZZ is quarantined
-    assert after[old_id][0] == "cancelled" and after[old_id][10] == late["updated_at"]
+    assert after[old_id][0] == "cancelled"
+    assert after[old_id][10] == late["updated_at"]
     assert (entry.records_read, entry.records_written, entry.records_quarantined) == (2, 1, 1)
-    assert entry.details["updated"] == 1 and entry.details["quarantined.unknown_currency"] == 1
+    assert entry.details["updated"] == 1
+    assert entry.details["quarantined.unknown_currency"] == 1
 
     quarantined = spark.read.format("delta").load(tables.model_quarantine("orders").path(env)).collect()
     assert [(q.reason, q.layer, q.table_name) for q in quarantined] == [
         ("unknown_currency", "model", "orders")
     ]
-    assert "'ZZZ'" in quarantined[0].reason_detail and "MO-9999999" in quarantined[0].raw_record
+    assert "'ZZZ'" in quarantined[0].reason_detail
+    assert "MO-9999999" in quarantined[0].raw_record
     assert old["customer"]["email"] not in quarantined[0].raw_record  # no PII in quarantine rows either

@@ -97,7 +97,8 @@ def test_freshness_breach_sends_sns_alert_and_metrics_reach_cloudwatch(spark, le
             json.loads(m["Body"])
             for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
         ]
-        assert result["breaches"] == 2 and result["alert"]
+        assert result["breaches"] == 2
+        assert result["alert"]
         assert [m["Subject"] for m in messages] == [
             "[northstar test] FRESHNESS breach: 2 table(s) older than 30 min"
         ]
@@ -144,4 +145,5 @@ def test_no_alert_when_everything_is_fresh(spark, env):
         result = report_runs(
             spark, env, NOW, sns_client=sns, cloudwatch_client=boto3.client("cloudwatch", region_name=REGION)
         )
-    assert result == {"metrics": result["metrics"], "alert": None, "breaches": 0} and result["metrics"] > 0
+    assert result == {"metrics": result["metrics"], "alert": None, "breaches": 0}
+    assert result["metrics"] > 0

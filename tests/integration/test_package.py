@@ -30,10 +30,14 @@ def test_build_and_upload_a_release(tmp_path):
     assert (out / "VERSION").read_text() == "1.0.0-test\n"
     with tarfile.open(out / ARCHIVE_NAME) as archive:
         names = set(archive.getnames())
-    assert "bin/python" in names and "northstar-conf/sources/shop_db.yaml" in names
+    assert "bin/python" in names
+    assert "northstar-conf/sources/shop_db.yaml" in names
     assert any(n.endswith("site-packages/northstar/orchestration/emr.py") for n in names)
-    assert not [n for n in names if "site-packages/northstar/dev/" in n]  # demo, benchmarks, simulators stay out
-    assert "jobs/extract.py" in manifest["files"] and "jars/postgresql-42.7.4.jar" in manifest["files"]
+    assert not [
+        n for n in names if "site-packages/northstar/dev/" in n
+    ]  # demo, benchmarks, simulators stay out
+    assert "jobs/extract.py" in manifest["files"]
+    assert "jars/postgresql-42.7.4.jar" in manifest["files"]
     assert json.loads((out / "manifest.json").read_text())["version"] == "1.0.0-test"
 
     with mock_aws():
@@ -44,5 +48,7 @@ def test_build_and_upload_a_release(tmp_path):
         with pytest.raises(FileExistsError, match="releases are immutable"):
             upload(out, "s3://northstar-test-artifacts/releases", "1.0.0-test", s3)
     prefix = "releases/1.0.0-test/"
-    assert f"{prefix}{ARCHIVE_NAME}" in keys and f"{prefix}jobs/silver_merge.py" in keys
-    assert f"{prefix}manifest.json" in keys and len(uris) == len(keys)
+    assert f"{prefix}{ARCHIVE_NAME}" in keys
+    assert f"{prefix}jobs/silver_merge.py" in keys
+    assert f"{prefix}manifest.json" in keys
+    assert len(uris) == len(keys)

@@ -196,7 +196,8 @@ def test_stripe_webhook_events_leave_no_card_number_in_tables_files_or_logs(
     )
     feed = generate_stripe_events(Path(env.landing) / "stripe" / "events", payments=40, files=2, seed=9)
     landed = "".join(p.read_text() for p in feed.files)
-    assert feed.pan_lines > 0 and any(pan in landed for pan in TEST_PANS)  # the feed does carry card numbers
+    assert feed.pan_lines > 0
+    assert any(pan in landed for pan in TEST_PANS)  # the feed does carry card numbers
 
     with spark_log(spark, "INFO") as jvm_log, caplog.at_level(logging.DEBUG):
         assert main(["run", "--source", "stripe_events", "--env", "t", "--conf-dir", str(conf)]) == 0
@@ -215,9 +216,11 @@ def test_stripe_webhook_events_leave_no_card_number_in_tables_files_or_logs(
             spark.read.format("delta").load(tables.quarantine("stripe_events", table).path(env)).collect()
         )
         malformed = [r for r in quarantined if r.reason == "malformed_record"]
-        assert len(malformed) == feed.malformed and any("[REDACTED-PAN]" in r.raw_record for r in malformed)
+        assert len(malformed) == feed.malformed
+        assert any("[REDACTED-PAN]" in r.raw_record for r in malformed)
     silver = spark.read.format("delta").load(tables.silver("stripe_events", "objects").path(env))
     charge = silver.where("object_type = 'charge'").first()
     card = charge.data.object.payment_method_details.card
-    assert card.fingerprint and len(card.last4) == 4  # tokens and fingerprints are kept
+    assert card.fingerprint
+    assert len(card.last4) == 4  # tokens and fingerprints are kept
     assert silver.where("data.object.description LIKE '%[REDACTED-PAN]%'").count() > 0

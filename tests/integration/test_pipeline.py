@@ -105,11 +105,13 @@ def test_silver_equals_ground_truth_and_every_line_is_accounted_for(spark, env, 
     assert silver_orders.records_read == bronze_orders.records_written
     assert silver_orders.details["quarantined.null_primary_key"] == truth.null_keys["orders"] > 0
     assert silver_orders.records_written == len(truth.orders)
-    assert silver_orders.details["exact_duplicates"] > 0 and silver_orders.details["superseded_in_batch"] > 0
+    assert silver_orders.details["exact_duplicates"] > 0
+    assert silver_orders.details["superseded_in_batch"] > 0
     assert bronze_orders.details["rescued"] > 0  # shipping_fee turned into an object part-way
 
     rows = ledger.read(spark, env).collect()
-    assert len(rows) == 4 and all(r.status == "success" for r in rows)
+    assert len(rows) == 4
+    assert all(r.status == "success" for r in rows)
     for r in rows:
         assert r.records_read == r.records_written + r.records_duplicate + r.records_quarantined, r.run_id
 
@@ -199,7 +201,8 @@ def test_crash_in_silver_before_merge_then_retry_writes_quarantine_once(
     monkeypatch.undo()
     retry = run_silver(spark, env, marketplace, "orders")
 
-    assert retry.status == "success" and retry.records_quarantined == truth.null_keys["orders"]
+    assert retry.status == "success"
+    assert retry.records_quarantined == truth.null_keys["orders"]
     assert retry.details["quarantine_written_by_earlier_attempt"] == 1
     quarantine = load(spark, tables.quarantine("marketplace", "orders").path(env)).where("layer = 'silver'")
     assert quarantine.count() == truth.null_keys["orders"]
@@ -220,7 +223,8 @@ def test_full_refresh_rebuilds_the_same_silver(spark, env, marketplace, feed):
 
     replay = run_silver(spark, env, marketplace, "orders", full_refresh=True)
 
-    assert replay.balanced and replay.details["full_refresh"] == 1
+    assert replay.balanced
+    assert replay.details["full_refresh"] == 1
     assert contents(load(spark, path)) == incremental
     assert (
         load(spark, tables.quarantine("marketplace", "orders").path(env)).where("layer = 'silver'").count()

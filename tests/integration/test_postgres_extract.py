@@ -210,6 +210,48 @@ def table_contents(spark, env, source: str, table: str) -> dict[str, Counter]:
     }
 
 
+def change_the_source(pg, database):
+    """Updates sharing one updated_at exactly, soft deletes, new rows: the ids of each."""
+    with pg.connect(database) as conn:
+        with conn.transaction():
+            updated = [
+                r[0]
+                for r in conn.execute(
+                    "update orders set status = 'shipped', updated_at = now() where id % 12 = 0 returning id"
+                ).fetchall()
+            ]
+        with conn.transaction():
+            deleted = [
+                r[0]
+                for r in conn.execute(
+                    "update orders set status = 'cancelled', deleted_at = now(), updated_at = now() "
+                    "where id in (5, 6, 7, 40, 41, 95) returning id"
+                ).fetchall()
+            ]
+        with conn.transaction():
+            inserted = [
+                r[0]
+                for r in conn.execute(
+                    "insert into orders select i, 1, 'new', 9.99, now(), now(), null, repeat(md5(i::text), 60) "
+                    "from generate_series(97, 101) i returning id"
+                ).fetchall()
+            ]
+    return updated, deleted, inserted
+
+
+def assert_index_range_scans(pages, probes, catalog):
+    """No sequential scan; every page a range scan of the (updated_at, id) index; catalog looks at no table."""
+    for plan in pages + probes:
+        assert plan["Plan"]["Actual Rows"] <= 16
+        scans = [n for n in plan_nodes(plan) if n["Node Type"] == "Seq Scan"]
+        assert not scans, f"sequential scan in {plan['Query Text']}"
+    for plan in pages:  # each page is a range scan of the (updated_at, id) index that stops at LIMIT
+        assert plan["Plan"]["Node Type"] == "Limit"
+        assert any(n.get("Index Name") == "orders_updated_at_id" for n in plan_nodes(plan))
+    for plan in catalog:
+        assert {n.get("Relation Name") for n in plan_nodes(plan)}.isdisjoint({"orders", "customers"})
+
+
 def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
     pg, spark, env, tmp_path, reader, databases
 ):
@@ -235,30 +277,7 @@ def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
     )
 
     # 2. the source changes: updates sharing one updated_at exactly, soft deletes, new rows
-    with pg.connect(database) as conn:
-        with conn.transaction():
-            updated = [
-                r[0]
-                for r in conn.execute(
-                    "update orders set status = 'shipped', updated_at = now() where id % 12 = 0 returning id"
-                ).fetchall()
-            ]
-        with conn.transaction():
-            deleted = [
-                r[0]
-                for r in conn.execute(
-                    "update orders set status = 'cancelled', deleted_at = now(), updated_at = now() "
-                    "where id in (5, 6, 7, 40, 41, 95) returning id"
-                ).fetchall()
-            ]
-        with conn.transaction():
-            inserted = [
-                r[0]
-                for r in conn.execute(
-                    "insert into orders select i, 1, 'new', 9.99, now(), now(), null, repeat(md5(i::text), 60) "
-                    "from generate_series(97, 101) i returning id"
-                ).fetchall()
-            ]
+    updated, deleted, inserted = change_the_source(pg, database)
     changed = set(updated) | set(deleted) | set(inserted)
     assert (len(updated), len(deleted), len(inserted)) == (8, 6, 5)
     scans_before = seq_scans(pg, database, "orders")
@@ -272,15 +291,7 @@ def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
     pages, probes, catalog = by_kind(plans)
     assert [p["Plan"]["Actual Rows"] for p in pages] == [16, 3]  # 19 changed rows; a short page ends it
     assert second.queries == 2
-    for plan in pages + probes:
-        assert plan["Plan"]["Actual Rows"] <= 16
-        scans = [n for n in plan_nodes(plan) if n["Node Type"] == "Seq Scan"]
-        assert not scans, f"sequential scan in {plan['Query Text']}"
-    for plan in pages:  # each page is a range scan of the (updated_at, id) index that stops at LIMIT
-        assert plan["Plan"]["Node Type"] == "Limit"
-        assert any(n.get("Index Name") == "orders_updated_at_id" for n in plan_nodes(plan))
-    for plan in catalog:
-        assert {n.get("Relation Name") for n in plan_nodes(plan)}.isdisjoint({"orders", "customers"})
+    assert_index_range_scans(pages, probes, catalog)
     assert seq_scans(pg, database, "orders") == scans_before
     run_source(spark, env, source)
     assert silver_rows(spark, env, "shop", "orders", ORDER_COLUMNS) == source_rows(
@@ -294,7 +305,8 @@ def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
     }
     landing_before = list_landing_files(spark, tables.landing_folder(env, source.tables["orders"]), "parquet")
     [again] = run_extract(spark, env, source, start=second.window_start, end=second.window_end)
-    assert again.mode == "window" and again.files_written == []
+    assert again.mode == "window"
+    assert again.files_written == []
     assert sorted(again.files_unchanged) == sorted(second.files_written)
     entries = run_source(spark, env, source)
     assert [e.status for e in entries] == ["noop", "noop"]
@@ -305,7 +317,8 @@ def test_incremental_extract_lands_only_changes_and_silver_equals_the_source(
         == landing_before
     )
     state = jdbc_state.load(spark, tables.landing_folder(env, source.tables["orders"]))
-    assert state.watermark_time == second.window_end and state.in_progress is None  # a window moves nothing
+    assert state.watermark_time == second.window_end
+    assert state.in_progress is None  # a window moves nothing
 
     extract_rows = ledger.read(spark, env).where(F.col("layer") == "extract").collect()
     assert [r.status for r in sorted(extract_rows, key=lambda r: r.started_at)] == [
@@ -336,11 +349,13 @@ def test_a_crash_resumes_the_window_with_no_gap_and_no_duplicate(
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_extract(spark, env, source)
     stopped = jdbc_state.load(spark, landing)
-    assert stopped.watermark is None and stopped.in_progress.batch == 2
+    assert stopped.watermark is None
+    assert stopped.in_progress.batch == 2
     monkeypatch.setattr(jdbc, "_land_page", real)
 
     [resumed] = run_extract(spark, env, source)
-    assert resumed.resumed and resumed.window_end.isoformat() == stopped.in_progress.end
+    assert resumed.resumed
+    assert resumed.window_end.isoformat() == stopped.in_progress.end
     files = [f.path for f in list_landing_files(spark, landing, "parquet")]
     assert landed_ids(spark, files) == Counter(range(1, 71))  # every row exactly once
     assert jdbc_state.load(spark, landing).watermark_time == resumed.window_end
@@ -358,9 +373,12 @@ def test_bad_password_and_statement_timeout_say_what_to_do_without_the_password(
     with pytest.raises(ExtractError) as err:
         run_extract(spark, env, source)
     message = str(err.value)
-    assert "source errs table orders" in message and f"{pg.port}/{database}" in message
-    assert f"rejected the password of user {READER}" in message and f"env:{PASSWORD_VAR}" in message
-    assert "28P01" in message and "wrong-password-4711" not in message
+    assert "source errs table orders" in message
+    assert f"{pg.port}/{database}" in message
+    assert f"rejected the password of user {READER}" in message
+    assert f"env:{PASSWORD_VAR}" in message
+    assert "28P01" in message
+    assert "wrong-password-4711" not in message
 
     # the command says the same on stderr and exits 1 (a failed run), not with a stack trace
     conf = tmp_path / "conf"
@@ -370,7 +388,8 @@ def test_bad_password_and_statement_timeout_say_what_to_do_without_the_password(
     )
     assert main(["extract", "--source", "errs", "--env", "test", "--conf-dir", str(conf)]) == 1
     stderr = capsys.readouterr().err
-    assert "extract failed: source errs table orders" in stderr and "wrong-password-4711" not in stderr
+    assert "extract failed: source errs table orders" in stderr
+    assert "wrong-password-4711" not in stderr
 
     monkeypatch.setenv(PASSWORD_VAR, reader)
     with pg.connect(database) as conn, conn.transaction():
@@ -380,8 +399,10 @@ def test_bad_password_and_statement_timeout_say_what_to_do_without_the_password(
             run_extract(spark, env, source)
         assert time.monotonic() - started < 20
     message = str(err.value)
-    assert "source errs table orders" in message and "statement_timeout (1s)" in message
-    assert "index on (updated_at, primary key)" in message and "57014" in message
+    assert "source errs table orders" in message
+    assert "statement_timeout (1s)" in message
+    assert "index on (updated_at, primary key)" in message
+    assert "57014" in message
     assert reader not in message
 
     failed = ledger.read(spark, env).collect()

@@ -95,7 +95,8 @@ def test_quarantine_check_rejects_failing_rows_while_valid_rows_continue(spark, 
         entry.records_quarantined,
     ) == (6, 3, 1, 2)
     stored = ledger.read(spark, env).where(F.col("run_id") == entry.run_id).first()
-    assert stored["status"] == ledger.SUCCESS and stored["details"]["quarantined.failed_check"] == 2
+    assert stored["status"] == ledger.SUCCESS
+    assert stored["details"]["quarantined.failed_check"] == 2
     rejected = {
         r["check_name"]: r
         for r in spark.read.format("delta")
@@ -118,7 +119,8 @@ def test_quarantine_check_rejects_failing_rows_while_valid_rows_continue(spark, 
         1,
     )  # warn: MO-2 went on
     assert results["order_id_unique"].status == "pass"
-    assert results["volume"].status == "skipped" and "not judged" in results["volume"].explanation
+    assert results["volume"].status == "skipped"
+    assert "not judged" in results["volume"].explanation
 
 
 def test_replay_after_fixing_the_rule_leaves_no_duplicates_and_is_recorded(
@@ -196,7 +198,8 @@ def test_fail_severity_stops_the_run_before_anything_is_written(spark, marketpla
     assert not delta.table_exists(spark, tables.silver("marketplace", "orders").path(env))
     assert not delta.table_exists(spark, tables.quarantine("marketplace", "orders").path(env))
     failed_run = ledger.read(spark, env).where("layer = 'silver'").first()
-    assert failed_run["status"] == ledger.FAILED and "QualityCheckFailed" in failed_run["error"]
+    assert failed_run["status"] == ledger.FAILED
+    assert "QualityCheckFailed" in failed_run["error"]
     result = qr.read(spark, env).first()
     assert (result.check_name, result.status, result.failing_keys) == ("few_items", "fail", ["MO-2"])
     alert = spark.read.format("delta").load(tables.ALERTS.path(env)).first()
@@ -239,7 +242,8 @@ def test_failed_audit_keeps_the_published_version_and_alerts(spark, env, tmp_pat
         120.0,
     ]
     alert = spark.read.format("delta").load(tables.ALERTS.path(env)).first()
-    assert alert.kind == "audit_failed" and "version 0 stays published" in alert.message
+    assert alert.kind == "audit_failed"
+    assert "version 0 stays published" in alert.message
 
     stored = qr.read(spark, env).where("run_id = 'gold-2'")
     again = publish.audit_and_publish(spark, env, table, "gold-2", stored)  # a retry: same answer

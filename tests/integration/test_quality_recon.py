@@ -13,18 +13,23 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from chispa import assert_df_equality
 from delta.tables import DeltaTable
 
 from northstar import ledger
 from northstar.cli import main
+from northstar.config import load_source
+from northstar.dev.generate.finance_totals import totals_from_orders, write_totals
 from northstar.lake import tables
 from northstar.reconciliation import investigate as inv
 from northstar.reconciliation.corrections import correct, read_log, reproduce
 from northstar.reconciliation.errors import CorrectionError
-from northstar.reconciliation.reconcile import run_reconciliation
+from northstar.reconciliation.reconcile import daily_figures, run_reconciliation
 from northstar.reconciliation.spec import load_recon
+from northstar.silver.pipeline import run_source
 from tests.helpers.conf import load_from
 from tests.helpers.envs import make_env
+from tests.helpers.postgres_server import ADMIN, PgServer
 
 TODAY = datetime.now(UTC).date()  # schema changes and ledger runs are matched to commits made today
 ORDERS = (
@@ -229,11 +234,13 @@ def test_reconcile_run_is_idempotent_and_the_report_names_the_breaches(spark, la
     args = ["reconcile", "--date", TODAY.isoformat(), "--days", "2", "--env", "t", "--conf-dir", str(conf)]
     assert main([*args, "--report", str(report), "--fail-on-breach"]) == 1  # the retry, through the CLI
     again = sorted(map(tuple, spark.read.format("delta").load(tables.RECONCILIATION.path(env)).collect()))
-    assert again == once and first.rows == len(once)
+    assert again == once
+    assert first.rows == len(once)
     rows = {(r["comparison"], r["business_date"], r["measure"]): r for r in stored.collect()}
     today_sum = rows[("base_vs_finance", TODAY, "sum")]
     assert (today_sum["left_value"], today_sum["right_value"]) == (Decimal("60.0000"), Decimal("60.0200"))
-    assert today_sum["status"] == "ok" and today_sum["variance_pct"] == pytest.approx(0.02 / 60.02 * 100)
+    assert today_sum["status"] == "ok"
+    assert today_sum["variance_pct"] == pytest.approx(0.02 / 60.02 * 100)
     assert rows[("base_vs_finance", TODAY, "count")]["status"] == "ok"  # the cancelled order is not counted
     yesterday = TODAY - timedelta(days=1)
     assert rows[("base_vs_finance", yesterday, "sum")]["status"] == "missing_left"
@@ -241,11 +248,14 @@ def test_reconcile_run_is_idempotent_and_the_report_names_the_breaches(spark, la
     assert rows[("duplicates silver.base", TODAY, "duplicate_rate")]["status"] == "ok"
     assert first.breaches == 3
     out = capsys.readouterr().out
-    assert "BREACH base_vs_finance" in out and "3 breaches" in out
+    assert "BREACH base_vs_finance" in out
+    assert "3 breaches" in out
     page = report.read_text()
     breach_table = page[page.index("<h2>Breaches</h2>") : page.index("<svg")]
-    assert breach_table.count("missing_left") == 2 and "duplicates silver.dup" in breach_table
-    assert "threshold 0.05%" in page and "threshold 0.1%" in page
+    assert breach_table.count("missing_left") == 2
+    assert "duplicates silver.dup" in breach_table
+    assert "threshold 0.05%" in page
+    assert "threshold 0.1%" in page
 
 
 def test_correction_and_rollback_are_audited_and_figures_reproduce(spark, lake, capsys):
@@ -303,15 +313,19 @@ def test_correction_and_rollback_are_audited_and_figures_reproduce(spark, lake, 
     )
     assert code == 0, capsys.readouterr().err
     assert "version 1 -> 2" in capsys.readouterr().out
-    now = sorted(map(tuple, spark.read.format("delta").load(path).collect()))
-    assert now == sorted(map(tuple, spark.read.format("delta").option("versionAsOf", 0).load(path).collect()))
+    assert_df_equality(
+        spark.read.format("delta").load(path),
+        spark.read.format("delta").option("versionAsOf", 0).load(path),
+        ignore_row_order=True,
+    )
 
     log = {r["action"]: r for r in read_log(spark, env).collect()}
     assert set(log) == {"update", "rollback"}
     update, restore = log["update"], log["rollback"]
     assert (update["who"], update["why"], update["ticket"]) == ("ana", "partner re-priced o1", "FIN-1")
     assert (update["rows_affected"], update["version_before"], update["version_after"]) == (1, 0, 1)
-    assert update["predicate"] == "order_id = 'o1'" and update["assignments"] == "total_amount = 12.00"
+    assert update["predicate"] == "order_id = 'o1'"
+    assert update["assignments"] == "total_amount = 12.00"
     assert (restore["who"], restore["ticket"], restore["version_before"], restore["version_after"]) == (
         "bo",
         "FIN-2",
@@ -319,7 +333,8 @@ def test_correction_and_rollback_are_audited_and_figures_reproduce(spark, lake, 
         2,
     )
     assert restore["rows_affected"] == 2  # the corrected row removed, the original back
-    assert restore["metrics"]["rows_added"] == 1 and restore["metrics"]["rows_removed"] == 1
+    assert restore["metrics"]["rows_added"] == 1
+    assert restore["metrics"]["rows_removed"] == 1
 
     # append-only: Delta itself refuses to change or remove an audit row
     audit = DeltaTable.forPath(spark, tables.CORRECTIONS.path(env))
@@ -351,11 +366,6 @@ def test_a_correction_without_who_why_ticket_is_refused_with_what_to_pass(lake, 
 
 
 def test_finance_totals_land_through_the_csv_path_and_the_latest_posting_wins(spark, env):
-    from northstar.config import load_source
-    from northstar.dev.generate.finance_totals import totals_from_orders, write_totals
-    from northstar.reconciliation.reconcile import daily_figures
-    from northstar.silver.pipeline import run_source
-
     d = date(2026, 11, 24)
     orders = [
         {
@@ -397,8 +407,6 @@ def test_finance_totals_land_through_the_csv_path_and_the_latest_posting_wins(sp
 
 def test_lake_vs_postgres_source_totals(spark, env, tmp_path, monkeypatch):
     """The source side is a real count/sum query against the local PostgreSQL (scripts/postgres.sh)."""
-    from tests.helpers.postgres_server import ADMIN, PgServer
-
     server = PgServer.from_env()
     problem = server.check_up()
     if problem:

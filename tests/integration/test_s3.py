@@ -70,7 +70,9 @@ def test_bronze_and_silver_on_s3(spark, s3_endpoint, marketplace, tmp_path):
 
     bronze, silver = run_source(spark, env, marketplace, tables=["orders"])
 
-    assert bronze.records_read == truth.lines["orders"] and bronze.balanced and silver.balanced
+    assert bronze.records_read == truth.lines["orders"]
+    assert bronze.balanced
+    assert silver.balanced
     rows = spark.read.format("delta").load(tables.silver("marketplace", "orders").path(env)).collect()
     assert {r.order_id: r.status for r in rows} == {k: v["status"] for k, v in truth.orders.items()}
     keys = [

@@ -61,7 +61,8 @@ def every_table(env, stripe) -> dict[str, str]:
 
 def assert_balanced_ledger(spark, env) -> list:
     rows = ledger.read(spark, env).collect()
-    assert rows and all(r.status in ("success", "noop") for r in rows)
+    assert rows
+    assert all(r.status in ("success", "noop") for r in rows)
     for r in rows:
         assert r.records_read == r.records_written + r.records_duplicate + r.records_quarantined, r.run_id
     return rows
@@ -152,9 +153,11 @@ def test_replayed_webhooks_and_redelivered_files_change_nothing(spark, env, stri
     lines_in_file = sum(1 for line in feed.files[1].read_text().splitlines() if line.strip())
     for table in ("events", "objects"):
         bronze = redelivered["bronze", table]
-        assert bronze.status == "success" and bronze.details["files_redelivered"] == 1
+        assert bronze.status == "success"
+        assert bronze.details["files_redelivered"] == 1
         assert bronze.records_read == bronze.records_duplicate == lines_in_file
-        assert bronze.records_written == 0 and bronze.details["files"] == 0
+        assert bronze.records_written == 0
+        assert bronze.details["files"] == 0
         assert redelivered["silver", table].status == "noop"
     log = load(spark, tables.LANDING_FILES.path(env)).where("duplicate_of IS NOT NULL").collect()
     assert {(r.table_name, r.file_uri.rsplit("/", 1)[1], r.duplicate_of.rsplit("/", 1)[1]) for r in log} == {
@@ -179,9 +182,11 @@ def test_replayed_webhooks_and_redelivered_files_change_nothing(spark, env, stri
     replay_entries = {(e.layer, e.table_name): e for e in run_source(spark, env, stripe)}
     assert replay_entries["bronze", "events"].records_written == len(replayed[::3])
     silver = replay_entries["silver", "events"]
-    assert silver.records_written == 0 and silver.records_duplicate == len(replayed[::3])
+    assert silver.records_written == 0
+    assert silver.records_duplicate == len(replayed[::3])
     for table in ("events", "objects"):
         path = tables.silver(SOURCE, table).path(env)
         assert contents(load(spark, path)) == before[f"silver.{table}"], table
-    assert events_state(spark, env) == feed.events and objects_state(spark, env) == feed.objects
+    assert events_state(spark, env) == feed.events
+    assert objects_state(spark, env) == feed.objects
     assert_balanced_ledger(spark, env)

@@ -75,7 +75,8 @@ def test_partial_pages_are_detected(tmp_path):
     api_client, endpoint = client(tmp_path)
     rows = [{"id": 1}, {"id": 2}, {"id": 3}]
     full = parse(api_client, endpoint, body(data=rows, count=3, has_more=True, next_cursor="c1"))
-    assert full.next == "c1" and full.has_more
+    assert full.next == "c1"
+    assert full.has_more
     for broken, reason in [
         (body(data=rows, count=3, has_more=True, next_cursor="c1")[:-9], "not complete JSON"),
         (body(data=rows[:2], count=3, has_more=True, next_cursor="c1"), "says 3 records but holds 2"),
@@ -85,7 +86,8 @@ def test_partial_pages_are_detected(tmp_path):
         with pytest.raises(PartialPage, match=reason):
             parse(api_client, endpoint, broken)
     last = parse(api_client, endpoint, body(data=rows[:1], count=1, has_more=False, next_cursor=None))
-    assert last.next is None and not last.has_more  # a short last page is complete
+    assert last.next is None
+    assert not last.has_more  # a short last page is complete
 
 
 def test_page_offset_link_and_stripe_positions(tmp_path):
@@ -111,7 +113,8 @@ def test_link_and_cursor_helpers():
 
 def test_card_numbers_are_redacted_before_landing():
     line, found = redact_card_numbers('{"note":"card 4242 4242 4242 4242, order 1234567890123"}')
-    assert found and line == '{"note":"card [REDACTED-PAN], order 1234567890123"}'  # not Luhn-valid: kept
+    assert found
+    assert line == '{"note":"card [REDACTED-PAN], order 1234567890123"}'  # not Luhn-valid: kept
     assert redact_card_numbers('{"fingerprint":"Xt5EWLLDS7FJjR1c"}') == (
         '{"fingerprint":"Xt5EWLLDS7FJjR1c"}',
         False,

@@ -11,6 +11,7 @@ import yaml
 
 from northstar.config import ConfigError, load_env
 from northstar.config.env import CommitCoordinatorSpec
+from northstar.orchestration.coordinated_commits import coordinate_lake
 from northstar.orchestration.emr import spark_properties
 from northstar.spark import local_jars
 from tests.helpers.conf import load_from
@@ -78,12 +79,11 @@ def test_a_bad_coordinator_section_names_the_file_and_field(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError) as err:
         load_from(conf, load_env, "dev")
-    assert "dev.yaml" in str(err.value) and "delta_commit_coordinator.region" in str(err.value)
+    assert "dev.yaml" in str(err.value)
+    assert "delta_commit_coordinator.region" in str(err.value)
 
 
 def test_coordinate_commits_says_what_to_add_and_which_tables_exist(tmp_path):
-    from northstar.orchestration.coordinated_commits import coordinate_lake
-
     plain = make_env(tmp_path)
     with pytest.raises(ConfigError, match=r"conf/env/test.yaml: no delta_commit_coordinator section"):
         coordinate_lake(None, plain)

@@ -44,7 +44,8 @@ def test_bad_drift_value_names_file_field_and_choices(tmp_path):
     message = str(err.value)
     assert "partner.yaml" in message
     assert "tables.orders.drift" in message
-    assert "'evolve', 'rescue' or 'fail'" in message and "'evolv'" in message
+    assert "'evolve', 'rescue' or 'fail'" in message
+    assert "'evolv'" in message
 
 
 def test_misspelled_setting_is_reported(tmp_path):

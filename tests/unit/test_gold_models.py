@@ -80,16 +80,15 @@ def test_stripe_charges_conform_without_card_data_and_bad_rows_are_quarantined(s
         D("23.45"),
         "USD",
     )
-    assert (
-        out["ch_1"].order_id == "MO-1" and out["ch_1"].status == "succeeded" and out["ch_1"][c.REASON] is None
-    )
+    assert out["ch_1"].order_id == "MO-1"
+    assert out["ch_1"].status == "succeeded"
+    assert out["ch_1"][c.REASON] is None
     assert out["ch_1"].created_at == datetime(2026, 3, 1, 10)  # 1772359200 s = 2026-03-01T10:00Z
     assert out["ch_2"].amount == D("5000.00")
-    assert (
-        out["ch_3"][c.REASON] == c.UNMAPPED_STATUS
-        and "conf/models/payments.yaml" in out["ch_3"][c.REASON_DETAIL]
-    )
-    assert out["ch_4"][c.REASON] == c.UNPARSEABLE_AMOUNT and "amount" in out["ch_4"][c.REASON_DETAIL]
+    assert out["ch_3"][c.REASON] == c.UNMAPPED_STATUS
+    assert "conf/models/payments.yaml" in out["ch_3"][c.REASON_DETAIL]
+    assert out["ch_4"][c.REASON] == c.UNPARSEABLE_AMOUNT
+    assert "amount" in out["ch_4"][c.REASON_DETAIL]
     columns = set(payments.stripe_charges(spark.createDataFrame(rows, CHARGE_SCHEMA), ctx).columns)
     assert (
         not {"card", "last4", "fingerprint", "brand", "billing_details", "payment_method_details"} & columns
@@ -127,7 +126,9 @@ def test_partner_shipments_conform_statuses_and_quarantine_unknown_ones(spark):
         "out_for_delivery",
         "wms_bolt",
     )
-    assert out["BO-1"].weight_kg == D("3.25") and out["BO-1"].cartons == 2 and out["BO-1"][c.REASON] is None
+    assert out["BO-1"].weight_kg == D("3.25")
+    assert out["BO-1"].cartons == 2
+    assert out["BO-1"][c.REASON] is None
     assert out["BO-2"][c.REASON] == c.UNMAPPED_STATUS
     fact = t.shipment_facts(
         shipments.partner_shipments(spark.createDataFrame(rows[:1], SHIPMENT_SCHEMA), ctx)
@@ -151,7 +152,8 @@ def test_orders_carry_the_customer_details_only_as_tokens(spark):
         None,
         None,
     )  # not "a@example.com"
-    assert out["A"].customer_phone_token is None and out["A"].ship_to_city_token is None  # not delivered
+    assert out["A"].customer_phone_token is None
+    assert out["A"].ship_to_city_token is None  # not delivered
 
 
 DIM_INPUT = (
@@ -211,12 +213,14 @@ def test_scd2_versions_change_only_when_an_attribute_changes(spark):
     assert (first["customer_email_token"], first["valid_from"], first["valid_to"]) == (
         "e1", datetime(2026, 3, 1, 12), datetime(2026, 3, 4, 12)
     )  # fmt: skip
-    assert not first["is_current"] and first["orders_in_version"] == 2  # O1 and O2
+    assert not first["is_current"]
+    assert first["orders_in_version"] == 2  # O1 and O2
     assert (second["customer_email_token"], second["ship_to_country"], second["valid_to"]) == (
         "e2", "US", datetime(2026, 3, 6, 12)
     )  # fmt: skip
     assert (third["ship_to_country"], third["valid_to"], third["is_current"]) == ("DE", None, True)
-    assert dim[("cb", 1)]["is_current"] and len({r["customer_sk"] for r in dim.values()}) == 4
+    assert dim[("cb", 1)]["is_current"]
+    assert len({r["customer_sk"] for r in dim.values()}) == 4
 
 
 def test_scd2_late_order_gives_the_same_dimension_as_in_order_arrival(spark):
@@ -225,7 +229,8 @@ def test_scd2_late_order_gives_the_same_dimension_as_in_order_arrival(spark):
     assert dimension(spark, late_last) == dimension(spark, in_order) == dimension(spark, late_last[::-1])
     # O7 (day 3, e1) joins version 1, which now counts 3 orders; every surrogate key stays the same
     with_late = versions(spark, late_last)
-    assert with_late[("ca", 1)]["orders_in_version"] == 3 and len(with_late) == 4
+    assert with_late[("ca", 1)]["orders_in_version"] == 3
+    assert len(with_late) == 4
     assert {r["customer_sk"] for r in versions(spark, HISTORY).values()} == {
         r["customer_sk"] for r in with_late.values()
     }

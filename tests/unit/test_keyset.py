@@ -5,6 +5,8 @@ import pytest
 from northstar.config import ConfigError, load_source
 from northstar.config.jdbc import parse_duration
 from northstar.extract import keyset
+from northstar.extract.jdbc import _explain
+from northstar.secrets import Secret
 from tests.helpers.conf import load_from
 
 END = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -36,7 +38,8 @@ def test_next_page_starts_strictly_after_the_last_row_by_row_comparison():
         "AND \"updated_at\" < '2026-11-25 12:00:00.000000+00:00' "
         'ORDER BY "updated_at", "id" LIMIT 100'
     )
-    assert " OFFSET " not in sql and "COUNT" not in sql.upper()
+    assert " OFFSET " not in sql
+    assert "COUNT" not in sql.upper()
 
 
 def test_composite_keys_and_quotes_in_key_values():
@@ -76,7 +79,8 @@ def test_session_is_read_only_with_the_statement_timeout():
     props = keyset.session_options(timedelta(seconds=30), "northstar-extract:shop.orders")
     assert "-c statement_timeout=30000" in props["options"]
     assert "-c default_transaction_read_only=on" in props["options"]
-    assert props["readOnly"] == "true" and props["ApplicationName"] == "northstar-extract:shop.orders"
+    assert props["readOnly"] == "true"
+    assert props["ApplicationName"] == "northstar-extract:shop.orders"
 
 
 def test_durations():
@@ -92,7 +96,8 @@ def test_repo_shop_db_source_loads():
     assert source.jdbc.password == "env:NORTHSTAR_SHOP_DB_PASSWORD"
     assert source.jdbc.tables["orders"].relation == "public.orders"
     assert source.jdbc.overlap == timedelta(minutes=15)
-    assert "NORTHSTAR" not in source.jdbc.url and "password" not in source.jdbc.url
+    assert "NORTHSTAR" not in source.jdbc.url
+    assert "password" not in source.jdbc.url
 
 
 SOURCE = """
@@ -130,9 +135,6 @@ def test_bad_jdbc_sections_are_reported(tmp_path, values, expected):
 
 
 def test_errors_are_explained_from_the_sqlstate_without_the_password():
-    from northstar.extract.jdbc import _explain
-    from northstar.secrets import Secret
-
     spec = load_source("shop_db").jdbc
     table = spec.tables["orders"]
     secret = Secret(spec.password, "s3cret-value")
@@ -143,8 +145,10 @@ def test_errors_are_explained_from_the_sqlstate_without_the_password():
     )
     message = _explain(driver_error, "source shop_db table orders (x)", spec, table, secret)
     assert message.startswith("source shop_db table orders (x): the server cancelled a query after")
-    assert "statement_timeout (60s)" in message and "SQLSTATE 57014" in message
-    assert "s3cret-value" not in message and "***" in message
+    assert "statement_timeout (60s)" in message
+    assert "SQLSTATE 57014" in message
+    assert "s3cret-value" not in message
+    assert "***" in message
 
     refused = RuntimeError("java.net.ConnectException: Connection refused")
     assert "could not connect to 127.0.0.1:54329/shop" in _explain(refused, "c", spec, table, secret)

@@ -11,6 +11,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from northstar import cli
 from northstar.config import ConfigError
 from northstar.models import common as c
 from northstar.models import orders, refunds
@@ -39,7 +40,8 @@ def test_status_mapping_and_unmapped_status_is_quarantined(spark):
     )
     assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
     detail = orders.partner_orders(frame(spark, rows), CTX).where("order_id = 'D'").first()[c.REASON_DETAIL]
-    assert "'lost'" in detail and "conf/models/orders.yaml" in detail
+    assert "'lost'" in detail
+    assert "conf/models/orders.yaml" in detail
 
 
 def test_amounts_are_exact_decimals_and_defaults_for_soft_nulls(spark):
@@ -223,10 +225,8 @@ def test_drift_shipping_fee_object_from_rescued_data_and_fulfillment_appearing(s
     assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
     # a table from before the drift has no fulfillment column at all: the model still builds
     before = orders.partner_orders(frame(spark, [order(spark, "OLD")]), CTX)
-    assert (
-        before.first()["fulfillment_channel"] is None
-        and before.schema["fulfillment_channel"].dataType == T.StringType()
-    )
+    assert before.first()["fulfillment_channel"] is None
+    assert before.schema["fulfillment_channel"].dataType == T.StringType()
 
 
 def test_customer_is_a_keyed_token_and_no_pii_leaves(spark):
@@ -239,9 +239,11 @@ def test_customer_is_a_keyed_token_and_no_pii_leaves(spark):
     assert tokens["B"] is None
     assert not {"customer", "email", "name", "phone"} & set(out.columns)
     flat = " ".join(str(v) for r in out.drop(c.RAW).collect() for v in r)
-    assert "a@example.com" not in flat and "Ana" not in flat
+    assert "a@example.com" not in flat
+    assert "Ana" not in flat
     raw = out.where("order_id = 'A'").first()[c.RAW]
-    assert "a@example.com" not in raw and '"customer_id":"C-1"' in raw  # quarantine rows hold no PII either
+    assert "a@example.com" not in raw
+    assert '"customer_id":"C-1"' in raw  # quarantine rows hold no PII either
     other = c.MappingContext("marketplace", "t", STATUS_MAP, c.ISO_4217, b"another-key")
     assert orders.partner_orders(frame(spark, rows[:1]), other).first().customer_token != tokens["A"]
 
@@ -321,7 +323,8 @@ def test_classify_keeps_the_latest_valid_version_per_key(spark):
 
 def test_model_files_are_validated(tmp_path):
     spec = load_model("orders")
-    assert spec.inputs[0].status_map["placed"] == "pending" and spec.customer_token_key.startswith("env:")
+    assert spec.inputs[0].status_map["placed"] == "pending"
+    assert spec.customer_token_key.startswith("env:")
     (tmp_path / "models").mkdir()
     bad = tmp_path / "models" / "orders.yaml"
     bad.write_text(
@@ -342,12 +345,11 @@ def test_model_files_are_validated(tmp_path):
 
 
 def test_model_command_names_an_unset_token_key_before_starting_spark(monkeypatch, capsys):
-    from northstar import cli
-
     monkeypatch.delenv("NORTHSTAR_CUSTOMER_TOKEN_KEY", raising=False)
     monkeypatch.delenv("NORTHSTAR_CUSTOMER_TOKEN_KEY_REF", raising=False)
     assert cli.main(["model", "--name", "all", "--conf-dir", str(CONF)]) == cli.EXIT_CONFIG
     err = capsys.readouterr().err
-    assert "customer_token_key" in err and "NORTHSTAR_CUSTOMER_TOKEN_KEY is not set" in err
+    assert "customer_token_key" in err
+    assert "NORTHSTAR_CUSTOMER_TOKEN_KEY is not set" in err
     assert cli.main(["model", "--name", "customers", "--conf-dir", str(CONF)]) == cli.EXIT_CONFIG
     assert "no such model file" in capsys.readouterr().err

@@ -61,7 +61,8 @@ def test_env_refuses_a_secret_value_in_place_of_a_reference(conf):
     edit(conf / "env" / "dev.yaml", lambda d: d["secrets"].update(stripe_api_key="sk_live_abc123"))
     with pytest.raises(ConfigError) as err:
         load_from(conf, load_env, "dev")
-    assert "dev.yaml" in str(err.value) and "secrets.stripe_api_key" in str(err.value)
+    assert "dev.yaml" in str(err.value)
+    assert "secrets.stripe_api_key" in str(err.value)
     assert "sk_live_abc123" not in str(err.value)
 
 
@@ -71,7 +72,8 @@ def test_pipeline_naming_an_unknown_stage_or_pool_is_a_config_error(conf):
     with pytest.raises(ConfigError) as err:
         load_from(conf, load_pipelines)
     message = str(err.value)
-    assert "pipelines.yaml" in message and "sources.wms.stages names checks" in message
+    assert "pipelines.yaml" in message
+    assert "sources.wms.stages names checks" in message
     assert "sources.wms.pools.ingest uses pool nope" in message
 
 
@@ -107,7 +109,8 @@ def test_job_driver_fills_placeholders_and_points_at_the_release():
 def test_deadline_prediction(interval_end, now, expected, risk):
     end = datetime.fromisoformat(interval_end).replace(tzinfo=UTC)
     deadline = dl.deadline_for(end, "06:30")
-    assert deadline.strftime("%H:%M") == "06:30" and deadline >= end
+    assert deadline.strftime("%H:%M") == "06:30"
+    assert deadline >= end
     assert dl.at_risk(datetime.fromisoformat(now).replace(tzinfo=UTC), expected, deadline) is risk
 
 
@@ -142,6 +145,7 @@ def test_alert_goes_to_sns_and_to_slack_without_leaking_the_webhook(monkeypatch,
         )
         assert notify.send(env, alert, sns_client=sns)
     server.server_close()
-    assert received and received[0][0] == "/services/T0/B0/secret"
+    assert received
+    assert received[0][0] == "/services/T0/B0/secret"
     assert b"QUALITY silver.orders" in received[0][1]
     assert "secret" not in caplog.text

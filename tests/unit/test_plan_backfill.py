@@ -36,9 +36,12 @@ def test_orders_alone_at_278_per_page_fit_one_day_per_day():
             lookback_hours=0,
         )
     )
-    assert p.fits and p.budget_per_run == 28_800 and p.window_hours == 24
+    assert p.fits
+    assert p.budget_per_run == 28_800
+    assert p.window_hours == 24
     assert [w.requests for w in p.windows] == [28_777] * 3
-    assert p.requests_needed == 86_331 and p.duration_days == 3
+    assert p.requests_needed == 86_331
+    assert p.duration_days == 3
     assert [(w.start, w.end) for w in p.windows][0] == (
         datetime.fromisoformat("2025-05-01T00:00+00:00"),
         datetime.fromisoformat("2025-05-02T00:00+00:00"),
@@ -56,7 +59,9 @@ def test_orders_alone_at_277_per_page_split_days_into_halves():
             lookback_hours=0,
         )
     )
-    assert p.window_hours == 12 and p.runs == 6 and p.duration_days == 6
+    assert p.window_hours == 12
+    assert p.runs == 6
+    assert p.duration_days == 6
     assert p.requests_needed == 6 * 14_441
     assert (
         min_page_size(
@@ -77,7 +82,8 @@ def test_brief_at_page_size_500_does_not_fit_because_of_the_hourly_lookback():
     # each hourly sync re-reads 24 h: 8,000,000/500 + 1,000,000/500 = 16,000 + 2,000 = 18,000 requests/hour
     p = plan(inputs(**EIGHTEEN_MONTHS, volumes=BRIEF, page_size=500, deadline_days=30))
     assert p.incremental_requests_per_hour == 18_000
-    assert not p.fits and "18,000.0 requests/hour" in p.problem
+    assert not p.fits
+    assert "18,000.0 requests/hour" in p.problem
     assert p.requests_needed == 549 * 18_000  # 9,882,000 requests of history
 
 
@@ -90,7 +96,10 @@ def test_brief_minimum_page_sizes():
     # at 13,445: 596 + 75 = 671/h -> 12,696 per run; 19 days = 12,720 no longer fit, 18 days -> 31 runs
     assert min_page_size(base, 30) == 13_446
     fits = plan(base.model_copy(update={"page_size": 13_446, "deadline_days": 30}))
-    assert fits.fits and fits.budget_per_run == 12_720 and fits.window_hours == 19 * 24 and fits.runs == 29
+    assert fits.fits
+    assert fits.budget_per_run == 12_720
+    assert fits.window_hours == 19 * 24
+    assert fits.runs == 29
     assert not plan(base.model_copy(update={"page_size": 13_445, "deadline_days": 30})).fits
 
 
@@ -119,8 +128,10 @@ def test_headroom_and_sync_period():
         headroom=0.1,
     )
     p = plan(i)
-    assert p.incremental_requests_per_hour == 1_200 and p.usable_requests_per_hour == Fraction(2_700)
-    assert p.budget_per_run == 36_000 and p.runs == 1
+    assert p.incremental_requests_per_hour == 1_200
+    assert p.usable_requests_per_hour == Fraction(2_700)
+    assert p.budget_per_run == 36_000
+    assert p.runs == 1
 
 
 def test_not_even_an_hour_fits_one_run():
@@ -136,7 +147,9 @@ def test_not_even_an_hour_fits_one_run():
             run_every_hours=1,
         )
     )
-    assert not p.fits and "1 hour of data (1,000 requests)" in p.problem and p.windows == []
+    assert not p.fits
+    assert "1 hour of data (1,000 requests)" in p.problem
+    assert p.windows == []
 
 
 def test_runs_are_dated_from_begin():
@@ -186,7 +199,8 @@ def test_defaults_come_from_the_api_section_and_flags_override(tmp_path, capsys)
     assert cli.main([*args, "--source", "partner", "--conf-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     # 72,000,000/1,000 = 72,000 requests/day of data; 3,000 * 24 = 72,000 per daily run -> 2 runs
-    assert "page size 1,000, rate limit 3,000" in out and "FITS: 144,000 requests in 2 run(s)" in out
+    assert "page size 1,000, rate limit 3,000" in out
+    assert "FITS: 144,000 requests in 2 run(s)" in out
     assert cli.main([*args, "--source", "partner", "--conf-dir", str(tmp_path), "--page-size", "500"]) == 0
     assert "page size 500," in capsys.readouterr().out
 
@@ -218,4 +232,6 @@ def test_brief_report_names_what_to_negotiate(capsys):
     out = capsys.readouterr().out
     assert "DOES NOT FIT" in out
     assert "backfill within 30 days: 13,446 records/page" in out
-    assert "32,250 requests/hour" in out and "bulk export" in out and "dedicated backfill key" in out
+    assert "32,250 requests/hour" in out
+    assert "bulk export" in out
+    assert "dedicated backfill key" in out

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import TypeAdapter
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from northstar.config import ConfigError
@@ -79,10 +80,12 @@ def test_row_check_fires_on_crafted_rows_and_is_quiet_on_clean_rows(spark, case)
 
     tagged, fired = judged(crafted)
     assert fired.status == QUARANTINED
-    assert failing_key in fired.failing_keys and "o1" not in fired.failing_keys
+    assert failing_key in fired.failing_keys
+    assert "o1" not in fired.failing_keys
     assert tagged["o1"] == (None, None)
     name, detail = tagged[failing_key]
-    assert name == "probe" and detail.startswith("probe: ")
+    assert name == "probe"
+    assert detail.startswith("probe: ")
     assert fired.explanation.endswith(
         f"{fired.failed_rows} of {len(crafted)} rows failed and were quarantined; valid rows continued"
     )
@@ -103,16 +106,16 @@ def test_row_check_thresholds_and_severities(spark):
         for r in c.row_results(probes, c.failure_counts(flagged, probes, ["order_id"]), 10, "r", "t")
     }
     assert results["tolerant"].status == PASS  # 1 of 10 is within 10%
-    assert results["strict"].status == FAIL and results["strict"].stops_the_run
-    assert results["warned"].status == WARN and not results["warned"].stops_the_run
+    assert results["strict"].status == FAIL
+    assert results["strict"].stops_the_run
+    assert results["warned"].status == WARN
+    assert not results["warned"].stops_the_run
     assert flagged.where(f"{c.CHECK} IS NOT NULL").count() == 0  # only quarantine severity rejects rows
 
 
 def test_eligible_rows_only_are_flagged(spark):
     rows = spark.createDataFrame([("o1", "odd", "USD", 1, "c1"), (None, "odd", "USD", 1, "c1")], ORDERS)
     probe = check(type="accepted_values", column="status", values=["paid"], severity="quarantine")
-    from pyspark.sql import functions as F
-
     flagged = c.flag_rows(rows, [probe], eligible=F.col("order_id").isNotNull())
     assert sorted((r["order_id"], r[c.CHECK]) for r in flagged.collect() if r[c.CHECK]) == [("o1", "probe")]
 
@@ -133,12 +136,16 @@ def test_freshness_fires_when_the_newest_value_is_too_old(spark):
         [(now - timedelta(hours=1),), (now - timedelta(days=3),)], "updated_at timestamp"
     )
     quiet = c.freshness(frame, probe, "r", "t", now)
-    assert quiet.status == PASS and quiet.observed == pytest.approx(1.0)
+    assert quiet.status == PASS
+    assert quiet.observed == pytest.approx(1.0)
     fired = c.freshness(frame.where("updated_at < '2026-11-24'"), probe, "r", "t", now)
-    assert fired.status == WARN and fired.observed == pytest.approx(72.0)
-    assert "72.00 h before" in fired.explanation and "at most 2.0 h" in fired.explanation
+    assert fired.status == WARN
+    assert fired.observed == pytest.approx(72.0)
+    assert "72.00 h before" in fired.explanation
+    assert "at most 2.0 h" in fired.explanation
     empty = c.freshness(frame.where("false"), probe, "r", "t", now)
-    assert empty.status == WARN and "no value at all" in empty.explanation
+    assert empty.status == WARN
+    assert "no value at all" in empty.explanation
 
 
 def monday_heavy_history(weeks: int = 4) -> list[tuple[datetime, float]]:
@@ -179,11 +186,11 @@ def test_anomaly_falls_back_to_all_days_then_skips_and_says_so():
     wednesday = datetime(2026, 11, 25, tzinfo=UTC)
     few = [(wednesday - timedelta(days=d), 100.0 + d) for d in (1, 2, 3, 4)]  # no earlier Wednesday
     fallback = c.expected_range(few, wednesday, probe)
-    assert (
-        fallback is not None and "4 previous runs of any weekday (only 0 previous Wednesdays" in fallback[2]
-    )
+    assert fallback is not None
+    assert "4 previous runs of any weekday (only 0 previous Wednesdays" in fallback[2]
     skipped = c.anomaly(probe, 5.0, few[:2], wednesday, "r", "t", "row count")
-    assert skipped.status == SKIPPED and "not judged: 2 earlier runs, 3 needed" in skipped.explanation
+    assert skipped.status == SKIPPED
+    assert "not judged: 2 earlier runs, 3 needed" in skipped.explanation
 
 
 def test_steady_history_gets_a_minimum_spread():
@@ -191,7 +198,8 @@ def test_steady_history_gets_a_minimum_spread():
     monday = datetime(2026, 11, 23, tzinfo=UTC)
     steady = [(monday - timedelta(weeks=w), 500.0) for w in range(1, 5)]
     low, high, how = c.expected_range(steady, monday, probe)
-    assert (low, high) == (450.0, 550.0) and "widened to the minimum spread 0.1 x median" in how
+    assert (low, high) == (450.0, 550.0)
+    assert "widened to the minimum spread 0.1 x median" in how
 
 
 def test_null_rate_spike_fires_against_history_and_hard_limit(spark):
@@ -206,9 +214,11 @@ def test_null_rate_spike_fires_against_history_and_hard_limit(spark):
         clean.where("order_id = 'o1' AND currency IS NULL").unionByName(clean.limit(3)), "currency"
     )
     fired = c.anomaly(probe, spiked, history, monday, "r", "t", "null rate of currency")
-    assert fired.status == WARN and "is outside the expected range" in fired.explanation
+    assert fired.status == WARN
+    assert "is outside the expected range" in fired.explanation
     over = c.anomaly(probe, 0.6, [], monday, "r", "t", "null rate")
-    assert over.status == WARN and "above the hard limit 0.5" in over.explanation
+    assert over.status == WARN
+    assert "above the hard limit 0.5" in over.explanation
 
 
 def test_schema_change_flags_removed_and_retyped_columns_not_additions():
@@ -224,11 +234,14 @@ def test_schema_change_flags_removed_and_retyped_columns_not_additions():
         ]
     )
     added = c.schema_change(wider, before, probe, "r", "t")
-    assert added.status == PASS and "added channel, totals (new nested fields) (allowed)" in added.explanation
+    assert added.status == PASS
+    assert "added channel, totals (new nested fields) (allowed)" in added.explanation
     broken = T.StructType([T.StructField("id", T.LongType())])
     fired = c.schema_change(broken, before, probe, "r", "t")
-    assert fired.status == FAIL and fired.failing_keys == ["totals", "id"]
-    assert "removed totals" in fired.explanation and "retyped id string -> bigint" in fired.explanation
+    assert fired.status == FAIL
+    assert fired.failing_keys == ["totals", "id"]
+    assert "removed totals" in fired.explanation
+    assert "retyped id string -> bigint" in fired.explanation
     strict = check(type="schema_change", allow_added=False)
     assert c.schema_change(wider, before, strict, "r", "t").status == WARN
 

@@ -37,7 +37,8 @@ def test_threads_sharing_one_limiter_never_exceed_the_rate():
     for thread in threads:
         thread.join()
 
-    assert len(sends) == 150 and limiter.sent == 150
+    assert len(sends) == 150
+    assert limiter.sent == 150
     assert busiest_window(sends, 60) == 12  # the limit is used, never exceeded
     # the server sees arrivals between send and finish: any arrival times in between stay within the limit
     assert busiest_window(finishes, 60) <= 12
@@ -88,7 +89,8 @@ def test_the_request_log_is_saved_before_each_request_so_a_killed_run_still_coun
     killed.on_acquire = lambda: saved.append(killed.recent_stamps(in_flight_for=5))
     killed.release(killed.acquire())
     killed.acquire()  # the process dies while this request is in flight: it never finishes
-    assert len(saved) == 2 and saved[-1][-1] == clock.now() + 5  # counted as finishing at its timeout
+    assert len(saved) == 2
+    assert saved[-1][-1] == clock.now() + 5  # counted as finishing at its timeout
 
     resumed = RateLimiter(2, 60, clock=clock)
     resumed.preload(saved[-1])

@@ -42,16 +42,20 @@ def test_compare_within_and_beyond_the_threshold_and_missing_sides(spark):
     rows = _by_key(compare(lake, finance, ["business_date", "currency"], ["count", "sum"], 0.05).collect())
     assert len(rows) == 8  # 4 (day, currency) keys x 2 measures
     usd = rows[(D1, "USD", "sum")]
-    assert usd["status"] == "ok" and usd["abs_variance"] == Decimal("4.99")
+    assert usd["status"] == "ok"
+    assert usd["abs_variance"] == Decimal("4.99")
     assert usd["variance_pct"] == pytest.approx(0.0499)
-    assert rows[(D1, "USD", "count")]["status"] == "ok" and rows[(D1, "USD", "count")]["variance_pct"] == 0
+    assert rows[(D1, "USD", "count")]["status"] == "ok"
+    assert rows[(D1, "USD", "count")]["variance_pct"] == 0
     assert rows[(D1, "EUR", "sum")]["status"] == "breach"
     assert rows[(D1, "EUR", "sum")]["variance_pct"] == pytest.approx(0.05)
     missing_in_lake = rows[(D2, "USD", "sum")]
-    assert missing_in_lake["status"] == "missing_left" and missing_in_lake["left_value"] is None
+    assert missing_in_lake["status"] == "missing_left"
+    assert missing_in_lake["left_value"] is None
     assert missing_in_lake["right_value"] == Decimal("500.0000")
     missing_in_finance = rows[(D2, "GBP", "count")]
-    assert missing_in_finance["status"] == "missing_right" and missing_in_finance["variance_pct"] is None
+    assert missing_in_finance["status"] == "missing_right"
+    assert missing_in_finance["variance_pct"] is None
 
 
 def test_an_order_is_counted_once_and_filters_apply(spark):
@@ -105,9 +109,12 @@ def test_duplicate_rate_against_the_sla(spark):
     orders = spark.createDataFrame(rows, "order_id string, created_at date, total double")
     profile = TableProfile(key=["order_id"], date="created_at", amount="total")
     rates = {r["business_date"]: r for r in duplicate_rate(orders, profile, 0.1).collect()}
-    assert rates[D1]["left_value"] == 1 and rates[D1]["right_value"] == 1000
-    assert rates[D1]["variance_pct"] == pytest.approx(0.1) and rates[D1]["status"] == "breach"
-    assert rates[D2]["variance_pct"] == 0 and rates[D2]["status"] == "ok"
+    assert rates[D1]["left_value"] == 1
+    assert rates[D1]["right_value"] == 1000
+    assert rates[D1]["variance_pct"] == pytest.approx(0.1)
+    assert rates[D1]["status"] == "breach"
+    assert rates[D2]["variance_pct"] == 0
+    assert rates[D2]["status"] == "ok"
 
 
 def test_report_names_the_breaches_first_and_draws_charts_offline():
@@ -147,8 +154,11 @@ def test_report_names_the_breaches_first_and_draws_charts_offline():
         breaches < page.index("2026-11-24") < first_chart
     )  # the breach row sits in the table above the charts
     assert "1 outside their threshold" in page
-    assert page.count("<svg") == 2 and "threshold 0.05%" in page and "<polyline" in page
-    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert page.count("<svg") == 2
+    assert "threshold 0.05%" in page
+    assert "<polyline" in page
+    assert "<script" not in page
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
 
 
 def test_spec_errors_name_the_file_and_the_field(tmp_path):
@@ -172,5 +182,6 @@ def test_spec_errors_name_the_file_and_the_field(tmp_path):
 
 def test_the_shipped_spec_loads():
     spec = load_recon("daily")
-    assert spec.thresholds.variance_pct == 0.05 and spec.thresholds.duplicate_rate_pct == 0.1
+    assert spec.thresholds.variance_pct == 0.05
+    assert spec.thresholds.duplicate_rate_pct == 0.1
     assert {"orders_vs_payments", "orders_vs_finance", "lake_vs_source_orders"} <= set(spec.comparisons)

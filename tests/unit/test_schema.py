@@ -77,7 +77,8 @@ def test_without_contract_first_batch_defines_then_existing_types_hold():
     first = plan_columns(table("rescue"), struct(a=L, b=S), existing=None)
     assert [(p.name, p.target) for p in first] == [("a", L), ("b", S)]
     later = plan_columns(table("rescue"), struct(a=S, b=S, c=D), existing=struct(a=L, b=S))
-    assert ColumnPlan("a", S, L) in later and ColumnPlan("c", D, None) in later
+    assert ColumnPlan("a", S, L) in later
+    assert ColumnPlan("c", D, None) in later
 
 
 def test_merge_types_appends_nested_fields_and_keeps_existing_leaf_types():
@@ -118,9 +119,11 @@ def test_conform_rescues_values_that_do_not_fit(spark):
     frame = spark.createDataFrame(rows, "id string, ts string, qty string, extra string")
     plans = plan_columns(table("rescue", CONTRACT), frame.schema, existing=None)
     out = {r["id"]: r for r in conform(frame, plans, keep=[]).collect()}
-    assert out["1"]["qty"] == 3 and out["1"]["ts"].isoformat() == "2026-11-01T10:00:00"
+    assert out["1"]["qty"] == 3
+    assert out["1"]["ts"].isoformat() == "2026-11-01T10:00:00"
     assert out["1"]["_rescued_data"] is None
-    assert out["2"]["qty"] is None and out["2"]["ts"] is None
+    assert out["2"]["qty"] is None
+    assert out["2"]["ts"] is None
     assert json.loads(out["2"]["_rescued_data"]) == {"ts": "not a time", "qty": "three", "extra": '{"w":1}'}
     assert out["3"]["_rescued_data"] is None  # nulls are not rescued: nothing was lost
 
@@ -163,7 +166,6 @@ def test_conform_rescues_a_nested_value_delivered_for_an_atomic_column(spark):
         keep=[],
     )
     rows = {r["id"]: r for r in out.collect()}
-    assert rows["1"]["fee"] is None and json.loads(rows["1"]["_rescued_data"]) == {
-        "fee": '{"amount":4.5,"currency":"USD"}'
-    }
+    assert rows["1"]["fee"] is None
+    assert json.loads(rows["1"]["_rescued_data"]) == {"fee": '{"amount":4.5,"currency":"USD"}'}
     assert rows["2"]["_rescued_data"] is None

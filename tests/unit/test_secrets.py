@@ -15,7 +15,8 @@ def test_env_reference_reads_the_variable(monkeypatch):
     monkeypatch.setenv("PARTNER_TOKEN", "s3cr3t-value")
     secret = resolve("env:PARTNER_TOKEN")
     assert secret.value == "s3cr3t-value"
-    assert "s3cr3t-value" not in repr(secret) and "s3cr3t-value" not in str(secret)
+    assert "s3cr3t-value" not in repr(secret)
+    assert "s3cr3t-value" not in str(secret)
 
 
 def test_missing_env_variable_names_the_variable_not_a_value(monkeypatch):

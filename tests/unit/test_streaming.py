@@ -58,7 +58,8 @@ def test_repo_clickstream_and_privacy_conf_load():
 def test_stream_section_errors_name_the_field(tmp_path, values, message):
     with pytest.raises(ConfigError) as err:
         load_from(write_source(tmp_path, **values), load_source, "clicks")
-    assert "clicks.yaml" in str(err.value) and message in str(err.value)
+    assert "clicks.yaml" in str(err.value)
+    assert message in str(err.value)
     assert "hunter2" not in str(err.value)
 
 
@@ -83,7 +84,9 @@ def test_firehose_files_use_hourly_prefixes_and_appear_whole(tmp_path):
 def test_producer_batch_accounts_for_every_line():
     batch = make_batch(random.Random(3), 2000, datetime(2026, 11, 20, 10, tzinfo=UTC), late_rate=0.05)
     assert len(batch.lines) == len(batch.events) + batch.malformed
-    assert batch.duplicates > 0 and batch.malformed > 0 and batch.missing_id > 0
+    assert batch.duplicates > 0
+    assert batch.malformed > 0
+    assert batch.missing_id > 0
     parsed = [json.loads(line) for line in batch.lines if line.endswith("}")]
     times = sorted(e["event_time"] for e in parsed)
     assert times[0] < "2026-11-20T08:10"  # late events, about two hours behind the delivery

@@ -4,14 +4,15 @@ import hashlib
 import hmac
 from datetime import datetime
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pytest import raises
 
 from northstar.bronze import transforms as bronze
 from northstar.config import ColumnSpec, TableSpec
 from northstar.silver import transforms as silver
+from northstar.transforms.pii import tokenize
 
 SPEC = TableSpec(
     format="jsonl",
@@ -134,8 +135,10 @@ def test_rejected_rows_carry_reason_and_record_json(spark):
     row = silver.rejected_to_quarantine(
         silver.classify(batch, SPEC), run_id="r", source="s", table="t", quarantined_at=F.current_timestamp()
     ).first()
-    assert row.reason == "null_primary_key" and row.reason_detail == "primary key column id is null"
-    assert '"status":"placed"' in row.raw_record and row.layer == "silver"
+    assert row.reason == "null_primary_key"
+    assert row.reason_detail == "primary key column id is null"
+    assert '"status":"placed"' in row.raw_record
+    assert row.layer == "silver"
 
 
 def test_newer_condition_compares_ordering_then_hash():
@@ -147,8 +150,6 @@ def test_newer_condition_compares_ordering_then_hash():
 
 
 def test_pii_paths_become_keyed_tokens_and_a_struct_path_is_refused(spark):
-    from northstar.transforms.pii import tokenize
-
     frame = spark.createDataFrame(
         [("o1", "a@x.com", ("Ana Ng", ("1 Main St", "US"))), ("o2", None, None)],
         "id string, email string, customer struct<name string, address struct<line1 string, country string>>",
@@ -156,9 +157,11 @@ def test_pii_paths_become_keyed_tokens_and_a_struct_path_is_refused(spark):
     out = tokenize(frame, ["email", "customer.name", "customer.address.line1", "customer.missing"], b"k")
     first, second = out.orderBy("id").collect()
     token = hmac.new(b"k", b"a@x.com", hashlib.sha256).hexdigest()
-    assert first.email == token and second.email is None
+    assert first.email == token
+    assert second.email is None
     assert first.customer.name == hmac.new(b"k", b"Ana Ng", hashlib.sha256).hexdigest()
-    assert first.customer.address.line1 != "1 Main St" and first.customer.address.country == "US"
+    assert first.customer.address.line1 != "1 Main St"
+    assert first.customer.address.country == "US"
     assert second.customer is None  # a null struct stays null
-    with raises(ValueError, match="declare its leaf fields"):
+    with pytest.raises(ValueError, match="declare its leaf fields"):
         tokenize(frame, ["customer.address"], b"k")

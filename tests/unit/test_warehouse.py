@@ -17,8 +17,10 @@ from northstar.config.base import format_validation_error
 from northstar.config.env import S3Spec, SnowflakeSpec
 from northstar.gold.tables import GOLD
 from northstar.models import orders as orders_model
+from northstar.spark import s3_encryption
 from northstar.warehouse import ddl, publish, reconcile
 from northstar.warehouse.spark_connector import connector_options
+from tests.helpers.envs import make_env
 
 SCHEMA = T.StructType(
     [
@@ -202,7 +204,8 @@ def test_snowflake_and_s3_sections_refuse_secrets_and_missing_settings():
     shown = format_validation_error(
         Path("conf/env/prod.yaml"), "environment", err.value
     )  # what load_env raises
-    assert "password" in shown and "hunter2" not in shown
+    assert "password" in shown
+    assert "hunter2" not in shown
     with pytest.raises(ValidationError, match="fakesnow needs fakesnow_path"):
         SnowflakeSpec(**{**SPEC, "mode": "fakesnow"})
     with pytest.raises(ValidationError, match="SSE-KMS needs kms_key_id"):
@@ -211,9 +214,6 @@ def test_snowflake_and_s3_sections_refuse_secrets_and_missing_settings():
 
 
 def test_sse_kms_setting_becomes_the_s3a_encryption_settings(monkeypatch, tmp_path):
-    from northstar.spark import s3_encryption
-    from tests.helpers.envs import make_env
-
     env = make_env(tmp_path)
     assert s3_encryption(env) == {}
     monkeypatch.setenv("LAKE_KMS_KEY", "arn:aws:kms:eu-west-1:111122223333:key/abcd")

@@ -23,8 +23,9 @@ from pyspark.sql import functions as F
 
 from northstar import ledger
 from northstar.catalog import all_tables
-from northstar.config import EnvConfig, SourceSpec, load_env, load_source
-from northstar.config.api import RetrySpec
+from northstar.config import ConfigError, EnvConfig, SourceSpec, load_env, load_source
+from northstar.config.api import ApiSpec, RetrySpec
+from northstar.config.env import SnowflakeSpec
 from northstar.dev.generate.shipments import generate_shipments
 from northstar.dev.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
 from northstar.extract.rest import ExtractReport, run_extract
@@ -43,9 +44,23 @@ DEMO_RETRIES = RetrySpec(attempts=6, initial_seconds=0.2, max_seconds=2)  # quic
 DELIVERIES = (("first", START + timedelta(days=1, hours=12)), ("second", START + timedelta(days=9)))
 
 
+def _api(source: SourceSpec) -> ApiSpec:
+    if source.api is None:
+        raise ConfigError(f"sources/{source.name}.yaml: the demo needs its api: section")
+    return source.api
+
+
+def _snowflake(env: EnvConfig) -> SnowflakeSpec:
+    if env.snowflake is None:
+        raise ConfigError(
+            f"env/{env.name}.yaml: the demo publishes to Snowflake and needs its snowflake: section"
+        )
+    return env.snowflake
+
+
 def _with_quick_retries(source: SourceSpec) -> SourceSpec:
     """The source with the demo's quick retries (the conf's backoff starts at 1 s, as the real partner wants)."""
-    return source.model_copy(update={"api": source.api.model_copy(update={"retries": DEMO_RETRIES})})
+    return source.model_copy(update={"api": _api(source).model_copy(update={"retries": DEMO_RETRIES})})
 
 
 def _payments_and_shipments(
@@ -102,7 +117,7 @@ def run_demo(data_dir: Path, *, orders: int = 2000, seed: int = 7) -> str:
         payments=orders,  # a Stripe charge per order (metadata.order_id = the marketplace order)
         seed=seed,
         faults=replace(Faults.everything(seed=seed, timeouts=0), bad_records=0.3),
-        rate_limit=(source.api.rate_limit.requests, source.api.rate_limit.per_seconds),
+        rate_limit=(_api(source).rate_limit.requests, _api(source).rate_limit.per_seconds),
         token=os.environ["NORTHSTAR_PARTNER_TOKEN"],
     ).start()
     os.environ["NORTHSTAR_PARTNER_API"] = sim.partner_url  # what the conf's base_url reads
@@ -123,7 +138,7 @@ def run_demo(data_dir: Path, *, orders: int = 2000, seed: int = 7) -> str:
     entries += run_models(spark, env, "all")
     entries += run_gold(spark, env)
     publish_run = ledger.new_run_id("publish")
-    with connect(env.snowflake) as conn:
+    with connect(_snowflake(env)) as conn:
         published = publish_all(spark, env, conn, run_id=publish_run)
     return _report(spark, env, source, sim, data_dir, entries, extracts, publish_run, published)
 
@@ -190,7 +205,7 @@ def _report(
             f"  ops.run_ledger: {ledger_rows} runs recorded",
             "",
             format_results(publish_run, published),
-            f"  warehouse: {env.snowflake.fakesnow_path} (fakesnow / DuckDB files; ops.warehouse_reconciliation "
+            f"  warehouse: {_snowflake(env).fakesnow_path} (fakesnow / DuckDB files; ops.warehouse_reconciliation "
             "has every compared figure)",
             "",
             "tables:",

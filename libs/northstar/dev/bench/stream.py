@@ -19,9 +19,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from northstar.config import EnvConfig, load_source
+from northstar.config import ConfigError, EnvConfig, SourceSpec, StreamSpec, load_source
 from northstar.dev.simulate.events import make_batch, write_firehose_file
 from northstar.lake import delta, tables
 from northstar.spark import get_spark
@@ -49,10 +50,28 @@ def _feed(landing: Path, prefix: str, events: int, per_file: int = 10_000) -> in
     return lines
 
 
-def _probe_latency(spark, env, source, seconds: int) -> list[float]:
+def _stream_spec(source: SourceSpec) -> StreamSpec:
+    if source.stream is None:
+        raise ConfigError(f"sources/{source.name}.yaml: the stream benchmark needs its stream: section")
+    return source.stream
+
+
+def _newest_minute_event(spark: SparkSession, env: EnvConfig, source: SourceSpec) -> datetime | None:
+    """The newest event time gold.<source>_minute holds (None before its first row)."""
+    row = (
+        spark.read.format("delta")
+        .load(tables.stream_minutes(source.name).path(env))
+        .agg(F.max("max_event_time"))
+        .first()
+    )
+    return row[0] if row is not None else None
+
+
+def _probe_latency(spark: SparkSession, env: EnvConfig, source: SourceSpec, seconds: int) -> list[float]:
     """Run both queries with the processingTime trigger; once a second write a file whose newest event is
     'now'; return, per file, seconds from that event time until gold.<source>_minute shows it."""
-    prefix = source.tables[source.stream.table].landing
+    stream = _stream_spec(source)
+    prefix = source.tables[stream.table].landing
     bronze = run.start_bronze(spark, env, source, run.PROCESSING_TIME, tag="latency")
     pending: list[datetime] = []
     stop = threading.Event()
@@ -72,7 +91,7 @@ def _probe_latency(spark, env, source, seconds: int) -> list[float]:
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     while not delta.table_exists(
-        spark, tables.bronze(source.name, source.stream.table).path(env)
+        spark, tables.bronze(source.name, stream.table).path(env)
     ):  # query 2 reads bronze: wait for it
         time.sleep(0.5)
     silver = run.start_silver(spark, env, source, run.PROCESSING_TIME, tag="latency")
@@ -83,12 +102,7 @@ def _probe_latency(spark, env, source, seconds: int) -> list[float]:
             if time.monotonic() >= deadline:
                 stop.set()
             if delta.table_exists(spark, tables.stream_minutes(source.name).path(env)):
-                newest = (
-                    spark.read.format("delta")
-                    .load(tables.stream_minutes(source.name).path(env))
-                    .agg(F.max("max_event_time"))
-                    .first()[0]
-                )
+                newest = _newest_minute_event(spark, env, source)
                 seen = datetime.now(UTC)
                 while newest and pending and pending[0].replace(tzinfo=None) <= newest:
                     latencies.append((seen - pending.pop(0)).total_seconds())
@@ -100,16 +114,10 @@ def _probe_latency(spark, env, source, seconds: int) -> list[float]:
     return latencies
 
 
-def run_stream_bench(out: Path, *, events: int = 200_000, latency_seconds: int = 60) -> str:
-    out = out.resolve()
-    os.environ.setdefault("NORTHSTAR_USER_TOKEN_KEY", "bench-only-key-not-a-secret")
-    source = load_source("clickstream")
-    prefix = source.tables[source.stream.table].landing
-    feed = out / "feed"
-    lines = _feed(feed, prefix, events)
+def _bench_env(out: Path, feed: Path) -> EnvConfig:
     for folder in ("lake", "quarantine", "baseline", "latency"):
         shutil.rmtree(out / folder, ignore_errors=True)
-    env = EnvConfig(
+    return EnvConfig(
         name="bench",
         profile="local",
         landing=str(feed),
@@ -117,14 +125,14 @@ def run_stream_bench(out: Path, *, events: int = 200_000, latency_seconds: int =
         quarantine=str(out / "quarantine"),
         spark={"spark.driver.memory": os.environ.get("NORTHSTAR_DRIVER_MEMORY", "4g")},
     )
-    spark = get_spark(env, app_name="northstar-bench-stream")
-    cores = len(
-        os.sched_getaffinity(0)
-    )  # the cores local[*] runs on (defaultParallelism is a setting, not cores)
-    files = [str(p) for p in sorted((feed / prefix).rglob("*.json"))]
 
+
+def _throughput(
+    spark: SparkSession, env: EnvConfig, source: SourceSpec, files: list[str], baseline_path: str
+) -> tuple[float, float, float]:
+    """Seconds for the baseline, the bronze stream and the silver stream (availableNow), in that order."""
     started = time.perf_counter()
-    spark.read.json(files).write.format("delta").save(str(out / "baseline"))
+    spark.read.json(files).write.format("delta").save(baseline_path)
     baseline = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -133,11 +141,18 @@ def run_stream_bench(out: Path, *, events: int = 200_000, latency_seconds: int =
     started = time.perf_counter()
     run.start_silver(spark, env, source, run.AVAILABLE_NOW).awaitTermination()
     silver = time.perf_counter() - started
+    return baseline, bronze, silver
 
-    latency_env = env.model_copy(  # a lake of its own: the probes do not queue behind the throughput data
-        update={k: str(out / "latency" / k) for k in ("landing", "lake", "quarantine")}
-    )
-    latencies = _probe_latency(spark, latency_env, source, latency_seconds) if latency_seconds else []
+
+def _stream_report(
+    lines: int,
+    files: int,
+    cores: int,
+    timings: tuple[float, float, float],
+    latencies: list[float],
+    trigger_interval: str,
+) -> str:
+    baseline, bronze, silver = timings
 
     def rate(seconds: float) -> float:
         return lines / seconds / cores
@@ -146,7 +161,7 @@ def run_stream_bench(out: Path, *, events: int = 200_000, latency_seconds: int =
     cores_needed = PEAK_EVENTS_PER_SECOND / path_rate
     workers = math.ceil(cores_needed / EMR_WORKER_VCPU)
     report = [
-        f"stream benchmark: {lines:,} event lines in {len(files)} Firehose files, {cores} cores (local[*]), load average {os.getloadavg()[0]:.1f} at start",
+        f"stream benchmark: {lines:,} event lines in {files} Firehose files, {cores} cores (local[*]), load average {os.getloadavg()[0]:.1f} at start",
         f"  baseline (read.json -> Delta)   {baseline:7.1f} s  {rate(baseline):9,.0f} events/s/core  1.00",
         f"  bronze stream (availableNow)    {bronze:7.1f} s  {rate(bronze):9,.0f} events/s/core  "
         f"{baseline / bronze:.2f} x baseline",
@@ -156,7 +171,7 @@ def run_stream_bench(out: Path, *, events: int = 200_000, latency_seconds: int =
     ]
     if latencies:
         report.append(
-            f"  end-to-end latency (event time -> gold minute row), trigger {source.stream.trigger_interval}: "
+            f"  end-to-end latency (event time -> gold minute row), trigger {trigger_interval}: "
             f"median {statistics.median(latencies):.1f} s, max {max(latencies):.1f} s over {len(latencies)} probes"
         )
     report.append(
@@ -164,3 +179,26 @@ def run_stream_bench(out: Path, *, events: int = 200_000, latency_seconds: int =
         f"per core = {cores_needed:,.0f} cores = {workers} workers of {EMR_WORKER_VCPU} vCPU (before headroom)"
     )
     return "\n".join(report)
+
+
+def run_stream_bench(out: Path, *, events: int = 200_000, latency_seconds: int = 60) -> str:
+    """Throughput of both streams next to the baseline, then the end-to-end latency; returns the report."""
+    out = out.resolve()
+    os.environ.setdefault("NORTHSTAR_USER_TOKEN_KEY", "bench-only-key-not-a-secret")
+    source = load_source("clickstream")
+    stream = _stream_spec(source)
+    prefix = source.tables[stream.table].landing
+    feed = out / "feed"
+    lines = _feed(feed, prefix, events)
+    env = _bench_env(out, feed)
+    spark = get_spark(env, app_name="northstar-bench-stream")
+    cores = len(
+        os.sched_getaffinity(0)
+    )  # the cores local[*] runs on (defaultParallelism is a setting, not cores)
+    files = [str(p) for p in sorted((feed / prefix).rglob("*.json"))]
+    timings = _throughput(spark, env, source, files, str(out / "baseline"))
+    latency_env = env.model_copy(  # a lake of its own: the probes do not queue behind the throughput data
+        update={k: str(out / "latency" / k) for k in ("landing", "lake", "quarantine")}
+    )
+    latencies = _probe_latency(spark, latency_env, source, latency_seconds) if latency_seconds else []
+    return _stream_report(lines, len(files), cores, timings, latencies, stream.trigger_interval)

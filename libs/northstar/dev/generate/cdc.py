@@ -13,7 +13,9 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 TIERS = ["bronze", "silver", "gold", "platinum"]
 BASE_TS_MS = 1_795_000_000_000  # 2026-11-18
 
@@ -28,7 +30,8 @@ class ChangeFeed:
 
 def change_events(keys: int = 40, updates: int = 160, seed: int = 3) -> ChangeFeed:
     rng = random.Random(seed)
-    feed, table, lsn, ts = ChangeFeed(), {}, 1000, BASE_TS_MS
+    feed, lsn, ts = ChangeFeed(), 1000, BASE_TS_MS
+    table: dict[int, dict] = {}
     for step in range(keys + updates):
         lsn += rng.randint(1, 50)
         ts += 0 if rng.random() < 0.3 else rng.randint(1, 5000)  # 30% share the previous commit time
@@ -49,7 +52,7 @@ def change_events(keys: int = 40, updates: int = 160, seed: int = 3) -> ChangeFe
     return feed
 
 
-def _shuffled_files(rng: random.Random, lines: list[str], files: int) -> list[list[str]]:
+def _shuffled_files(rng: random.Random, lines: list[T], files: int) -> list[list[T]]:
     copies = lines + [rng.choice(lines) for _ in range(len(lines) // 10)]  # ~10% delivered twice
     rng.shuffle(copies)
     return [copies[i::files] for i in range(files)]
@@ -83,7 +86,7 @@ def write_dms_csv(feed: ChangeFeed, folder: Path, files: int = 3, seed: int = 1)
     """DMS CSV with a header: Op, commit_ts, change_seq and the row (deletes carry the key only)."""
     rng = random.Random(seed)
     header = ["Op", "commit_ts", "change_seq", "id", "name", "tier", "version"]
-    rows = []
+    rows: list[list[Any]] = []
     for e in feed.events:
         image = e["after"] or {"id": e["before"]["id"]}
         op = {"c": "I", "u": "U", "d": "D"}[e["op"]]

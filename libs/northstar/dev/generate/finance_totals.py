@@ -45,8 +45,8 @@ def write_totals(
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(HEADER)
-        for (day, currency), (count, amount) in sorted(totals.items()):
-            amount = amount + (skew or {}).get((day, currency), Decimal("0"))
+        for (day, currency), (count, total) in sorted(totals.items()):
+            amount = total + (skew or {}).get((day, currency), Decimal("0"))
             writer.writerow(
                 [day.isoformat(), currency, count, f"{amount:.2f}", posted_at.strftime("%Y-%m-%dT%H:%M:%SZ")]
             )

@@ -19,14 +19,25 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 START = datetime(2026, 11, 18, 6, tzinfo=UTC)
 FLOW = ["created", "picked", "packed", "shipped", "in_transit", "out_for_delivery", "delivered"]
 CARRIERS = ["UPS", "FedEx", "DHL", "USPS"]
 WAREHOUSES = ["RNO1", "ATL2", "DFW3"]
 
+
+class PartnerFormat(TypedDict):
+    """How one partner writes its files."""
+
+    delimiter: str
+    prefix: str
+    time_format: str
+    columns: dict[str, str]  # conformed column -> the partner's header
+
+
 # Conformed column -> each partner's header for it (None: the partner does not send it)
-PARTNERS = {
+PARTNERS: dict[str, PartnerFormat] = {
     "acme": {
         "delimiter": ",",
         "prefix": "AC-",
@@ -93,8 +104,8 @@ def _status_changes(
     }
     steps = FLOW[: rng.randint(2, len(FLOW))]
     if "in_transit" in steps and rng.random() < 0.15:
-        at = steps.index("in_transit") + 1
-        steps = steps[:at] + ["exception", "in_transit"] + steps[at:]
+        cut = steps.index("in_transit") + 1
+        steps = steps[:cut] + ["exception", "in_transit"] + steps[cut:]
     changes, at = [], START + timedelta(minutes=rng.randint(0, 240))
     for status in steps:
         at += timedelta(minutes=rng.randint(1, 90), seconds=rng.randint(0, 59))

@@ -110,9 +110,10 @@ def make_batch(
         if rng.random() < late_rate:
             start -= late_by
         events += visit(rng, user_id, f"dev-{user:05d}", start)
-    for event in events[:count]:
+    for generated in events[:count]:
+        event = generated
         if rng.random() < 0.002:
-            event = {**event, "event_id": None}
+            event = {**generated, "event_id": None}
             batch.missing_id += 1
         line = json.dumps(event, separators=(",", ":"))
         if rng.random() < malformed_rate:

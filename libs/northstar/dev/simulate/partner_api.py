@@ -29,6 +29,7 @@ import base64
 import hashlib
 import json
 import math
+import os
 import random
 import threading
 import time
@@ -36,6 +37,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from northstar.dev.generate.marketplace import START, _iso, _order_versions, _refund_versions
@@ -88,10 +90,13 @@ class Stats:
     faults: Counter = field(default_factory=Counter)
 
 
+Cursor = TypeVar("Cursor", str, int)  # updated_at (partner) or created (Stripe)
+
+
 @dataclass
-class _Version:
+class _Version(Generic[Cursor]):
     key: str
-    cursor: str | int  # updated_at (partner) or created (Stripe)
+    cursor: Cursor  # updated_at (partner) or created (Stripe)
     visible_at: float  # epoch seconds on the data clock
     record: dict
 
@@ -109,7 +114,7 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def _partner_versions(orders: int, seed: int, faults: Faults) -> dict[str, list[_Version]]:
+def _partner_versions(orders: int, seed: int, faults: Faults) -> dict[str, list[_Version[str]]]:
     rng = random.Random(seed)
     late = random.Random(f"{faults.seed}-late")
     drift_at = DRIFT_AT if faults.schema_drift else datetime(2100, 1, 1, tzinfo=UTC)
@@ -131,7 +136,7 @@ def _partner_versions(orders: int, seed: int, faults: Faults) -> dict[str, list[
         for n, versions in enumerate(by_order, start=1)
         if rng.random() < 0.15
     ]
-    tables: dict[str, list[_Version]] = {}
+    tables: dict[str, list[_Version[str]]] = {}
     for table, key, groups in (("orders", "order_id", by_order), ("refunds", "refund_id", refunds)):
         tables[table] = []
         for versions in groups:
@@ -143,18 +148,91 @@ def _partner_versions(orders: int, seed: int, faults: Faults) -> dict[str, list[
     return tables
 
 
-def _stripe_versions(payments: int, seed: int) -> dict[str, list[_Version]]:
+_StripeVersions = dict[str, list[_Version[int]]]
+
+
+def _add(out: _StripeVersions, table: str, obj: dict, at: float) -> None:
+    """A version of a Stripe object (a deep copy), visible from `at`."""
+    out[table].append(_Version(obj["id"], obj["created"], at, json.loads(json.dumps(obj))))
+
+
+def _charge(rng: random.Random, n: int, pi: dict, note: str) -> dict:
+    """Payment `n`'s charge, 30 s after its payment intent."""
+    order_id = pi["metadata"]["order_id"]
+    return {
+        "id": f"ch_{n:010d}",
+        "object": "charge",
+        "amount": pi["amount"],
+        "amount_refunded": 0,
+        "currency": pi["currency"],
+        "created": pi["created"] + 30,
+        "status": "succeeded",
+        "paid": True,
+        "refunded": False,
+        "payment_intent": pi["id"],
+        "description": note,
+        "billing_details": {"name": f"Customer {n}", "email": f"user{n}@example.com"},
+        "payment_method_details": {
+            "type": "card",
+            "card": {
+                "brand": rng.choice(["visa", "mastercard", "amex"]),
+                "last4": f"{rng.randint(0, 9999):04d}",
+                "exp_month": rng.randint(1, 12),
+                "exp_year": rng.randint(2027, 2031),
+                "fingerprint": hashlib.sha1(f"card{n}".encode()).hexdigest()[:16],
+            },
+        },
+        "metadata": {"order_id": order_id},
+    }
+
+
+def _add_refund(rng: random.Random, out: _StripeVersions, n: int, charge: dict, created: int) -> None:
+    """A refund (pending, then succeeded) of charge `charge`, and the charge's refunded version."""
+    at = created + rng.randint(3600, 48 * 3600)
+    refund = {
+        "id": f"re_{n:010d}",
+        "object": "refund",
+        "amount": charge["amount"] // rng.choice([1, 2]),
+        "charge": charge["id"],
+        "currency": charge["currency"],
+        "created": at,
+        "reason": rng.choice(["requested_by_customer", "duplicate", "fraudulent"]),
+        "status": "pending",
+    }
+    _add(out, "refunds", refund, at)
+    _add(out, "refunds", {**refund, "status": "succeeded"}, at + 600)
+    refunded = {
+        **charge,
+        "amount_refunded": refund["amount"],
+        "refunded": refund["amount"] == charge["amount"],
+    }
+    _add(out, "charges", refunded, at + 600)
+
+
+def _add_dispute(rng: random.Random, out: _StripeVersions, n: int, charge: dict, created: int) -> None:
+    """A dispute of `charge` (needs_response, then won or lost five hours later)."""
+    at = created + rng.randint(24 * 3600, 72 * 3600)
+    dispute = {
+        "id": f"dp_{n:010d}",
+        "object": "dispute",
+        "amount": charge["amount"],
+        "charge": charge["id"],
+        "currency": charge["currency"],
+        "created": at,
+        "reason": rng.choice(["fraudulent", "product_not_received"]),
+        "status": "needs_response",
+    }
+    _add(out, "disputes", dispute, at)
+    _add(out, "disputes", {**dispute, "status": rng.choice(["won", "lost"])}, at + 5 * 3600)
+
+
+def _stripe_versions(payments: int, seed: int) -> _StripeVersions:
     """Payment intents, charges, refunds and disputes; each status change is a new version of the object."""
     rng = random.Random(seed + 1000)
-    out: dict[str, list[_Version]] = {t: [] for t in STRIPE_TABLES}
-
-    def add(table: str, obj: dict, at: float) -> None:
-        out[table].append(_Version(obj["id"], obj["created"], at, json.loads(json.dumps(obj))))
-
+    out: _StripeVersions = {t: [] for t in STRIPE_TABLES}
     for n in range(1, payments + 1):
         created = int(START.timestamp()) + rng.randint(0, 3 * 24 * 3600)
         amount, currency = rng.randint(500, 50_000), rng.choice(["usd", "usd", "eur", "gbp"])
-        order_id = f"MO-{n:07d}"
         pi = {
             "id": f"pi_{n:010d}",
             "object": "payment_intent",
@@ -162,79 +240,34 @@ def _stripe_versions(payments: int, seed: int) -> dict[str, list[_Version]]:
             "currency": currency,
             "created": created,
             "status": "requires_payment_method",
-            "metadata": {"order_id": order_id},
+            "metadata": {"order_id": f"MO-{n:07d}"},
         }
-        add("payment_intents", pi, created)
+        _add(out, "payment_intents", pi, created)
         pi = {**pi, "status": "succeeded", "latest_charge": f"ch_{n:010d}"}
-        add("payment_intents", pi, created + 60)
+        _add(out, "payment_intents", pi, created + 60)
         note = "customer note: card 4242 4242 4242 4242 please" if rng.random() < 0.05 else "web checkout"
-        charge = {
-            "id": f"ch_{n:010d}",
-            "object": "charge",
-            "amount": amount,
-            "amount_refunded": 0,
-            "currency": currency,
-            "created": created + 30,
-            "status": "succeeded",
-            "paid": True,
-            "refunded": False,
-            "payment_intent": pi["id"],
-            "description": note,
-            "billing_details": {"name": f"Customer {n}", "email": f"user{n}@example.com"},
-            "payment_method_details": {
-                "type": "card",
-                "card": {
-                    "brand": rng.choice(["visa", "mastercard", "amex"]),
-                    "last4": f"{rng.randint(0, 9999):04d}",
-                    "exp_month": rng.randint(1, 12),
-                    "exp_year": rng.randint(2027, 2031),
-                    "fingerprint": hashlib.sha1(f"card{n}".encode()).hexdigest()[:16],
-                },
-            },
-            "metadata": {"order_id": order_id},
-        }
-        add("charges", charge, created + 30)
+        charge = _charge(rng, n, pi, note)
+        _add(out, "charges", charge, created + 30)
         if rng.random() < 0.2:
-            at = created + rng.randint(3600, 48 * 3600)
-            refund = {
-                "id": f"re_{n:010d}",
-                "object": "refund",
-                "amount": amount // rng.choice([1, 2]),
-                "charge": charge["id"],
-                "currency": currency,
-                "created": at,
-                "reason": rng.choice(["requested_by_customer", "duplicate", "fraudulent"]),
-                "status": "pending",
-            }
-            add("refunds", refund, at)
-            add("refunds", {**refund, "status": "succeeded"}, at + 600)
-            charge = {**charge, "amount_refunded": refund["amount"], "refunded": refund["amount"] == amount}
-            add("charges", charge, at + 600)
+            _add_refund(rng, out, n, charge, created)
         if rng.random() < 0.06:
-            at = created + rng.randint(24 * 3600, 72 * 3600)
-            dispute = {
-                "id": f"dp_{n:010d}",
-                "object": "dispute",
-                "amount": amount,
-                "charge": charge["id"],
-                "currency": currency,
-                "created": at,
-                "reason": rng.choice(["fraudulent", "product_not_received"]),
-                "status": "needs_response",
-            }
-            add("disputes", dispute, at)
-            add("disputes", {**dispute, "status": rng.choice(["won", "lost"])}, at + 5 * 3600)
+            _add_dispute(rng, out, n, charge, created)
     return out
+
+
+# a page: (200, the page, headers), or (a 4xx status, the error message, {})
+_Answer = tuple[int, dict | str, dict]
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format, *args):  # noqa: A002 - quiet: tests and the demo print their own output
+    # quiet: tests and the demo print their own output
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         return
 
-    def do_GET(self):  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         try:
             self.server.sim._handle(self)
         except (BrokenPipeError, ConnectionResetError):
@@ -273,13 +306,15 @@ class PartnerApiSimulator:
         self._lock = threading.Lock()
         self._arrivals: deque[float] = deque()
         self._seen: Counter = Counter()
-        self.partner = (
+        self.partner: dict[str, list[_Version[str]]] = (
             _partner_versions(orders, seed, self.faults) if orders else {t: [] for t in PARTNER_TABLES}
         )
-        self.stripe = _stripe_versions(payments, seed) if payments else {t: [] for t in STRIPE_TABLES}
+        self.stripe: _StripeVersions = (
+            _stripe_versions(payments, seed) if payments else {t: [] for t in STRIPE_TABLES}
+        )
         self._now = (now or datetime(2100, 1, 1, tzinfo=UTC)).timestamp()
         self._server: _Server | None = None
-        self._cache: dict[tuple[str, str], tuple[float, list[_Version]]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, list[Any]]] = {}
 
     # -- data clock -------------------------------------------------------------------------------
     def set_time(self, when: datetime) -> None:
@@ -295,8 +330,8 @@ class PartnerApiSimulator:
     def time(self) -> datetime:
         return datetime.fromtimestamp(self._now, UTC)
 
-    def _current(self, versions: list[_Version]) -> dict[str, _Version]:
-        latest: dict[str, _Version] = {}
+    def _current(self, versions: list[_Version[Cursor]]) -> dict[str, _Version[Cursor]]:
+        latest: dict[str, _Version[Cursor]] = {}
         for version in versions:
             if version.visible_at <= self._now:
                 held = latest.get(version.key)  # newest cursor value; equal ones (Stripe): newest change
@@ -304,12 +339,11 @@ class PartnerApiSimulator:
                     latest[version.key] = version
         return latest
 
-    def _sorted(self, api: str, table: str) -> list[_Version]:
+    def _sorted(self, api: str, table: str, versions: list[_Version[Cursor]]) -> list[_Version[Cursor]]:
         """The table's current records in API order (partner: oldest cursor first; Stripe: newest first)."""
         with self._lock:
             cached = self._cache.get((api, table))
             if cached is None or cached[0] != self._now:
-                versions = (self.partner if api == "partner" else self.stripe)[table]
                 rows = sorted(
                     self._current(versions).values(), key=lambda v: (v.cursor, v.key), reverse=api == "stripe"
                 )
@@ -318,9 +352,10 @@ class PartnerApiSimulator:
 
     def ground_truth(self, table: str, api: str = "partner") -> dict[str, dict]:
         """The latest visible version of every record of a table: what silver must equal."""
-        versions = (self.partner if api == "partner" else self.stripe)[table]
         with self._lock:
-            return {k: v.record for k, v in self._current(versions).items()}
+            if api == "partner":
+                return {k: v.record for k, v in self._current(self.partner[table]).items()}
+            return {k: v.record for k, v in self._current(self.stripe[table]).items()}
 
     # -- server -----------------------------------------------------------------------------------
     def start(self) -> PartnerApiSimulator:
@@ -339,7 +374,7 @@ class PartnerApiSimulator:
     def __enter__(self) -> PartnerApiSimulator:
         return self if self._server else self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
@@ -415,33 +450,47 @@ class PartnerApiSimulator:
         dice = random.Random(f"{self.faults.seed}|{canonical}")
         rolls = [dice.random() for _ in range(6)]
         f = self.faults
+        if self._connection_fault(handler, rolls, attempt):
+            return None
+        parts = split.path.strip("/").split("/")
+        routed = self._route(handler, parts, split.path, query)
+        if routed is None:
+            return self._error(handler, 404, f"no such resource {split.path}")
+        status, body, headers = routed
+        if isinstance(body, str):  # not 200: the message
+            return self._error(handler, status, body)
+        partial = rolls[3] < f.partial_pages and attempt == 0
+        repeat = rolls[4] < f.repeats
+        if parts[0] == "partner" and rolls[5] < f.bad_records and body["data"]:
+            body["data"] = [*body["data"], self._bad_record(parts[2], body["data"][0], dice)]
+        data, headers = self._shape(body, headers, partial, repeat, dice, parts[0])
+        self._send(handler, 200, data, {**limit_headers, **headers})
+
+    def _connection_fault(self, handler: _Handler, rolls: list[float], attempt: int) -> bool:
+        """A 5xx burst, a slow answer or a dropped connection; True when the request is answered (or dropped)."""
+        f = self.faults
         if rolls[0] < f.server_errors and attempt < f.burst:
             self._fault("server_error")
-            return self._error(handler, (500, 502, 503)[attempt % 3], "internal error (simulated)")
+            self._error(handler, (500, 502, 503)[attempt % 3], "internal error (simulated)")
+            return True
         if rolls[1] < f.timeouts and attempt == 0:
             self._fault("timeout")
             time.sleep(f.timeout_seconds)
         elif rolls[2] < f.disconnects and attempt == 0:
             self._fault("disconnect")
             handler.close_connection = True
-            return
-        parts = split.path.strip("/").split("/")
-        if len(parts) == 3 and parts[0] == "partner" and parts[2] in PARTNER_TABLES:
-            status, body, headers = self._partner_page(handler, parts[2], split.path, query)
-        elif len(parts) == 3 and parts[0] == "stripe" and parts[2] in STRIPE_TABLES:
-            status, body, headers = self._stripe_page(parts[2], split.path, query)
-        else:
-            return self._error(handler, 404, f"no such resource {split.path}")
-        if status != 200:
-            return self._error(handler, status, body)
-        partial = rolls[3] < f.partial_pages and attempt == 0
-        repeat = rolls[4] < f.repeats
-        if parts[0] == "partner" and rolls[5] < f.bad_records and body["data"]:
-            body["data"] = [*body["data"], self._bad_record(parts[2], body["data"][0], dice)]
-        body, headers = self._shape(body, headers, partial, repeat, dice, parts[0])
-        self._send(handler, 200, body, {**limit_headers, **headers})
+            return True
+        return False
 
-    def _bad_record(self, table: str, sample: dict, dice) -> object:
+    def _route(self, handler: _Handler, parts: list[str], path: str, query: dict) -> _Answer | None:
+        """The page a path asks for (None: no such resource)."""
+        if len(parts) == 3 and parts[0] == "partner" and parts[2] in PARTNER_TABLES:
+            return self._partner_page(handler, parts[2], path, query)
+        if len(parts) == 3 and parts[0] == "stripe" and parts[2] in STRIPE_TABLES:
+            return self._stripe_page(parts[2], path, query)
+        return None
+
+    def _bad_record(self, table: str, sample: dict, dice: random.Random) -> object:
         """A record the pipeline must quarantine, not drop: not an object, or a real record with a null key."""
         if dice.random() < 0.5:
             self._fault("malformed_record")
@@ -453,7 +502,9 @@ class PartnerApiSimulator:
         with self._lock:
             self.stats.faults[name] += 1
 
-    def _shape(self, page: dict, headers: dict, partial: bool, repeat: bool, dice, api: str):
+    def _shape(
+        self, page: dict, headers: dict, partial: bool, repeat: bool, dice: random.Random, api: str
+    ) -> tuple[bytes, dict]:
         """Apply the page-level faults (repeats, partial pages) and serialise."""
         previous = page.pop("_previous", None)
         if repeat and previous is not None:
@@ -485,9 +536,9 @@ class PartnerApiSimulator:
         except ValueError:
             return default
 
-    def _partner_page(self, handler: _Handler, table: str, path: str, query: dict):
+    def _partner_page(self, handler: _Handler, table: str, path: str, query: dict) -> _Answer:
         since, until = query.get("updated_since"), query.get("updated_until")
-        rows = self._sorted("partner", table)
+        rows = self._sorted("partner", table, self.partner[table])
         rows = [
             v for v in rows if (since is None or v.cursor >= since) and (until is None or v.cursor < until)
         ]
@@ -526,9 +577,9 @@ class PartnerApiSimulator:
         page["_previous"] = rows[start - 1].record if start > 0 and start - 1 < len(rows) else None
         return 200, page, headers
 
-    def _stripe_page(self, table: str, path: str, query: dict):
+    def _stripe_page(self, table: str, path: str, query: dict) -> _Answer:
         gte, lt = query.get("created[gte]"), query.get("created[lt]")
-        rows = self._sorted("stripe", table)
+        rows = self._sorted("stripe", table, self.stripe[table])
         rows = [
             v for v in rows if (gte is None or v.cursor >= int(gte)) and (lt is None or v.cursor < int(lt))
         ]
@@ -561,8 +612,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=3600)
     parser.add_argument("--token-env", default="NORTHSTAR_PARTNER_TOKEN", help="require this env var's token")
     args = parser.parse_args(argv)
-    import os
-
     sim = PartnerApiSimulator(
         orders=args.orders,
         payments=args.payments,
