@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,9 @@ from northstar import ledger
 from northstar.bronze.transforms import LINEAGE_COLUMNS
 from northstar.config import load_source
 from northstar.dev.generate.shipments import PARTNERS, generate_shipments
-from northstar.lake import delta, tables
+from northstar.lake import tables
 from northstar.silver.pipeline import run_source
+from tests.helpers import snapshots
 from tests.helpers.envs import make_env
 
 SOURCE = "wms"
@@ -42,10 +42,6 @@ def deliver(env, partner: str, paths: list[Path], subfolder: str = "") -> None:
 
 def load(spark, path, drop=()):
     return spark.read.format("delta").load(path).drop(*drop)
-
-
-def contents(frame) -> Counter:
-    return Counter(repr(row) for row in frame.collect())
 
 
 def silver_state(spark, env, partner):
@@ -158,8 +154,7 @@ def test_redelivered_file_is_ingested_once_and_the_ledger_shows_it(spark, env, w
             ("quarantine", tables.quarantine(SOURCE, "shipments_bolt").path(env)),
         )
     }
-    before = {name: contents(load(spark, path)) for name, path in paths.items()}
-    versions = {name: delta.latest_version(spark, path) for name, path in paths.items()}
+    versions = snapshots.versions(spark, paths)
 
     # a day later the partner re-sends an old file under yet another name
     again = tmp_path / "late" / "bolt_shipments_resent_by_partner.csv"
@@ -170,8 +165,8 @@ def test_redelivered_file_is_ingested_once_and_the_ledger_shows_it(spark, env, w
     assert (bronze.status, bronze.details["files_redelivered"], bronze.details["files"]) == ("success", 1, 0)
     assert bronze.records_read == bronze.records_duplicate == rows_in[files[1]]
     assert silver.status == "noop"
-    assert {name: delta.latest_version(spark, path) for name, path in paths.items()} == versions
-    assert {name: contents(load(spark, path)) for name, path in paths.items()} == before
+    assert snapshots.versions(spark, paths) == versions
+    snapshots.assert_rows_unchanged(spark, paths, versions)
 
     log = load(spark, tables.LANDING_FILES.path(env)).where("duplicate_of IS NOT NULL").collect()
     assert sorted((r.file_uri.rsplit("/", 1)[1], r.duplicate_of.rsplit("/", 1)[1]) for r in log) == sorted(

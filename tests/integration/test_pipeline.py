@@ -7,7 +7,6 @@ import hmac
 import os
 import re
 import shutil
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,10 @@ from northstar import ledger
 from northstar.bronze.runner import run_bronze
 from northstar.catalog import register_tables
 from northstar.dev.generate.marketplace import generate_feed
-from northstar.lake import delta, tables
+from northstar.lake import tables
 from northstar.silver.pipeline import run_source
 from northstar.silver.runner import run_silver
+from tests.helpers import snapshots
 from tests.helpers.envs import make_env
 
 RUN_SPECIFIC = ["_run_id", "_ingest_time", "_ingest_date", "_landing_file"]
@@ -39,11 +39,6 @@ def deliver(feed_root: Path, env, source, parts, names=("orders", "refunds")) ->
         target.mkdir(parents=True, exist_ok=True)
         for number in parts:
             shutil.copy(feed_root / "marketplace" / table / f"part-{number:04d}.jsonl", target)
-
-
-def contents(frame) -> Counter:
-    """The rows of a table as a multiset (rows hold nulls and nested values, so they do not sort)."""
-    return Counter(repr(row) for row in frame.collect())
 
 
 def load(spark, path, drop=()):
@@ -131,16 +126,14 @@ def test_running_twice_leaves_every_table_identical(spark, env, marketplace, fee
     root, _ = feed
     deliver(root, env, marketplace, range(4), names=("orders",))
     run_source(spark, env, marketplace, tables=["orders"])
-    before = {name: contents(load(spark, path)) for name, path in all_tables(env).items()}
-    versions = {name: delta.latest_version(spark, path) for name, path in all_tables(env).items()}
+    versions = snapshots.versions(spark, all_tables(env))
 
     again = run_source(spark, env, marketplace, tables=["orders"])
 
     assert [e.status for e in again] == ["noop", "noop"]
     assert all(e.records_read == 0 for e in again)
-    for name, path in all_tables(env).items():
-        assert delta.latest_version(spark, path) == versions[name], f"{name} got a new version"
-        assert contents(load(spark, path)) == before[name], name
+    assert snapshots.versions(spark, all_tables(env)) == versions  # no table got a new version
+    snapshots.assert_rows_unchanged(spark, all_tables(env), versions)
 
 
 def test_delivery_order_does_not_change_silver(spark, tmp_path, marketplace, feed):
@@ -216,7 +209,7 @@ def test_full_refresh_rebuilds_the_same_silver(spark, env, marketplace, feed):
         deliver(root, env, marketplace, [number], names=("orders",))
         run_source(spark, env, marketplace, tables=["orders"])
     path = tables.silver("marketplace", "orders").path(env)
-    incremental = contents(load(spark, path))
+    incremental = snapshots.versions(spark, {"silver": path})
     quarantined = (
         load(spark, tables.quarantine("marketplace", "orders").path(env)).where("layer = 'silver'").count()
     )
@@ -225,7 +218,7 @@ def test_full_refresh_rebuilds_the_same_silver(spark, env, marketplace, feed):
 
     assert replay.balanced
     assert replay.details["full_refresh"] == 1
-    assert contents(load(spark, path)) == incremental
+    snapshots.assert_rows_unchanged(spark, {"silver": path}, incremental)
     assert (
         load(spark, tables.quarantine("marketplace", "orders").path(env)).where("layer = 'silver'").count()
         == quarantined
