@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 PREFIXES = ("env:", "secretsmanager:")
 
@@ -27,6 +29,11 @@ def check_reference(ref: str) -> str:
             "secretsmanager:<secret-id>[#json-key] (AWS Secrets Manager). Never put the secret itself in config."
         )
     return ref
+
+
+# a config field holding a secret reference: checked before pydantic's own type check, so a secret pasted in
+# as an unquoted number (`password: 123456`) is refused without its value being echoed in the error
+SecretReference = Annotated[str, BeforeValidator(check_reference)]
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from northstar.config.base import Strict
-from northstar.secrets import check_reference
+from northstar.secrets import SecretReference
 
 PAGINATION_STYLES = ("cursor", "page", "offset", "link", "stripe")
 
@@ -27,14 +27,9 @@ PAGINATION_STYLES = ("cursor", "page", "offset", "link", "stripe")
 class AuthSpec(Strict):
     """How requests authenticate: a header whose value comes from a secret reference."""
 
-    secret: str = Field(description="env:NAME locally, secretsmanager:<id>[#key] in AWS")
+    secret: SecretReference = Field(description="env:NAME locally, secretsmanager:<id>[#key] in AWS")
     header: str = "Authorization"
     scheme: str = Field(default="Bearer", description="prefix of the header value; empty for a bare key")
-
-    @field_validator("secret")
-    @classmethod
-    def _reference(cls, value: str) -> str:
-        return check_reference(value)
 
 
 class RateLimitSpec(Strict):

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from northstar.config.base import Identifier, Strict
 from northstar.config.files import ConfKind
-from northstar.secrets import check_reference
+from northstar.secrets import SecretReference
 
 
 def _s3_uri(value: str) -> str:
@@ -67,14 +67,9 @@ class AlertsSpec(Strict):
     """Where failures, freshness breaches and quality regressions are sent."""
 
     sns_topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$")
-    slack_webhook: str | None = Field(default=None, description="secret reference to a Slack webhook URL")
+    slack_webhook: SecretReference | None = Field(default=None, description="secret reference to a Slack webhook URL")
     cloudwatch_namespace: str = "Northstar"
     freshness_minutes: int = Field(default=30, ge=1, description="a table older than this is a breach")
-
-    @field_validator("slack_webhook")
-    @classmethod
-    def _reference(cls, value: str | None) -> str | None:
-        return None if value is None else check_reference(value)
 
 
 # Delta's coordinated commits (a preview table feature in Delta 4.0): the table properties that name a table's
@@ -157,14 +152,9 @@ class SnowflakeSpec(Strict):
         pattern=SNOWFLAKE_IDENTIFIER,
         description="the only role that sees masked columns unmasked",
     )
-    user: str = Field(description="secret reference of the user name")
-    password: str = Field(description="secret reference of the password (or key-pair passphrase)")
+    user: SecretReference = Field(description="secret reference of the user name")
+    password: SecretReference = Field(description="secret reference of the password (or key-pair passphrase)")
     fakesnow_path: str | None = Field(default=None, description="fakesnow mode: folder of the database files")
-
-    @field_validator("user", "password")
-    @classmethod
-    def _is_reference(cls, value: str) -> str:
-        return check_reference(value)
 
     @model_validator(mode="after")
     def _fakesnow_needs_a_path(self) -> SnowflakeSpec:
@@ -177,7 +167,7 @@ class S3Spec(Strict):
     """Server-side encryption of every object the jobs write to S3 (s3a:// settings on the Spark session)."""
 
     encryption: Literal["none", "SSE-KMS"] = Field(default="none", description="local: none; AWS: SSE-KMS")
-    kms_key_id: str | None = Field(
+    kms_key_id: SecretReference | None = Field(
         default=None, description="secret reference of the KMS key id/ARN (SSE-KMS only)"
     )
 
@@ -186,7 +176,6 @@ class S3Spec(Strict):
         if self.encryption == "SSE-KMS":
             if not self.kms_key_id:
                 raise ValueError("encryption SSE-KMS needs kms_key_id (a secret reference to the key id)")
-            check_reference(self.kms_key_id)
         return self
 
 
@@ -208,7 +197,7 @@ class EnvConfig(Strict):
     lake: str = Field(min_length=1)
     quarantine: str = Field(min_length=1)
     spark: dict[str, str] = Field(default_factory=dict)
-    pii_token_key: Annotated[str, AfterValidator(check_reference)] = Field(
+    pii_token_key: SecretReference = Field(
         default="env:NORTHSTAR_PII_TOKEN_KEY",
         description="secret reference of the key silver tokenizes each table's `pii:` columns with (HMAC-SHA256)",
     )
@@ -222,7 +211,7 @@ class EnvConfig(Strict):
     sources: list[Identifier] | None = Field(
         default=None, description="sources this environment runs (default: every file in conf/sources)"
     )
-    secrets: dict[Identifier, Annotated[str, AfterValidator(check_reference)]] = Field(
+    secrets: dict[Identifier, SecretReference] = Field(
         default_factory=dict, description="named secret references (env:NAME or secretsmanager:ID#key)"
     )
     emr: EmrSpec | None = Field(default=None, description="EMR Serverless applications, role, artifacts")

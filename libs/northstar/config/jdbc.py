@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from northstar.config.base import Strict
-from northstar.secrets import check_reference
+from northstar.secrets import SecretReference
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
@@ -84,7 +84,7 @@ class JdbcSpec(Strict):
     port: int = Field(default=5432, ge=1, le=65535)
     database: str = Field(min_length=1)
     user: str = Field(min_length=1)
-    password: str = Field(description="secret reference: env:NAME or secretsmanager:<id>[#key]")
+    password: SecretReference = Field(description="secret reference: env:NAME or secretsmanager:<id>[#key]")
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
     batch_size: int = Field(default=10_000, ge=1, le=1_000_000, description="rows per query (keyset page)")
     fetch_size: int = Field(default=1_000, ge=1, le=100_000, description="rows per network round trip")
@@ -95,11 +95,6 @@ class JdbcSpec(Strict):
     statement_timeout: Duration = Field(default=timedelta(seconds=60))
     connect_timeout: Duration = Field(default=timedelta(seconds=10))
     tables: dict[Annotated[str, Field(pattern=IDENTIFIER)], JdbcTable] = Field(min_length=1)
-
-    @field_validator("password")
-    @classmethod
-    def _password_is_a_reference(cls, value: str) -> str:
-        return check_reference(value)
 
     @field_validator("overlap", "statement_timeout", "connect_timeout", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from northstar.config.env import EnvConfig
 from northstar.config.files import ConfKind
 from northstar.config.jdbc import JdbcSpec
 from northstar.errors import ConfigError
-from northstar.secrets import check_reference
+from northstar.secrets import SecretReference
 
 ATOMIC_TYPE = re.compile(
     r"^(string|boolean|tinyint|smallint|int|bigint|float|double|date|timestamp|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
@@ -191,7 +191,7 @@ class StreamSpec(Strict):
         default="10 seconds", description="processingTime trigger of the operational path"
     )
     max_files_per_trigger: int = Field(default=1000, ge=1)
-    user_token_key: str = Field(
+    user_token_key: SecretReference = Field(
         description="secret reference of the user-token key (env:NAME or secretsmanager:ID[#key])"
     )
 
@@ -201,11 +201,6 @@ class StreamSpec(Strict):
         if not DURATION.match(value.strip()):
             raise ValueError("write a duration as '<n> seconds|minutes|hours', e.g. '10 minutes'")
         return value.strip()
-
-    @field_validator("user_token_key")
-    @classmethod
-    def _reference(cls, value: str) -> str:
-        return check_reference(value)
 
 
 class SourceSpec(Strict):

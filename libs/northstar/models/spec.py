@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from northstar.config import ConfKind, Identifier, Strict
 from northstar.models import common, orders, payments, refunds, shipments
-from northstar.secrets import check_reference
+from northstar.secrets import SecretReference
 
 # The models this code knows: their conformed shape and the mappings their inputs may name.
 MODULES = {"orders": orders, "refunds": refunds, "payments": payments, "shipments": shipments}
@@ -44,16 +44,11 @@ class ModelSpec(Strict):
     name: Identifier
     description: str = ""
     owner: str = ""
-    customer_token_key: str | None = Field(
+    customer_token_key: SecretReference | None = Field(
         default=None, description="secret reference of the customer-token key (env:NAME or secretsmanager:ID)"
     )
     currencies: list[str] | None = Field(default=None, description="accepted ISO 4217 codes (default: all)")
     inputs: list[ModelInput] = Field(min_length=1)
-
-    @field_validator("customer_token_key")
-    @classmethod
-    def _reference(cls, value: str | None) -> str | None:
-        return None if value is None else check_reference(value)
 
     @field_validator("currencies")
     @classmethod

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from northstar.config import ConfFile, Strict
-from northstar.secrets import check_reference
+from northstar.secrets import SecretReference
 
 
 class PrivacyTable(Strict):
@@ -41,13 +41,8 @@ class PrivacySpec(Strict):
     deadline_hours: int = Field(default=72, ge=1)
     vacuum_retain_hours: int = Field(default=24, ge=0)
     landing_retention_hours: int = Field(ge=1, description="how long raw landing files live (S3 lifecycle)")
-    token_key: str
+    token_key: SecretReference
     tables: list[PrivacyTable] = Field(min_length=1)
-
-    @field_validator("token_key")
-    @classmethod
-    def _reference(cls, value: str) -> str:
-        return check_reference(value)
 
     @model_validator(mode="after")
     def _meets_deadline(self) -> PrivacySpec:
