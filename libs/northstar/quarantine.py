@@ -32,6 +32,9 @@ NULL_KEY = "null_primary_key"
 NULL_ORDERING = "null_ordering_value"
 MISSING_REQUIRED = "missing_required_value"
 INVALID_CHANGE = "invalid_change_event"
+UNFIT_VALUE = "value_does_not_fit"  # a key/ordering/required value did not fit its declared type (kept in _rescued_data)
+BLANK_KEY = "blank_primary_key"  # a key of only whitespace: no record can be told apart by it
+ORDERING_OUT_OF_RANGE = "ordering_out_of_range"  # far future or before the earliest: it would win for ever
 FAILED_CHECK = "failed_check"  # a quarantine-severity check of conf/quality/ (check_name says which)
 
 

@@ -67,7 +67,9 @@ class AlertsSpec(Strict):
     """Where failures, freshness breaches and quality regressions are sent."""
 
     sns_topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$")
-    slack_webhook: SecretReference | None = Field(default=None, description="secret reference to a Slack webhook URL")
+    slack_webhook: SecretReference | None = Field(
+        default=None, description="secret reference to a Slack webhook URL"
+    )
     cloudwatch_namespace: str = "Northstar"
     freshness_minutes: int = Field(default=30, ge=1, description="a table older than this is a breach")
 

@@ -7,6 +7,7 @@ names the file, the field and what is allowed.
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -73,6 +74,15 @@ class CdcSpec(Strict):
     op_column: str = Field(default="Op", description="dms: the column holding I/U/D")
 
 
+class OrderingBounds(Strict):
+    """The sane window of a time-typed ordering value; outside it a record is quarantined (ordering_out_of_range)."""
+
+    max_future_hours: int = Field(
+        default=24, ge=0, description="how far after its ingestion a record's ordering time may lie"
+    )
+    earliest: date = Field(default=date(1970, 1, 1), description="ordering times before this are refused")
+
+
 class TableSpec(Strict):
     """One table of a source: where its files land, its keys, ordering, contract and policies."""
 
@@ -85,6 +95,7 @@ class TableSpec(Strict):
         description="columns deciding which version of a record is latest (compared in order, highest wins); "
         "equal values are broken by the record hash, so the winner never depends on arrival order",
     )
+    ordering_bounds: OrderingBounds = Field(default_factory=OrderingBounds)
     columns: list[ColumnSpec] | None = Field(default=None, description="schema contract (optional)")
     drift: Literal["evolve", "rescue", "fail"] = "evolve"
     partition_by: list[Identifier] = Field(default_factory=list, description="silver partition columns")
@@ -153,6 +164,7 @@ class TableSpec(Strict):
                     f"{role} names {', '.join(missing)}, which is not in columns: {', '.join(names)} "
                     "(nor in derive)"
                 )
+        self._change_op_is_declared(names)
         complex_keys = [
             c.name for c in self.columns if c.is_complex and c.name in self.primary_key + self.ordering
         ]
@@ -161,6 +173,19 @@ class TableSpec(Strict):
                 f"primary_key/ordering columns must have atomic types: {', '.join(complex_keys)}"
             )
         return self
+
+    def _change_op_is_declared(self, names: list[str]) -> None:
+        """Under rescue (or fail) an undeclared column never reaches the table: a change feed whose operation
+        column were rescued would apply every event, deletes too, as an insert."""
+        if self.cdc is None or self.drift == "evolve":
+            return
+        op = self.cdc.op_column if self.cdc.format == "dms" else "op"
+        if op not in names:
+            raise ValueError(
+                f"cdc: the operation column {op} is not in columns, so drift: {self.drift} would "
+                f"{'rescue' if self.drift == 'rescue' else 'refuse'} it and deletes would be lost; "
+                f"declare it: - {{name: {op}, type: string}}"
+            )
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns or [] if c.name == name), None)

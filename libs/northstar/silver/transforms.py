@@ -1,4 +1,5 @@
-"""Silver transforms: reject records with null keys or ordering values, find exact duplicates, keep the latest.
+"""Silver transforms: reject records silver cannot place (null, blank or unfit keys, ordering values that are
+null, unfit or out of range), find exact duplicates, keep the latest.
 
 "Latest" is decided by the table's ordering columns, compared in order, then by the record hash, so the
 same records always give the same winner whatever order their files arrived in.
@@ -10,12 +11,14 @@ from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from northstar import quarantine
 from northstar.bronze.transforms import LANDING_FILE, RECORD_HASH
 from northstar.config import TableSpec
 from northstar.quality.checks import CHECK  # the quarantine-severity check a record failed, if any
 from northstar.transforms import cdc
+from northstar.transforms.schema import RESCUED
 
 DISPOSITION = "_disposition"
 REASON = "_reason"
@@ -39,12 +42,70 @@ def _first_problem(checks: list[tuple[Column, str, str]]) -> tuple[Column, Colum
     return reason, detail
 
 
+# Java regex; (?U): Unicode whitespace too (no-break space, ideographic space)
+_WHITESPACE_ONLY = r"(?U)^\s*$"
+_TIME_TYPES = (T.TimestampType, T.TimestampNTZType, T.DateType)
+
+
+def _unfit_checks(batch: DataFrame, spec: TableSpec) -> list[tuple[Column, str, str]]:
+    """A key, ordering or required value that did not fit its declared type is null in its column and kept in
+    `_rescued_data` by the contract: the record cannot be placed, so it is quarantined saying so."""
+    if RESCUED not in batch.columns:
+        return []
+    declared = {column.name: column.type for column in spec.columns or []}
+    roles = [(c, "primary key") for c in spec.primary_key] + [(c, "ordering") for c in spec.ordering]
+    roles += [(c, "required") for c in spec.required_columns]
+    return [
+        (
+            F.get_json_object(F.col(RESCUED), f"$.{c}").isNotNull(),
+            quarantine.UNFIT_VALUE,
+            f"{role} column {c}: the delivered value does not fit type {declared.get(c, 'of the table')}; "
+            f"it is kept in {RESCUED}",
+        )
+        for c, role in roles
+    ]
+
+
+def _blank_key_checks(batch: DataFrame, spec: TableSpec) -> list[tuple[Column, str, str]]:
+    types = {f.name: f.dataType for f in batch.schema.fields}
+    return [
+        (F.col(f"`{c}`").rlike(_WHITESPACE_ONLY), quarantine.BLANK_KEY, f"primary key column {c} is blank")
+        for c in spec.primary_key
+        if isinstance(types.get(c), T.StringType)
+    ]
+
+
+def _ordering_range_checks(batch: DataFrame, spec: TableSpec) -> list[tuple[Column, str, str]]:
+    """Time-typed ordering values more than `max_future_hours` after the record was ingested, or before
+    `earliest`: such a version would win over every real later update of its key."""
+    types = {f.name: f.dataType for f in batch.schema.fields}
+    bounds = spec.ordering_bounds
+    ingested = F.col("_ingest_time") if "_ingest_time" in batch.columns else F.current_timestamp()
+    latest = ingested + F.expr(f"INTERVAL {bounds.max_future_hours} HOURS")
+    earliest = F.lit(bounds.earliest.isoformat()).cast("timestamp")
+    checks = []
+    for c in spec.ordering:
+        if not isinstance(types.get(c), _TIME_TYPES):
+            continue
+        value = F.col(f"`{c}`").cast("timestamp")
+        checks.append(
+            (
+                (value > latest) | (value < earliest),
+                quarantine.ORDERING_OUT_OF_RANGE,
+                f"ordering column {c} is more than {bounds.max_future_hours} h after the record was ingested "
+                f"or before {bounds.earliest}: as the latest version it would win for ever (ordering_bounds)",
+            )
+        )
+    return checks
+
+
 def validate(batch: DataFrame, spec: TableSpec) -> DataFrame:
     """Add `_reason`/`_reason_detail`: why the record cannot enter silver (null when it can)."""
-    checks = [
+    checks = _unfit_checks(batch, spec) + [
         (F.col(f"`{c}`").isNull(), quarantine.NULL_KEY, f"primary key column {c} is null")
         for c in spec.primary_key
     ]
+    checks += _blank_key_checks(batch, spec)
     checks += [
         (
             F.col(f"`{c}`").isNull(),
@@ -53,6 +114,7 @@ def validate(batch: DataFrame, spec: TableSpec) -> DataFrame:
         )
         for c in spec.ordering
     ]
+    checks += _ordering_range_checks(batch, spec)
     checks += [
         (F.col(f"`{c}`").isNull(), quarantine.MISSING_REQUIRED, f"required column {c} is null or missing")
         for c in spec.required_columns

@@ -335,22 +335,15 @@ def conform(frame: DataFrame, plans: list[ColumnPlan], keep: list[str]) -> DataF
             rescued.append(_original_json(value, plan.delivered).alias(plan.name))
             continue
         converted = _convert(value, plan.delivered, plan.target)
-        columns.append(converted.alias(plan.name))
         if lossless(plan.delivered, plan.target):
+            columns.append(converted.alias(plan.name))
             continue
-        if isinstance(plan.delivered, _COMPLEX) and not isinstance(plan.target, _COMPLEX):
-            # a nested value never fits an atomic column (a batch where every record has the new shape)
-            lost = value.isNotNull()
-        elif isinstance(plan.target, _COMPLEX) or isinstance(plan.delivered, _COMPLEX):
-            # something inside did not fit, or was left out: keep the original when it differs at all
-            lost = value.isNotNull() & (
-                converted.isNull() | (F.to_json(converted) != _original_json(value, plan.delivered))
-            )
-        elif isinstance(plan.delivered, _NUMERIC) and isinstance(plan.target, _NUMERIC):
-            # narrowing numbers can truncate (1.5 -> 1) without becoming null
-            lost = value.isNotNull() & (converted.isNull() | (converted.cast(plan.delivered) != value))
-        else:
-            lost = value.isNotNull() & converted.isNull()
+        lost = _lost(value, converted, plan.delivered, plan.target)
+        if not isinstance(plan.target, _COMPLEX):
+            # an atomic value that did not fit is null in its column, never a rounded or truncated stand-in
+            # (a struct keeps the fields that fit; the whole original is in _rescued_data either way)
+            converted = F.when(lost, F.lit(None).cast(plan.target)).otherwise(converted)
+        columns.append(converted.alias(plan.name))
         rescued.append(F.when(lost, _original_json(value, plan.delivered)).alias(plan.name))
 
     if rescued:
@@ -359,3 +352,29 @@ def conform(frame: DataFrame, plans: list[ColumnPlan], keep: list[str]) -> DataF
     else:
         rescued_column = F.lit(None).cast("string")
     return frame.select(*columns, *[F.col(c) for c in keep], rescued_column.alias(RESCUED))
+
+
+# exact enough to compare any delivered number with what its column kept (a wider scale would overflow sooner)
+_WIDE_DECIMAL = T.DecimalType(38, 18)
+
+
+def _lost(value: Column, converted: Column, delivered: T.DataType, target: T.DataType) -> Column:
+    """True where `converted` is not exactly the delivered `value` (null, truncated, rounded or cut)."""
+    if isinstance(delivered, _COMPLEX) and not isinstance(target, _COMPLEX):
+        # a nested value never fits an atomic column (a batch where every record has the new shape)
+        return value.isNotNull()
+    if isinstance(target, _COMPLEX) or isinstance(delivered, _COMPLEX):
+        # something inside did not fit, or was left out: keep the original when it differs at all
+        return value.isNotNull() & (
+            converted.isNull() | (F.to_json(converted) != _original_json(value, delivered))
+        )
+    if isinstance(delivered, _NUMERIC) and isinstance(target, _NUMERIC):
+        # narrowing numbers can truncate (0.04 -> 0) or round (12.345 -> 12.35) without becoming null
+        return value.isNotNull() & (converted.isNull() | (converted.cast(delivered) != value))
+    if isinstance(delivered, T.StringType) and isinstance(target, T.DecimalType | T.IntegralType):
+        # text read into a number is rounded to the column's scale ("12.345" -> 12.35) without becoming null
+        exact = value.try_cast(_WIDE_DECIMAL)
+        return value.isNotNull() & (
+            converted.isNull() | (exact.isNotNull() & (converted.cast(_WIDE_DECIMAL) != exact))
+        )
+    return value.isNotNull() & converted.isNull()
