@@ -1,4 +1,5 @@
 import json
+from decimal import Decimal
 
 import pytest
 from pyspark.sql import types as T
@@ -129,9 +130,46 @@ def test_conform_rescues_values_that_do_not_fit(spark):
 
 
 def test_conform_detects_truncating_number_conversions(spark):
-    frame = spark.createDataFrame([("1", 2.0), ("2", 2.5)], "id string, n double")
+    frame = spark.createDataFrame([("1", 2.0), ("2", 2.5), ("3", 0.04)], "id string, n double")
     out = conform(frame, [ColumnPlan("id", S, S), ColumnPlan("n", D, L)], keep=[]).orderBy("id").collect()
-    assert [(r["n"], r["_rescued_data"]) for r in out] == [(2, None), (2, '{"n":2.5}')]
+    # never a truncated stand-in (2.5 -> 2, 0.04 -> 0): null, and the original kept
+    assert [(r["n"], r["_rescued_data"]) for r in out] == [
+        (2, None),
+        (None, '{"n":2.5}'),
+        (None, '{"n":0.04}'),
+    ]
+
+
+def test_conform_never_rounds_text_into_a_decimal_or_integer(spark):
+    frame = spark.createDataFrame(
+        [("1", "12.34", "7"), ("2", "12.345", "7.5"), ("3", "1e2", "99999999999")],
+        "id string, amount string, n string",
+    )
+    plans = [ColumnPlan("id", S, S), ColumnPlan("amount", S, T.DecimalType(12, 2)), ColumnPlan("n", S, INT)]
+    out = {r["id"]: r for r in conform(frame, plans, keep=[]).collect()}
+    assert (str(out["1"]["amount"]), out["1"]["n"], out["1"]["_rescued_data"]) == ("12.34", 7, None)
+    assert (out["2"]["amount"], out["2"]["n"]) == (None, None)
+    assert json.loads(out["2"]["_rescued_data"]) == {"amount": "12.345", "n": "7.5"}
+    # 1e2 is exactly 100.00; 99999999999 does not fit an int
+    assert (str(out["3"]["amount"]), out["3"]["n"]) == ("100.00", None)
+    assert json.loads(out["3"]["_rescued_data"]) == {"n": "99999999999"}
+
+
+def test_conform_never_keeps_a_decimal_rounded_to_a_smaller_scale(spark):
+    frame = spark.createDataFrame(
+        [("1", Decimal("1.50")), ("2", Decimal("1.555"))], "id string, a decimal(10,3)"
+    )
+    out = {
+        r["id"]: r
+        for r in conform(
+            frame,
+            [ColumnPlan("id", S, S), ColumnPlan("a", frame.schema["a"].dataType, T.DecimalType(10, 2))],
+            keep=[],
+        ).collect()
+    }
+    assert (str(out["1"]["a"]), out["1"]["_rescued_data"]) == ("1.50", None)
+    assert out["2"]["a"] is None
+    assert json.loads(out["2"]["_rescued_data"], parse_float=Decimal) == {"a": Decimal("1.555")}
 
 
 def test_conform_nested_reorder_is_lossless_and_not_rescued(spark):
@@ -153,6 +191,9 @@ def test_conform_nested_narrowing_rescues_the_original(spark):
     plans = [ColumnPlan("id", S, S), ColumnPlan("items", frame.schema["items"].dataType, target)]
     out = {r["id"]: r for r in conform(frame, plans, keep=[]).collect()}
     assert json.loads(out["1"]["_rescued_data"]) == {"items": '[{"q":1.5}]'}
+    assert out["1"]["items"] is None  # not [{"q": 1}]: a truncated value never stands in for the original
+    assert out["2"]["items"][0]["q"] == 2
+    assert out["2"]["_rescued_data"] is None
 
 
 def test_conform_rescues_a_nested_value_delivered_for_an_atomic_column(spark):

@@ -165,3 +165,64 @@ def test_pii_paths_become_keyed_tokens_and_a_struct_path_is_refused(spark):
     assert second.customer is None  # a null struct stays null
     with pytest.raises(ValueError, match="declare its leaf fields"):
         tokenize(frame, ["customer.address"], b"k")
+
+
+TIMED_SPEC = TableSpec(
+    format="jsonl",
+    landing="x",
+    primary_key=["id"],
+    ordering=["updated_at"],
+    drift="rescue",
+    columns=[
+        ColumnSpec(name="id", type="string"),
+        ColumnSpec(name="updated_at", type="timestamp"),
+        ColumnSpec(name="qty", type="int"),
+    ],
+)
+
+
+def test_blank_unfit_and_out_of_range_records_are_quarantined_with_their_reason(spark):
+    ingested = datetime(2026, 11, 25, 12, 0)
+    rows = [
+        ("ok", datetime(2026, 11, 25, 11), 1, None),
+        ("", datetime(2026, 11, 25, 11), 1, None),  # empty key
+        ("   ", datetime(2026, 11, 25, 11), 1, None),  # whitespace only
+        ("\u3000", datetime(2026, 11, 25, 11), 1, None),  # ideographic space only
+        ("soon", datetime(2026, 11, 26, 11), 1, None),  # 23 h ahead: a skewed clock, accepted
+        ("future", datetime(2999, 12, 31), 1, None),  # would win over every real update for ever
+        ("ancient", datetime(1969, 12, 31), 1, None),
+        (None, datetime(2026, 11, 25, 11), 1, '{"id":"12345678901234567890123"}'),  # unfit key kept aside
+        ("q", datetime(2026, 11, 25, 11), None, '{"qty":"0.04"}'),  # unfit non-key value: null + rescued
+    ]
+    batch = spark.createDataFrame(
+        [(*r, f"h{i}", "f1", ingested) for i, r in enumerate(rows)],
+        f"id string, updated_at timestamp, qty int, _rescued_data string, {bronze.RECORD_HASH} string, "
+        f"{bronze.LANDING_FILE} string, _ingest_time timestamp",
+    )
+    tagged = {
+        r[bronze.RECORD_HASH]: (r[silver.DISPOSITION], r[silver.REASON])
+        for r in silver.classify(batch, TIMED_SPEC).collect()
+    }
+    assert tagged == {
+        "h0": ("candidate", None),
+        "h1": ("quarantined", "blank_primary_key"),
+        "h2": ("quarantined", "blank_primary_key"),
+        "h3": ("quarantined", "blank_primary_key"),
+        "h4": ("candidate", None),
+        "h5": ("quarantined", "ordering_out_of_range"),
+        "h6": ("quarantined", "ordering_out_of_range"),
+        "h7": ("quarantined", "value_does_not_fit"),
+        "h8": ("candidate", None),
+    }
+
+
+def test_ordering_bounds_are_configurable(spark):
+    spec = TIMED_SPEC.model_copy(
+        update={"ordering_bounds": TIMED_SPEC.ordering_bounds.model_copy(update={"max_future_hours": 0})}
+    )
+    batch = spark.createDataFrame(
+        [("a", datetime(2026, 11, 25, 13), None, "h1", "f1", datetime(2026, 11, 25, 12))],
+        f"id string, updated_at timestamp, qty int, {bronze.RECORD_HASH} string, {bronze.LANDING_FILE} string, "
+        "_ingest_time timestamp",
+    )
+    assert silver.classify(batch, spec).first()[silver.REASON] == "ordering_out_of_range"

@@ -339,10 +339,9 @@ def conform(frame: DataFrame, plans: list[ColumnPlan], keep: list[str]) -> DataF
             columns.append(converted.alias(plan.name))
             continue
         lost = _lost(value, converted, plan.delivered, plan.target)
-        if not isinstance(plan.target, _COMPLEX):
-            # an atomic value that did not fit is null in its column, never a rounded or truncated stand-in
-            # (a struct keeps the fields that fit; the whole original is in _rescued_data either way)
-            converted = F.when(lost, F.lit(None).cast(plan.target)).otherwise(converted)
+        # a value that did not fit is null in its column, never a rounded, truncated or partial stand-in;
+        # the original is in _rescued_data
+        converted = F.when(lost, F.lit(None).cast(plan.target)).otherwise(converted)
         columns.append(converted.alias(plan.name))
         rescued.append(F.when(lost, _original_json(value, plan.delivered)).alias(plan.name))
 
@@ -363,8 +362,14 @@ def _lost(value: Column, converted: Column, delivered: T.DataType, target: T.Dat
     if isinstance(delivered, _COMPLEX) and not isinstance(target, _COMPLEX):
         # a nested value never fits an atomic column (a batch where every record has the new shape)
         return value.isNotNull()
-    if isinstance(target, _COMPLEX) or isinstance(delivered, _COMPLEX):
-        # something inside did not fit, or was left out: keep the original when it differs at all
+    if isinstance(target, _COMPLEX) and isinstance(delivered, _COMPLEX):
+        # something inside did not fit, or was left out. Both sides are read back through the delivered type
+        # before comparing, so 2.0 kept as 2 or a field moved or added is not a difference (maps cannot be
+        # compared with =, their JSON can)
+        back = F.from_json(F.to_json(converted), delivered)
+        return value.isNotNull() & (converted.isNull() | (F.to_json(back) != F.to_json(value)))
+    if isinstance(target, _COMPLEX):
+        # text read into a nested column: keep the original when it differs at all
         return value.isNotNull() & (
             converted.isNull() | (F.to_json(converted) != _original_json(value, delivered))
         )
