@@ -35,6 +35,8 @@ INVALID_CHANGE = "invalid_change_event"
 UNFIT_VALUE = "value_does_not_fit"  # a key/ordering/required value did not fit its declared type (kept in _rescued_data)
 BLANK_KEY = "blank_primary_key"  # a key of only whitespace: no record can be told apart by it
 ORDERING_OUT_OF_RANGE = "ordering_out_of_range"  # far future or before the earliest: it would win for ever
+UNREADABLE_FILE = "unreadable_file"  # a whole landing file Spark could not read (one row for the file)
+INVALID_ENCODING = "invalid_encoding"  # bytes that are not valid UTF-8 (read as U+FFFD): never stored as data
 FAILED_CHECK = "failed_check"  # a quarantine-severity check of conf/quality/ (check_name says which)
 
 

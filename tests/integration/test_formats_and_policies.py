@@ -17,7 +17,7 @@ from northstar.cli import main
 from northstar.config import load_source
 from northstar.dev.generate.marketplace import generate_feed
 from northstar.lake import tables
-from northstar.landing.files import pending_files
+from northstar.landing.files import logged_files, pending_files
 from northstar.silver.pipeline import run_source
 from northstar.transforms.schema import SchemaDriftError
 from tests.helpers.conf import load_from
@@ -60,7 +60,10 @@ def test_fail_policy_stops_naming_the_field_and_keeps_files_pending(spark, env, 
         run_bronze(spark, env, source, "events")
 
     assert [
-        f.uri.rsplit("/", 1)[1] for f in pending_files(spark, env, "shop", "events", source.tables["events"])
+        f.uri.rsplit("/", 1)[1]
+        for f in pending_files(
+            spark, env, source.tables["events"], logged_files(spark, env, "shop", "events")
+        )
     ] == ["b.jsonl"]
     last = ledger.read(spark, env).orderBy(F.col("started_at").desc()).first()
     assert last.status == "failed"

@@ -4,6 +4,10 @@ Spark's CSV reader takes the header of the first file and applies it by position
 a partner that reorders or adds a column part-way would shift values silently. Here each file's header is
 read (its first line, through Hadoop's FileSystem), files with the same header are read together, every
 column is renamed by the table's `rename` mapping, and the groups are united by name.
+
+Files are read as RFC 4180 (quoted delimiters, quoted line breaks, doubled quotes), so a record is a record
+whatever lines it spans, and records are counted by a second, independent reading of the bytes
+(`count_csv_records`).
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ def read_csv(
     spark: SparkSession, spec: TableSpec, files: list[LandingFile]
 ) -> tuple[DataFrame, T.StructType]:
     """Every record of `files` as string columns named by the table's mapping, plus `_corrupt_record` (the
-    raw line of a row whose field count does not match its header) and `_landing_file`.
+    raw text of a record whose field count does not match its header) and `_landing_file`.
 
     Returns the records and the delivered schema (all strings, the union of the mapped names in order of
     first appearance).
     """
-    options = (spec.csv or CsvOptions()).model_dump()
+    options = {**(spec.csv or CsvOptions()).model_dump(), "multiLine": True}
     if options["header"]:
         groups: dict[tuple[str, ...], list[LandingFile]] = {}
         for file in files:
@@ -75,3 +79,30 @@ def read_csv(
         records = records.unionByName(frame, allowMissingColumns=True)
     columns = [*delivered_names, CORRUPT, LANDING_FILE]
     return records.select(*[F.col(f"`{c}`") for c in columns]), delivered
+
+
+# Per physical line: is the line's end inside quotes (an odd count of quotes so far), and does a record end
+# there that is not an empty line? Doubled quotes add two, so they never change the parity.
+_QUOTES = "(length(line) - length(replace(line, '\"', '')))"
+_ENDS_INSIDE = f"(acc.inside != ({_QUOTES} % 2 = 1))"
+_RECORDS_IN_TEXT = (
+    "aggregate(split(regexp_replace(value, '\\r\\n', '\\n'), '\\n', -1), "
+    "named_struct('inside', false, 'records', 0), (acc, line) -> named_struct("
+    f"'inside', {_ENDS_INSIDE}, "
+    f"'records', acc.records + CASE WHEN {_ENDS_INSIDE} THEN 0 WHEN acc.inside OR line != '' THEN 1 ELSE 0 END"
+    ")).records"
+)
+
+
+def count_csv_records(spark: SparkSession, files: list[LandingFile], header: bool) -> int:
+    """Records in the files by RFC 4180's grammar, counted without the CSV parser: a line break ends a record
+    unless it is inside quotes; empty lines are not records; one header per non-empty file.
+
+    Each file is read whole (`wholetext`), so a file must fit in one task's memory (CSV drops do)."""
+    text = spark.read.text([f.path for f in files], wholetext=True)
+    per_file = text.select(F.expr(_RECORDS_IN_TEXT).alias("n"))
+    if header:
+        per_file = per_file.select(F.greatest(F.col("n") - 1, F.lit(0)).alias("n"))
+    total = per_file.agg(F.sum("n").alias("n")).first()
+    assert total is not None  # a global aggregate has one row
+    return int(total["n"] or 0)

@@ -67,17 +67,11 @@ def read_batch(
 
 
 def count_records(spark: SparkSession, spec: TableSpec, files: list[LandingFile]) -> int:
-    """Records in the files, counted independently of the parser (non-blank lines; rows for Parquet)."""
+    """Records in the files, counted independently of the parser (non-blank lines of JSON Lines, RFC 4180
+    records of CSV, rows for Parquet)."""
     paths = [f.path for f in files]
     if spec.format == "parquet":
         return spark.read.parquet(*paths).count()
-    lines = tx.non_blank_lines(
-        spark.read.text(paths).select(F.col("value").alias(tx.RAW), "_metadata.file_path")
-    )
-    if spec.format == "csv" and (spec.csv or CsvOptions()).header:
-        counts = lines.agg(
-            F.count(F.lit(1)).alias("lines"), F.count_distinct("file_path").alias("files")
-        ).first()
-        assert counts is not None  # a global aggregate has one row
-        return counts["lines"] - counts["files"]  # one header line per file that is not empty
-    return lines.count()
+    if spec.format == "csv":
+        return csv_files.count_csv_records(spark, files, (spec.csv or CsvOptions()).header)
+    return tx.non_blank_lines(spark.read.text(paths).select(F.col("value").alias(tx.RAW))).count()

@@ -9,6 +9,7 @@ crashed after writing bronze but before logging its files is repaired, not dupli
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
@@ -16,6 +17,7 @@ from pyspark.sql import functions as F
 
 from northstar import ledger, quarantine
 from northstar.bronze import transforms as tx
+from northstar.bronze import unreadable
 from northstar.bronze.read import count_records, existing_data_schema, read_batch
 from northstar.config import EnvConfig, SourceSpec, TableSpec
 from northstar.lake import delta, tables
@@ -23,6 +25,7 @@ from northstar.lake.storage import LandingFile
 from northstar.lake.tables import Table
 from northstar.landing import files as landing
 from northstar.ledger import LedgerEntry
+from northstar.observability import alerts
 from northstar.transforms import pci
 from northstar.transforms.schema import conform
 
@@ -50,7 +53,8 @@ def run_bronze(
     spec = source.tables[table]
     entry = ledger.start("bronze", env, source=source.name, table=table, layer="bronze", run_id=run_id)
     with ledger.recorded(spark, env, entry):
-        pending = landing.pending_files(spark, env, source.name, table, spec)[:max_files]
+        logged = landing.logged_files(spark, env, source.name, table)
+        pending = landing.pending_files(spark, env, spec, logged)[:max_files]
         if not pending:
             entry.status = ledger.NOOP
             return entry
@@ -58,18 +62,80 @@ def run_bronze(
         entry.window_end = datetime.fromtimestamp(max(f.modified_ms for f in pending) / 1000, UTC)
         # the same bytes under another name or folder: logged as a re-delivery, its records counted as duplicates
         checksums = landing.content_checksums(spark, pending)
-        files, redelivered = landing.split_redeliveries(spark, env, source.name, table, pending, checksums)
+        deliveries = landing.sort_deliveries(spark, env, source.name, table, pending, checksums, logged)
+        files, redelivered = deliveries.fresh, deliveries.redelivered
         entry.details["files"] = len(files)
+        if deliveries.replaced:  # new bytes under a name delivered before: a new delivery, said so
+            entry.details["files_replaced"] = len(deliveries.replaced)
         if redelivered:
             entry.details["files_redelivered"] = len(redelivered)
             entry.details["records_redelivered"] = count_records(spark, spec, list(redelivered))
             entry.records_read = entry.records_duplicate = entry.details["records_redelivered"]
         if files:
-            _ingest(spark, env, source, table, spec, files, entry)
+            _ingest_readable(spark, env, source, table, spec, deliveries, checksums, entry)
         landing.record_ingested(
             spark, env, source.name, table, files, entry.run_id, checksums=checksums, redelivered=redelivered
         )
     return entry
+
+
+def _ingest_readable(
+    spark: SparkSession,
+    env: EnvConfig,
+    source: SourceSpec,
+    table: str,
+    spec: TableSpec,
+    deliveries: landing.Deliveries,
+    checksums: dict[str, str],
+    entry: LedgerEntry,
+) -> dict[LandingFile, str]:
+    """Ingest the deliveries; when the batch cannot be read, find the files that cannot be read alone, put each
+    in quarantine as a whole-file entry and ingest the others. Returns the unreadable files."""
+    try:
+        _ingest(spark, env, source, table, spec, deliveries, entry)
+        return {}
+    except unreadable.READ_ERRORS:
+        existing = existing_data_schema(spark, tables.bronze(source.name, table).path(env))
+        bad = unreadable.find_unreadable(spark, spec, deliveries.fresh, existing)
+        if not bad:
+            raise
+    entries = unreadable.file_entries(
+        spark,
+        bad,
+        checksums,
+        run_id=entry.run_id,
+        source=source.name,
+        table=table,
+        quarantined_at=datetime.now(UTC),
+    )
+    path = tables.quarantine(source.name, table).path(env)
+    quarantine.write(
+        spark,
+        entries,
+        path,
+        replace_where=f"layer = 'bronze' AND reason = '{quarantine.UNREADABLE_FILE}' "
+        f"AND run_id = '{entry.run_id}'",
+    )
+    entry.details["files_unreadable"] = len(bad)
+    alerts.send(
+        env,
+        alerts.Alert(
+            kind="file_quarantined",
+            table=f"{source.name}.{table}",
+            run_id=entry.run_id,
+            message=f"{len(bad)} landing file(s) could not be read and are in quarantine; the others were ingested",
+            details={f.uri: reason for f, reason in bad.items()},
+        ),
+    )
+    good = [f for f in deliveries.fresh if f not in bad]
+    if good:
+        narrowed = dataclasses.replace(
+            deliveries,
+            fresh=good,
+            replaced={u: r for u, r in deliveries.replaced.items() if u in {f.uri for f in good}},
+        )
+        _ingest(spark, env, source, table, spec, narrowed, entry)
+    return bad
 
 
 def _ingest(
@@ -78,14 +144,14 @@ def _ingest(
     source: SourceSpec,
     table: str,
     spec: TableSpec,
-    files: list[LandingFile],
+    deliveries: landing.Deliveries,
     entry: LedgerEntry,
 ) -> None:
-    """Parse the files into bronze (replacing any rows of the same files), count what landed, and copy the
-    unparseable records to quarantine."""
+    """Parse the files into bronze (replacing any rows an interrupted attempt wrote for the same deliveries),
+    count what landed, and copy the unparseable records to quarantine."""
     bronze = tables.bronze(source.name, table)
     now = datetime.now(UTC)
-    listed = landing.sql_in_list([f.uri for f in files])
+    files = deliveries.fresh
     records, plans = read_batch(spark, spec, files, existing_data_schema(spark, bronze.path(env)))
     rows = conform(records, plans, keep=[tx.LANDING_FILE, tx.RECORD_HASH, tx.CORRUPT, pci.PAN_FLAG])
     rows = tx.add_lineage(rows, source=source.name, run_id=entry.run_id, ingest_time=now)
@@ -94,7 +160,7 @@ def _ingest(
         spark,
         rows.select(*[F.col(f"`{c}`") for c in data_columns], *tx.LINEAGE_COLUMNS),
         bronze.path(env),
-        f"{tx.LANDING_FILE} IN ({listed})",
+        landing.rows_of_deliveries(deliveries, tx.LANDING_FILE, "_run_id"),
     )
     entry.wrote(bronze, version)
     this_run = (
@@ -123,7 +189,8 @@ def _ingest(
             file_format=spec.format,
             quarantined_at=now,
         )
-        _write_quarantine(spark, env, rejected, tables.quarantine(source.name, table), listed, entry)
+        in_quarantine = landing.rows_of_deliveries(deliveries, "landing_file", "run_id")
+        _write_quarantine(spark, env, rejected, tables.quarantine(source.name, table), in_quarantine, entry)
 
 
 def _write_bronze(spark: SparkSession, rows: DataFrame, path: str, file_predicate: str) -> int:
@@ -142,14 +209,17 @@ def _write_bronze(spark: SparkSession, rows: DataFrame, path: str, file_predicat
 
 
 def _write_quarantine(
-    spark: SparkSession, env: EnvConfig, rejected: DataFrame, table: Table, files: str, entry: LedgerEntry
+    spark: SparkSession,
+    env: EnvConfig,
+    rejected: DataFrame,
+    table: Table,
+    deliveries: str,
+    entry: LedgerEntry,
 ) -> None:
-    """The unparseable records of the `files` (a SQL list) to quarantine, replacing any an earlier attempt wrote
-    for them."""
+    """The unparseable records of the deliveries (`deliveries`: a SQL predicate on their rows) to quarantine,
+    replacing any an earlier attempt wrote for them."""
     path = table.path(env)
-    version = quarantine.write(
-        spark, rejected, path, replace_where=f"layer = 'bronze' AND landing_file IN ({files})"
-    )
+    version = quarantine.write(spark, rejected, path, replace_where=f"layer = 'bronze' AND ({deliveries})")
     if version is None:  # an earlier attempt wrote these rows
         version = delta.current_version(spark, path)
     entry.wrote(table, version)

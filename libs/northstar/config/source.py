@@ -55,8 +55,17 @@ class ColumnSpec(Strict):
 
 
 class CsvOptions(Strict):
+    """How a table's CSV files are written. The defaults read RFC 4180: fields in double quotes may hold the
+    delimiter and line breaks, and a double quote inside one is written twice."""
+
     header: bool = True
     delimiter: str = Field(default=",", min_length=1, max_length=1)
+    escape: str = Field(
+        default='"',
+        min_length=1,
+        max_length=1,
+        description='what escapes a quote inside quotes: " (RFC 4180) or \\',
+    )
 
 
 class CdcSpec(Strict):

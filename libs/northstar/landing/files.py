@@ -2,12 +2,15 @@
 
 A file is known by its URI and by the SHA-256 of its bytes: the same content delivered again under
 another name or folder (a partner re-sending a file over SFTP) is logged as a re-delivery of the first
-file (`duplicate_of`) and not ingested a second time.
+file (`duplicate_of`) and not ingested a second time. A file replaced under the same name (its size or
+modification time differ from what the log holds) is hashed again: new bytes are a new delivery, ingested
+and logged beside the first; the same bytes (a touched file) are logged as a re-delivery of itself.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
@@ -24,28 +27,51 @@ LOG_SCHEMA = (
 CHECKSUM_THREADS = 8  # files are hashed by streaming them through Hadoop's FileSystem; S3 reads overlap
 
 
-def ingested_uris(spark: SparkSession, env: EnvConfig, source: str, table: str) -> set[str]:
+@dataclass(frozen=True)
+class LoggedFile:
+    """What the log last recorded for a landing URI."""
+
+    size: int
+    modified_ms: int
+    content_sha256: str | None
+    run_ids: tuple[str, ...]  # every run that logged the URI (one per delivery of a replaced file)
+
+    def differs_from(self, file: LandingFile) -> bool:
+        return (self.size, self.modified_ms) != (file.size, file.modified_ms)
+
+
+def logged_files(spark: SparkSession, env: EnvConfig, source: str, table: str) -> dict[str, LoggedFile]:
+    """Landing URI -> the log's latest row for it (a replaced file has one row per delivery)."""
     if not delta.table_exists(spark, tables.LANDING_FILES.path(env)):
-        return set()
+        return {}
+    log = spark.read.format("delta").load(tables.LANDING_FILES.path(env))
+    digest = F.col("content_sha256") if "content_sha256" in log.columns else F.lit(None).cast("string")
     rows = (
-        spark.read.format("delta")
-        .load(tables.LANDING_FILES.path(env))
-        .where((F.col("source") == source) & (F.col("table_name") == table))
-        .select("file_uri")
+        log.where((F.col("source") == source) & (F.col("table_name") == table))
+        .groupBy("file_uri")
+        .agg(
+            F.max_by(F.struct("size", "modified_ms", digest.alias("sha")), "ingested_at").alias("last"),
+            F.collect_set("run_id").alias("run_ids"),
+        )
         .collect()
     )
-    return {r["file_uri"] for r in rows}
+    return {
+        r["file_uri"]: LoggedFile(
+            r["last"]["size"], r["last"]["modified_ms"], r["last"]["sha"], tuple(sorted(r["run_ids"]))
+        )
+        for r in rows
+    }
 
 
 def pending_files(
-    spark: SparkSession, env: EnvConfig, source: str, table: str, spec: TableSpec
+    spark: SparkSession, env: EnvConfig, spec: TableSpec, logged: dict[str, LoggedFile]
 ) -> list[LandingFile]:
-    """Landing files of the table that no earlier run ingested, oldest path first."""
-    done = ingested_uris(spark, env, source, table)
+    """Landing files of the table that no earlier run ingested as they are now (new, or replaced under the
+    same name), oldest path first."""
     return [
         f
         for f in list_landing_files(spark, tables.landing_folder(env, spec), spec.format)
-        if f.uri not in done
+        if f.uri not in logged or logged[f.uri].differs_from(f)
     ]
 
 
@@ -74,29 +100,54 @@ def ingested_checksums(spark: SparkSession, env: EnvConfig, source: str, table: 
     return {r["content_sha256"]: r["file_uri"] for r in rows}
 
 
-def split_redeliveries(
+@dataclass(frozen=True)
+class Deliveries:
+    """A batch of pending files sorted by what their bytes are."""
+
+    fresh: list[LandingFile]  # to ingest
+    redelivered: dict[LandingFile, str]  # file -> URI of the file that first brought its bytes
+    replaced: dict[str, tuple[str, ...]]  # URI of a fresh file replaced under its name -> runs that logged it
+
+
+def sort_deliveries(
     spark: SparkSession,
     env: EnvConfig,
     source: str,
     table: str,
     files: list[LandingFile],
     checksums: dict[str, str],
-) -> tuple[list[LandingFile], dict[LandingFile, str]]:
-    """(files to ingest, re-delivered file -> URI of the file that first brought its content).
-
-    A file is a re-delivery when an earlier run ingested the same bytes, or when an earlier file of this
-    batch (by path) has them.
-    """
+    logged: dict[str, LoggedFile],
+) -> Deliveries:
+    """A file is a re-delivery when an earlier run ingested the same bytes (under any name, its own included),
+    or when an earlier file of this batch (by path) has them; otherwise it is ingested, and when its URI was
+    logged before, it is a replacement: new bytes under a name already delivered."""
     first_seen = ingested_checksums(spark, env, source, table)
-    fresh, redelivered = [], {}
+    deliveries = Deliveries(fresh=[], redelivered={}, replaced={})
     for file in files:
         digest = checksums[file.uri]
-        if digest in first_seen:
-            redelivered[file] = first_seen[digest]
+        earlier = logged.get(file.uri)
+        if earlier is not None and earlier.content_sha256 == digest:
+            deliveries.redelivered[file] = file.uri  # touched, same bytes
+        elif digest in first_seen:
+            deliveries.redelivered[file] = first_seen[digest]
         else:
             first_seen[digest] = file.uri
-            fresh.append(file)
-    return fresh, redelivered
+            deliveries.fresh.append(file)
+            if earlier is not None:
+                deliveries.replaced[file.uri] = earlier.run_ids
+    return deliveries
+
+
+def rows_of_deliveries(deliveries: Deliveries, file_column: str, run_column: str) -> str:
+    """SQL predicate: the bronze rows of these deliveries, and of an interrupted attempt at them, but not the
+    rows an earlier, logged delivery of a replaced file brought."""
+    new = [f.uri for f in deliveries.fresh if f.uri not in deliveries.replaced]
+    terms = [f"{file_column} IN ({sql_in_list(new)})"] if new else []
+    terms += [
+        f"({file_column} = {sql_in_list([uri])} AND {run_column} NOT IN ({sql_in_list(list(runs))}))"
+        for uri, runs in deliveries.replaced.items()
+    ]
+    return " OR ".join(terms)
 
 
 def record_ingested(

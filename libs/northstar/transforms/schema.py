@@ -366,7 +366,8 @@ def _lost(value: Column, converted: Column, delivered: T.DataType, target: T.Dat
         # something inside did not fit, or was left out. Both sides are read back through the delivered type
         # before comparing, so 2.0 kept as 2 or a field moved or added is not a difference (maps cannot be
         # compared with =, their JSON can)
-        back = F.from_json(F.to_json(converted), delivered)
+        as_read = delivered if isinstance(delivered, T.StructType | T.ArrayType) else delivered.json()
+        back = F.from_json(F.to_json(converted), as_read)
         return value.isNotNull() & (converted.isNull() | (F.to_json(back) != F.to_json(value)))
     if isinstance(target, _COMPLEX):
         # text read into a nested column: keep the original when it differs at all
