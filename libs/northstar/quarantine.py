@@ -40,6 +40,50 @@ INVALID_ENCODING = "invalid_encoding"  # bytes that are not valid UTF-8 (read as
 FAILED_CHECK = "failed_check"  # a quarantine-severity check of conf/quality/ (check_name says which)
 
 
+WHOLE_FILE_REASONS = (UNREADABLE_FILE, INVALID_ENCODING)
+
+
+def is_whole_file(rows: DataFrame) -> Column:
+    """True for a whole-file entry (bronze/unreadable.py): its `raw_record` is the file's URI, size and SHA-256
+    as JSON, not a record. (A single JSON Lines line that is not UTF-8 has reason invalid_encoding too.)"""
+    return (
+        (F.col("layer") == "bronze")
+        & F.col("reason").isin(*WHOLE_FILE_REASONS)
+        & F.get_json_object(F.col("raw_record"), "$.file_uri").isNotNull()
+    )
+
+
+def counts(rows: DataFrame) -> DataFrame:
+    """Quarantined rows by table, layer, reason and check: how many, how many replayed, the latest."""
+    return (
+        rows.groupBy("table", "layer", "reason", "check_name")
+        .agg(
+            F.count("*").alias("rows"),
+            F.count_if(F.col("replayed_run_id").isNotNull()).alias("replayed"),
+            F.max("quarantined_at").alias("last_quarantined_at"),
+        )
+        .orderBy("table", "layer", "reason", "check_name")
+    )
+
+
+def whole_files(rows: DataFrame) -> DataFrame:
+    """The whole-file entries, one row per landing file: which file, its size and SHA-256, why, and when."""
+    return (
+        rows.where(is_whole_file(rows))
+        .select(
+            "table",
+            F.col("landing_file").alias("file"),
+            F.get_json_object("raw_record", "$.size").cast("bigint").alias("size"),
+            F.col("record_hash").alias("sha256"),
+            "reason",
+            "reason_detail",
+            "run_id",
+            "quarantined_at",
+        )
+        .orderBy("table", "quarantined_at", "file")
+    )
+
+
 def quarantine_rows(
     rejected: DataFrame,
     *,

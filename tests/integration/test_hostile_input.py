@@ -7,7 +7,9 @@ each record's fate is written next to it.
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import json
 import os
 from collections import Counter
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from northstar import ledger
+from northstar import ledger, quarantine
 from northstar.config import load_source
 from northstar.lake import tables
 from northstar.silver.pipeline import run_source
@@ -81,6 +83,21 @@ JSONL_KINDS = {
 }
 
 
+def latin1(line: str) -> bytes:
+    """The line with its \u00e9 written as Latin-1 (one byte 0xE9): not valid UTF-8."""
+    return line.replace("\\u00e9", "\u00e9").encode("latin-1")
+
+
+# kind -> (bytes of one file, where each record must end): bytes that are not UTF-8 are never parsed into data
+UNDECODABLE_KINDS = {
+    "latin1_in_value": (
+        latin1(order("o", note="caf\u00e9")) + b"\n" + order("p").encode() + b"\n",
+        ["quarantine:invalid_encoding", "silver"],
+    ),
+    "latin1_in_key": (latin1(order("q\u00e9")) + b"\n", ["quarantine:invalid_encoding"]),
+}
+
+
 def write_file(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -123,16 +140,21 @@ def test_every_kind_of_bad_record_ends_where_the_contract_says(spark, env, shop)
     landing = Path(env.landing) / "shop" / "orders"
     for kind, (lines, _) in JSONL_KINDS.items():
         write_file(landing / f"{kind}.jsonl", lines)
+    for kind, (data, _) in UNDECODABLE_KINDS.items():
+        (landing / f"{kind}.jsonl").write_bytes(data)
     # a corrupt file and a case-colliding one must not hold back the others
     (landing / "truncated.jsonl.gz").write_bytes(gzip.compress(order("z").encode() * 50)[:40])
     write_file(landing / "id_and_ID.jsonl", [json.dumps({"id": "y", "ID": "Y", "updated_at": T0})])
 
     bronze_run, silver_run = run_source(spark, env, shop, tables=["orders"])
 
-    expected = expected_outcomes(JSONL_KINDS)
+    expected = expected_outcomes(JSONL_KINDS) + Counter(
+        o for _, outs in UNDECODABLE_KINDS.values() for o in outs
+    )
     duplicates = expected.pop("duplicate")
     expected["quarantine:unreadable_file"] = 2
-    assert outcomes_in_tables(spark, env, "orders") == expected
+    found = outcomes_in_tables(spark, env, "orders")
+    assert found == expected, (found, expected)
     assert silver_run.records_duplicate == duplicates
     assert bronze_run.details["files_unreadable"] == 2
     assert_ledger_balanced_and_true(spark, env, "orders")
@@ -160,6 +182,17 @@ def test_every_kind_of_bad_record_ends_where_the_contract_says(spark, env, shop)
     assert sorted(Path(r.landing_file).name for r in unreadable) == ["id_and_ID.jsonl", "truncated.jsonl.gz"]
     assert all("\n" not in r.reason_detail and "re-deliver" in r.reason_detail for r in unreadable)
     assert all(json.loads(r.raw_record)["sha256"] == r.record_hash for r in unreadable)
+
+    undecodable = (
+        spark.read.format("delta")
+        .load(tables.quarantine("shop", "orders").path(env))
+        .where(F.col("reason") == "invalid_encoding")
+        .collect()
+    )
+    delivered = {line for data, _ in UNDECODABLE_KINDS.values() for line in data.splitlines()}
+    assert {base64.b64decode(r.raw_record) for r in undecodable} <= delivered  # byte for byte
+    assert len(undecodable) == 2
+    assert bronze_run.details["quarantined.invalid_encoding"] == 2
 
 
 def test_replaced_file_is_a_new_delivery_and_same_bytes_stay_a_redelivery(spark, env, shop):
@@ -195,6 +228,8 @@ def test_csv_is_read_as_rfc_4180(spark, env, shop):
     path.write_bytes(
         b'id,seq,note\r\n1,1,"line one\r\nline two"\r\n2,1,"he said ""hi"""\r\n\r\n3,1,"a,b"\r\n4,1\r\n'
     )
+    # a Latin-1 file: the CSV reader would turn 0xE9 into U+FFFD, so the file goes whole to quarantine
+    (path.parent / "latin1.csv").write_bytes(b"id,seq,note\r\n5,1,caf\xe9\r\n")
     bronze_run = run_source(spark, env, shop, tables=["drops"])[0]
     assert (bronze_run.records_read, bronze_run.records_written, bronze_run.records_quarantined) == (4, 3, 1)
     notes = {
@@ -204,3 +239,11 @@ def test_csv_is_read_as_rfc_4180(spark, env, shop):
     # Spark's CSV reader (univocity) turns a CRLF inside quotes into LF; noted in docs/onboarding.md
     assert notes == {"1": "line one\nline two", "2": 'he said "hi"', "3": "a,b"}
     assert_ledger_balanced_and_true(spark, env, "drops")
+
+    rows = spark.read.format("delta").load(tables.quarantine("shop", "drops").path(env))
+    files = quarantine.whole_files(rows.withColumn("table", F.lit("shop.drops"))).collect()
+    assert [(Path(f.file).name, f.size, f.reason) for f in files] == [
+        ("latin1.csv", (path.parent / "latin1.csv").stat().st_size, "invalid_encoding")
+    ]
+    assert files[0].sha256 == hashlib.sha256((path.parent / "latin1.csv").read_bytes()).hexdigest()
+    assert bronze_run.details["files_unreadable"] == 1

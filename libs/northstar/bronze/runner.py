@@ -88,54 +88,71 @@ def _ingest_readable(
     deliveries: landing.Deliveries,
     checksums: dict[str, str],
     entry: LedgerEntry,
-) -> dict[LandingFile, str]:
-    """Ingest the deliveries; when the batch cannot be read, find the files that cannot be read alone, put each
-    in quarantine as a whole-file entry and ingest the others. Returns the unreadable files."""
+) -> None:
+    """Ingest the deliveries but the files that cannot be read as they are: those (CSV that is not UTF-8, and,
+    when the batch cannot be read, each file that cannot be read alone) go to quarantine as whole-file entries."""
+    undecodable = unreadable.undecodable(spark, spec, deliveries.fresh)
+    bad = {f: (quarantine.INVALID_ENCODING, why) for f, why in undecodable.items()}
     try:
-        _ingest(spark, env, source, table, spec, deliveries, entry)
-        return {}
+        _ingest(spark, env, source, table, spec, _without(deliveries, bad), entry)
     except unreadable.READ_ERRORS:
         existing = existing_data_schema(spark, tables.bronze(source.name, table).path(env))
-        bad = unreadable.find_unreadable(spark, spec, deliveries.fresh, existing)
-        if not bad:
+        refused = unreadable.find_unreadable(spark, spec, _without(deliveries, bad).fresh, existing)
+        if not refused:
             raise
+        bad |= {f: (quarantine.UNREADABLE_FILE, why) for f, why in refused.items()}
+        _ingest(spark, env, source, table, spec, _without(deliveries, bad), entry)
+    if bad:
+        _quarantine_files(spark, env, source.name, table, bad, checksums, entry)
+
+
+def _without(deliveries: landing.Deliveries, bad: dict[LandingFile, tuple[str, str]]) -> landing.Deliveries:
+    """The deliveries less the files in `bad`."""
+    good = [f for f in deliveries.fresh if f not in bad]
+    uris = {f.uri for f in good}
+    return dataclasses.replace(
+        deliveries, fresh=good, replaced={u: r for u, r in deliveries.replaced.items() if u in uris}
+    )
+
+
+def _quarantine_files(
+    spark: SparkSession,
+    env: EnvConfig,
+    source: str,
+    table: str,
+    bad: dict[LandingFile, tuple[str, str]],
+    checksums: dict[str, str],
+    entry: LedgerEntry,
+) -> None:
+    """Whole-file quarantine entries for the files (replacing any an earlier attempt of this run wrote), an
+    alert naming them, and the count in the ledger's details."""
     entries = unreadable.file_entries(
         spark,
         bad,
         checksums,
         run_id=entry.run_id,
-        source=source.name,
+        source=source,
         table=table,
         quarantined_at=datetime.now(UTC),
     )
-    path = tables.quarantine(source.name, table).path(env)
+    uris = landing.sql_in_list([f.uri for f in bad])
     quarantine.write(
         spark,
         entries,
-        path,
-        replace_where=f"layer = 'bronze' AND reason = '{quarantine.UNREADABLE_FILE}' "
-        f"AND run_id = '{entry.run_id}'",
+        tables.quarantine(source, table).path(env),
+        replace_where=f"layer = 'bronze' AND landing_file IN ({uris}) AND run_id = '{entry.run_id}'",
     )
     entry.details["files_unreadable"] = len(bad)
     alerts.send(
         env,
         alerts.Alert(
             kind="file_quarantined",
-            table=f"{source.name}.{table}",
+            table=f"{source}.{table}",
             run_id=entry.run_id,
             message=f"{len(bad)} landing file(s) could not be read and are in quarantine; the others were ingested",
-            details={f.uri: reason for f, reason in bad.items()},
+            details={f.uri: f"{code}: {why}" for f, (code, why) in bad.items()},
         ),
     )
-    good = [f for f in deliveries.fresh if f not in bad]
-    if good:
-        narrowed = dataclasses.replace(
-            deliveries,
-            fresh=good,
-            replaced={u: r for u, r in deliveries.replaced.items() if u in {f.uri for f in good}},
-        )
-        _ingest(spark, env, source, table, spec, narrowed, entry)
-    return bad
 
 
 def _ingest(
@@ -149,9 +166,11 @@ def _ingest(
 ) -> None:
     """Parse the files into bronze (replacing any rows an interrupted attempt wrote for the same deliveries),
     count what landed, and copy the unparseable records to quarantine."""
+    files = deliveries.fresh
+    if not files:
+        return
     bronze = tables.bronze(source.name, table)
     now = datetime.now(UTC)
-    files = deliveries.fresh
     records, plans = read_batch(spark, spec, files, existing_data_schema(spark, bronze.path(env)))
     rows = conform(records, plans, keep=[tx.LANDING_FILE, tx.RECORD_HASH, tx.CORRUPT, pci.PAN_FLAG])
     rows = tx.add_lineage(rows, source=source.name, run_id=entry.run_id, ingest_time=now)
@@ -172,6 +191,7 @@ def _ingest(
     written = this_run.agg(
         F.count(F.lit(1)).alias("rows"),
         F.count(tx.CORRUPT).alias("corrupt"),
+        F.count_if(~F.is_valid_utf8(tx.CORRUPT)).alias("undecodable"),
         F.count("_rescued_data").alias("rescued"),
         F.count_if(F.col(pci.PAN_FLAG)).alias("pan_redacted"),
     ).first()
@@ -191,6 +211,9 @@ def _ingest(
         )
         in_quarantine = landing.rows_of_deliveries(deliveries, "landing_file", "run_id")
         _write_quarantine(spark, env, rejected, tables.quarantine(source.name, table), in_quarantine, entry)
+        entry.details[f"quarantined.{quarantine.MALFORMED}"] = written["corrupt"] - written["undecodable"]
+        if written["undecodable"]:
+            entry.details[f"quarantined.{quarantine.INVALID_ENCODING}"] = written["undecodable"]
 
 
 def _write_bronze(spark: SparkSession, rows: DataFrame, path: str, file_predicate: str) -> int:
@@ -224,4 +247,3 @@ def _write_quarantine(
         version = delta.current_version(spark, path)
     entry.wrote(table, version)
     entry.records_quarantined = delta.commit_metrics(spark, path, version)["numOutputRows"]
-    entry.details[f"quarantined.{quarantine.MALFORMED}"] = entry.records_quarantined

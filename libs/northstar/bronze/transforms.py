@@ -40,16 +40,27 @@ def non_blank_lines(lines: DataFrame) -> DataFrame:
 
 
 def parse_json_lines(lines: DataFrame, schema: T.StructType) -> DataFrame:
-    """Parse the `_raw_record` column as JSON with `schema`; lines that are not a JSON object get `_corrupt_record`.
+    """Parse the `_raw_record` column as JSON with `schema`; lines that are not a JSON object, or whose bytes are
+    not valid UTF-8, get `_corrupt_record` (their raw text, byte for byte) and null data columns.
 
+    Spark keeps a text line's bytes as they were delivered, but any value parsed out of it would carry U+FFFD
+    in place of the bytes it could not decode: a silent change, so such a line is never parsed into data.
     `schema` should be inferred from the same batch, so a parsed line never fails on a type: every value
     fits and only malformed lines are flagged.
     """
     parse_schema = T.StructType([*schema.fields, T.StructField(CORRUPT, T.StringType(), True)])
-    parsed = F.from_json(
-        F.col(RAW), parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
-    ).alias("_parsed")
-    return lines.select(parsed, *[c for c in lines.columns]).select("_parsed.*", *lines.columns)
+    parsed = lines.select(
+        F.from_json(
+            F.col(RAW), parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+        ).alias("_parsed"),
+        *lines.columns,
+    )
+    decodes = F.is_valid_utf8(F.col(RAW))
+    return parsed.select(
+        *[F.when(decodes, F.col(f"_parsed.`{f.name}`")).alias(f.name) for f in schema.fields],
+        F.when(decodes, F.col(f"_parsed.{CORRUPT}")).otherwise(F.col(RAW)).alias(CORRUPT),
+        *lines.columns,
+    )
 
 
 def hash_raw_record(frame: DataFrame) -> DataFrame:
@@ -82,16 +93,23 @@ def add_lineage(frame: DataFrame, *, source: str, run_id: str, ingest_time: date
 def corrupt_to_quarantine(
     rejected: DataFrame, *, run_id: str, source: str, table: str, file_format: str, quarantined_at: datetime
 ) -> DataFrame:
-    """Quarantine rows for records that could not be parsed at all, with the raw text."""
+    """Quarantine rows for records that could not be parsed at all, with the raw text (reason malformed_record),
+    or whose bytes are not valid UTF-8 (reason invalid_encoding, the exact bytes base64-encoded in `raw_record`)."""
+    decodes = F.is_valid_utf8(F.col(CORRUPT))
     return quarantine.quarantine_rows(
         rejected,
         run_id=run_id,
         layer="bronze",
         source=source,
         table=table,
-        reason=quarantine.MALFORMED,
-        reason_detail=f"not a valid {file_format} record",
-        raw_record=F.col(CORRUPT),
+        reason=F.when(decodes, F.lit(quarantine.MALFORMED)).otherwise(F.lit(quarantine.INVALID_ENCODING)),
+        reason_detail=F.when(decodes, F.lit(f"not a valid {file_format} record")).otherwise(
+            F.lit(
+                "bytes that are not valid UTF-8: raw_record holds the record's exact bytes, base64-encoded; "
+                "fix the encoding at the source and re-deliver the file"
+            )
+        ),
+        raw_record=F.when(decodes, F.col(CORRUPT)).otherwise(F.base64(F.col(CORRUPT).cast("binary"))),
         landing_file=F.col(LANDING_FILE),
         record_hash=F.col(RECORD_HASH),
         quarantined_at=F.lit(quarantined_at).cast("timestamp"),

@@ -1,7 +1,10 @@
-"""Files of a batch that cannot be read at all (a truncated gzip, a record holding both `id` and `ID`, a file
-Spark's reader refuses), found one by one after the batch as a whole failed, and their whole-file quarantine
-entries: one row per file with its URI, size, checksum and what was wrong, so one bad file never holds back
-the other files of its table.
+"""Files of a batch that cannot be read as they are, and their whole-file quarantine entries: one row per file
+with its URI, size, checksum and what was wrong, so one bad file never holds back the other files of its table.
+
+Two kinds: a file Spark's reader refuses (a truncated gzip, a record holding both `id` and `ID`), found one by
+one after the batch as a whole failed (reason unreadable_file); and a CSV file whose bytes are not valid UTF-8
+(reason invalid_encoding), found before reading, because the CSV reader would put U+FFFD in place of those
+bytes without a word. (A JSON Lines line that is not valid UTF-8 is quarantined alone: bronze/transforms.py.)
 
 A file is only judged unreadable when it fails on its own; when every file reads alone, the batch's error is
 the batch's (e.g. schema drift under `drift: fail`) and is raised as it was.
@@ -73,9 +76,25 @@ def find_unreadable(
     return found
 
 
+def undecodable(spark: SparkSession, spec: TableSpec, files: list[LandingFile]) -> dict[LandingFile, str]:
+    """The CSV files whose bytes (decompressed) are not valid UTF-8, each with the one-line reason."""
+    if spec.format != "csv" or not files:
+        return {}
+    by_uri = {f.uri: f for f in files}
+    invalid = (
+        spark.read.text([f.path for f in files], wholetext=True)
+        .where(~F.is_valid_utf8("value"))
+        .select(F.col("_metadata.file_path").alias("uri"))
+        .collect()
+    )
+    return {
+        by_uri[r.uri]: "bytes that are not valid UTF-8 (the CSV reader would replace them)" for r in invalid
+    }
+
+
 def file_entries(
     spark: SparkSession,
-    unreadable: dict[LandingFile, str],
+    unreadable: dict[LandingFile, tuple[str, str]],
     checksums: dict[str, str],
     *,
     run_id: str,
@@ -83,25 +102,26 @@ def file_entries(
     table: str,
     quarantined_at: datetime,
 ) -> DataFrame:
-    """One quarantine row per unreadable file (reason unreadable_file): `raw_record` holds its URI, size and
-    SHA-256 as JSON, `record_hash` the SHA-256, `reason_detail` what Spark said and what to do."""
+    """One quarantine row per file (`unreadable`: file -> (reason code, what was wrong)): `raw_record` holds its
+    URI, size and SHA-256 as JSON, `record_hash` the SHA-256, `reason_detail` what was wrong and what to do."""
     rows = [
         (
             file.uri,
+            code,
             json.dumps({"file_uri": file.uri, "size": file.size, "sha256": checksums.get(file.uri)}),
             checksums.get(file.uri),
-            f"{reason}; fix or re-deliver the file (the next bronze run reads it again)",
+            f"{what}; fix or re-deliver the file (the next bronze run reads it again)",
         )
-        for file, reason in unreadable.items()
+        for file, (code, what) in unreadable.items()
     ]
-    frame = spark.createDataFrame(rows, "uri string, raw string, sha string, detail string")
+    frame = spark.createDataFrame(rows, "uri string, reason string, raw string, sha string, detail string")
     return quarantine.quarantine_rows(
         frame,
         run_id=run_id,
         layer="bronze",
         source=source,
         table=table,
-        reason=quarantine.UNREADABLE_FILE,
+        reason=F.col("reason"),
         reason_detail=F.col("detail"),
         raw_record=F.col("raw"),
         landing_file=F.col("uri"),

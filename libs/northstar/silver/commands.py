@@ -54,6 +54,7 @@ def _cmd_quarantine_list(args: argparse.Namespace) -> int:
 
     from pyspark.sql import functions as F
 
+    from northstar import quarantine
     from northstar.lake import delta, tables
     from northstar.spark import get_spark
 
@@ -74,11 +75,11 @@ def _cmd_quarantine_list(args: argparse.Namespace) -> int:
         print("no quarantine tables yet")
         return 0
     rows = reduce(lambda a, b: a.unionByName(b), frames)
-    rows.groupBy("table", "layer", "reason", "check_name").agg(
-        F.count("*").alias("rows"),
-        F.count_if(F.col("replayed_run_id").isNotNull()).alias("replayed"),
-        F.max("quarantined_at").alias("last_quarantined_at"),
-    ).orderBy("table", "layer", "reason", "check_name").show(args.limit, truncate=False)
+    quarantine.counts(rows).show(args.limit, truncate=False)
+    files = quarantine.whole_files(rows)
+    if not files.isEmpty():
+        print("landing files in quarantine (fix or re-deliver each; the next bronze run reads it):")
+        files.show(args.limit, truncate=False)
     return 0
 
 
