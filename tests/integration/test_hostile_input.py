@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from northstar import ledger, quarantine
 from northstar.config import load_source
 from northstar.lake import tables
+from northstar.quality import results as check_results
 from northstar.silver.pipeline import run_source
 from tests.helpers.conf import load_from
 
@@ -247,3 +248,35 @@ def test_csv_is_read_as_rfc_4180(spark, env, shop):
     ]
     assert files[0].sha256 == hashlib.sha256((path.parent / "latin1.csv").read_bytes()).hexdigest()
     assert bronze_run.details["files_unreadable"] == 1
+
+
+def test_drift_that_empties_a_column_is_a_warn_result_and_an_alert(spark, env, shop):
+    landing = Path(env.landing) / "shop" / "orders"
+    # the partner starts sending qty as text for 26 of 100 records: each is null in qty, kept in _rescued_data
+    write_file(landing / "b1.jsonl", [order(f"k{i}", qty="lots" if i < 26 else i) for i in range(100)])
+    bronze_run = run_source(spark, env, shop, tables=["orders"])[0]
+    # and one record of 100 in the next batch: under the table's rescued_share_warn (5%), a pass
+    write_file(landing / "b2.jsonl", [order(f"m{i}", qty="lots" if i == 0 else i) for i in range(100)])
+    second = run_source(spark, env, shop, tables=["orders"])[0]
+
+    found = {
+        r.run_id: r
+        for r in check_results.read(spark, env).where(F.col("check_name") == "rescued_share.qty").collect()
+    }
+    first = found[bronze_run.run_id]
+    assert (first.status, first.observed, first.failed_rows, first.rows_checked) == ("warn", 0.26, 26, 100)
+    assert "26 of 100 values of qty (26.0%)" in first.explanation
+    assert "_rescued_data" in first.explanation
+    assert (found[second.run_id].status, found[second.run_id].failed_rows) == ("pass", 1)
+
+    raised = (
+        spark.read.format("delta")
+        .load(tables.ALERTS.path(env))
+        .where(F.col("kind") == "column_emptied_by_rescue")
+    )
+    assert [(r.run_id, r.details["column"], r.details["share"]) for r in raised.collect()] == [
+        (bronze_run.run_id, "qty", "0.2600")
+    ]
+    silver = spark.read.format("delta").load(tables.silver("shop", "orders", None).path(env))
+    assert silver.where(F.col("qty").isNull()).count() == 27
+    assert silver.where(F.get_json_object("_rescued_data", "$.qty") == "lots").count() == 27

@@ -26,6 +26,8 @@ from northstar.lake.tables import Table
 from northstar.landing import files as landing
 from northstar.ledger import LedgerEntry
 from northstar.observability import alerts
+from northstar.quality import rescued as rescued_check
+from northstar.quality import results as check_results
 from northstar.transforms import pci
 from northstar.transforms.schema import conform
 
@@ -200,6 +202,9 @@ def _ingest(
     entry.records_written = written["rows"] - written["corrupt"]
     entry.details["rescued"] = written["rescued"]
     entry.details["pan_redacted"] = written["pan_redacted"]
+    if written["rescued"]:
+        parsed = this_run.where(F.col(tx.CORRUPT).isNull())
+        _check_rescued(spark, env, source.name, table, spec, parsed, data_columns, entry)
     if written["corrupt"]:
         rejected = tx.corrupt_to_quarantine(
             this_run.where(F.col(tx.CORRUPT).isNotNull()),
@@ -214,6 +219,46 @@ def _ingest(
         entry.details[f"quarantined.{quarantine.MALFORMED}"] = written["corrupt"] - written["undecodable"]
         if written["undecodable"]:
             entry.details[f"quarantined.{quarantine.INVALID_ENCODING}"] = written["undecodable"]
+
+
+def _check_rescued(
+    spark: SparkSession,
+    env: EnvConfig,
+    source: str,
+    table: str,
+    spec: TableSpec,
+    parsed: DataFrame,
+    columns: list[str],
+    entry: LedgerEntry,
+) -> None:
+    """Store how much of each column the contract rescued (quality/rescued.py); alert on each column over
+    the table's `rescued_share_warn`."""
+    rows, rescued = rescued_check.rescued_counts(parsed, columns)
+    bronze = tables.bronze(source, table)
+    where = f"_rescued_data of {bronze.full_name} (run {entry.run_id}) and of silver"
+    found = rescued_check.results(
+        rows,
+        rescued,
+        warn_share=spec.rescued_share_warn,
+        run_id=entry.run_id,
+        table=bronze.full_name,
+        where=where,
+    )
+    check_results.write(spark, env, found)
+    for result in found:
+        if result.status == check_results.WARN:
+            entry.details[result.check_name] = result.failed_rows
+            alerts.send(
+                env,
+                alerts.Alert(
+                    kind="column_emptied_by_rescue",
+                    table=f"{source}.{table}",
+                    run_id=entry.run_id,
+                    message=result.explanation,
+                    details={"column": result.check_name.split(".", 1)[1], "share": f"{result.observed:.4f}"},
+                    severity="warn",
+                ),
+            )
 
 
 def _write_bronze(spark: SparkSession, rows: DataFrame, path: str, file_predicate: str) -> int:

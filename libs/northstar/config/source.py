@@ -107,6 +107,13 @@ class TableSpec(Strict):
     ordering_bounds: OrderingBounds = Field(default_factory=OrderingBounds)
     columns: list[ColumnSpec] | None = Field(default=None, description="schema contract (optional)")
     drift: Literal["evolve", "rescue", "fail"] = "evolve"
+    rescued_share_warn: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="when more than this share of a batch's values of a column did not fit and were rescued "
+        "(null, the original in _rescued_data), a warn check result and an alert name the column",
+    )
     partition_by: list[Identifier] = Field(default_factory=list, description="silver partition columns")
     pii: list[str] = Field(default_factory=list, description="columns (dot paths for nested) holding PII")
     csv: CsvOptions | None = None
