@@ -12,8 +12,8 @@ from northstar.bronze import transforms as tx
 from northstar.config import CsvOptions, TableSpec
 from northstar.lake import delta
 from northstar.lake.storage import LandingFile
-from northstar.transforms import columns, pci
-from northstar.transforms.schema import ColumnPlan, plan_columns
+from northstar.transforms import cdc, columns, pci
+from northstar.transforms.schema import ColumnPlan, SchemaDriftError, plan_columns
 
 
 def existing_data_schema(spark: SparkSession, path: str) -> T.StructType | None:
@@ -59,11 +59,30 @@ def read_batch(
         delivered = T.StructType(
             [T.StructField(n, f.dataType, True) for n, f in zip(renamed, delivered.fields, strict=True)]
         )
+    require_needed_columns(spec, delivered, files)
     if spec.redact_card_numbers and spec.format != "jsonl":
         records = pci.redact_string_columns(records, [c for c in delivered.fieldNames()] + [tx.CORRUPT])
     if pci.PAN_FLAG not in records.columns:
         records = records.withColumn(pci.PAN_FLAG, F.lit(False))
     return records, plan_columns(spec, delivered, existing)
+
+
+def require_needed_columns(spec: TableSpec, delivered: T.StructType, files: list[LandingFile]) -> None:
+    """Stop when the batch lacks a column the table needs (a key, an ordering column, a change feed's operation:
+    DMS full-load files alone may lack the operation). For JSON Lines, a field null in every record of the
+    batch is absent too: no record of it could be applied."""
+    needed = spec.needed_columns()
+    if spec.cdc is not None and spec.cdc.format == "dms" and all(cdc.is_full_load_file(f.uri) for f in files):
+        needed.pop(spec.cdc.op_column)
+    if spec.cdc is not None and spec.cdc.format == "debezium" and "payload" in delivered.fieldNames():
+        needed.pop("op")  # the envelope wrapped in `payload`
+    missing = [f"{c} ({role})" for c, role in needed.items() if c not in delivered.fieldNames()]
+    if missing:
+        raise SchemaDriftError(
+            f"the batch of {len(files)} landing file(s) has no column {', '.join(missing)}, which the table "
+            f"needs (delivered: {', '.join(delivered.fieldNames()) or 'none'}). Map the delivered name with "
+            "`rename:` in the source YAML, or have the partner re-deliver; the files stay pending until then."
+        )
 
 
 def count_records(spark: SparkSession, spec: TableSpec, files: list[LandingFile]) -> int:

@@ -203,6 +203,18 @@ class TableSpec(Strict):
                 f"declare it: - {{name: {op}, type: string}}"
             )
 
+    def needed_columns(self) -> dict[str, str]:
+        """Delivered column -> the role the pipeline needs it for (primary key, ordering, CDC operation): a batch
+        without one cannot be applied. Derived columns and those a change feed's envelope yields are left out."""
+        if self.cdc is not None and self.cdc.format == "debezium":
+            return {"op": "CDC operation"}  # keys and ordering sit inside the envelope
+        needed = {c: "primary key" for c in self.primary_key}
+        needed |= {c: "ordering" for c in self.ordering if c not in needed}
+        needed = {c: role for c, role in needed.items() if c not in self.derive and not c.startswith("_cdc_")}
+        if self.cdc is not None:
+            needed[self.cdc.op_column] = "CDC operation"
+        return needed
+
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns or [] if c.name == name), None)
 

@@ -1,12 +1,18 @@
 """Change-data-capture events -> one row per event with the table's columns and `_cdc_op` (I, U or D).
 
-AWS DMS writes rows with an `Op` column (I/U/D; a full load has none) and the table's columns.
+AWS DMS writes rows with an `Op` column (I/U/D) and the table's columns. Its full-load files (named
+LOAD00000001.csv, LOAD0000000A.csv, or LOAD_<segment>_<counter> for a parallel load) carry no `Op` unless
+IncludeOpForFullLoad is set, and every row of them is an insert; its CDC files (named by timestamp) always carry
+one. So a row without an operation is an insert only when it comes from a full-load file; elsewhere it is
+left without one and quarantined (invalid_change_event), never applied as an insert.
 Debezium writes envelopes: `before`, `after`, `op` (c/r/u/d), `ts_ms` and `source` (with `lsn`); the row
 is `after`, or `before` for a delete. Its ordering values come out as `_cdc_ts_ms` and `_cdc_lsn`, so a
 table can order by `[_cdc_ts_ms, _cdc_lsn]`: equal timestamps are broken by the log position.
 """
 
 from __future__ import annotations
+
+import re
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -18,16 +24,33 @@ OP = "_cdc_op"
 DELETED = "_deleted"
 INSERT, UPDATE, DELETE = "I", "U", "D"
 
+FULL_LOAD_FILE = r"^LOAD[0-9A-Fa-f_]+\.[^/]*$"  # the DMS S3 target's full-load file names
+LANDING_FILE = "_landing_file"
+
 _DEBEZIUM_OPS = {"c": INSERT, "r": INSERT, "u": UPDATE, "d": DELETE}
 _DEBEZIUM_ENVELOPE = ["before", "after", "op", "ts_ms", "source", "transaction", "payload", "schema"]
 
 
+def is_full_load_file(name: str) -> bool:
+    """True for a DMS full-load file name (its last path segment), e.g. LOAD00000001.csv."""
+    return re.match(FULL_LOAD_FILE, name.rsplit("/", 1)[-1]) is not None
+
+
 def normalize_dms(events: DataFrame, op_column: str = "Op") -> DataFrame:
-    """DMS rows: the `Op` column becomes `_cdc_op` (a full-load row without one is an insert)."""
+    """DMS rows: the `Op` column becomes `_cdc_op`; a row without one is an insert when it comes from a full-load
+    file (by `_landing_file`), and has no operation (quarantined) otherwise."""
+    full_load = (
+        F.regexp_like(F.element_at(F.split(F.col(LANDING_FILE), "/"), -1), F.lit(FULL_LOAD_FILE))
+        if LANDING_FILE in events.columns
+        else F.lit(True)  # rows without lineage (a test frame): the batch had no Op, as before
+    )
     if op_column not in events.columns:
-        return events.withColumn(OP, F.lit(INSERT))
+        return events.withColumn(OP, F.when(full_load, F.lit(INSERT)))
     op = F.upper(F.trim(F.col(op_column)))
-    return events.withColumn(OP, F.when(op.isin(INSERT, UPDATE, DELETE), op)).drop(op_column)
+    given = F.when(op.isin(INSERT, UPDATE, DELETE), op)
+    return events.withColumn(
+        OP, F.when(F.col(op_column).isNull() & full_load, F.lit(INSERT)).otherwise(given)
+    ).drop(op_column)
 
 
 def _struct_fields(events: DataFrame, name: str) -> list[str]:

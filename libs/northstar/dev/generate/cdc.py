@@ -83,7 +83,8 @@ def write_debezium(feed: ChangeFeed, folder: Path, files: int = 3, seed: int = 1
 
 
 def write_dms_csv(feed: ChangeFeed, folder: Path, files: int = 3, seed: int = 1) -> list[Path]:
-    """DMS CSV with a header: Op, commit_ts, change_seq and the row (deletes carry the key only)."""
+    """DMS CDC CSV with a header: Op, commit_ts, change_seq and the row (deletes carry the key only), in files
+    named by timestamp as the DMS S3 target names CDC files."""
     rng = random.Random(seed)
     header = ["Op", "commit_ts", "change_seq", "id", "name", "tier", "version"]
     rows: list[list[Any]] = []
@@ -105,7 +106,7 @@ def write_dms_csv(feed: ChangeFeed, folder: Path, files: int = 3, seed: int = 1)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for number, chunk in enumerate(_shuffled_files(rng, rows, files)):
-        path = folder / f"LOAD{number:08d}.csv"
+        path = folder / f"20261118-{120000 + number:06d}0000.csv"  # DMS names CDC files by timestamp
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
