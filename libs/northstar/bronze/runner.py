@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from northstar import ledger, quarantine
@@ -184,20 +184,7 @@ def _ingest(
         landing.rows_of_deliveries(deliveries, tx.LANDING_FILE, "_run_id"),
     )
     entry.wrote(bronze, version)
-    this_run = (
-        spark.read.format("delta")
-        .option("versionAsOf", version)
-        .load(bronze.path(env))
-        .where(F.col("_run_id") == entry.run_id)
-    )
-    written = this_run.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.count(tx.CORRUPT).alias("corrupt"),
-        F.count_if(~F.is_valid_utf8(tx.CORRUPT)).alias("undecodable"),
-        F.count("_rescued_data").alias("rescued"),
-        F.count_if(F.col(pci.PAN_FLAG)).alias("pan_redacted"),
-    ).first()
-    assert written is not None  # a global aggregate has one row
+    this_run, written = _rows_written(spark, bronze.path(env), version, entry.run_id)
     entry.records_read += count_records(spark, spec, files)
     entry.records_written = written["rows"] - written["corrupt"]
     entry.details["rescued"] = written["rescued"]
@@ -219,6 +206,22 @@ def _ingest(
         entry.details[f"quarantined.{quarantine.MALFORMED}"] = written["corrupt"] - written["undecodable"]
         if written["undecodable"]:
             entry.details[f"quarantined.{quarantine.INVALID_ENCODING}"] = written["undecodable"]
+
+
+def _rows_written(spark: SparkSession, path: str, version: int, run_id: str) -> tuple[DataFrame, Row]:
+    """The run's rows in bronze at `version`, and their counts: rows, corrupt, undecodable, rescued, pan_redacted."""
+    this_run = (
+        spark.read.format("delta").option("versionAsOf", version).load(path).where(F.col("_run_id") == run_id)
+    )
+    written = this_run.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count(tx.CORRUPT).alias("corrupt"),
+        F.count_if(~F.is_valid_utf8(tx.CORRUPT)).alias("undecodable"),
+        F.count("_rescued_data").alias("rescued"),
+        F.count_if(F.col(pci.PAN_FLAG)).alias("pan_redacted"),
+    ).first()
+    assert written is not None  # a global aggregate has one row
+    return this_run, written
 
 
 def _check_rescued(
@@ -247,7 +250,7 @@ def _check_rescued(
     check_results.write(spark, env, found)
     for result in found:
         if result.status == check_results.WARN:
-            entry.details[result.check_name] = result.failed_rows
+            entry.details[result.check_name] = result.failed_rows or 0
             alerts.send(
                 env,
                 alerts.Alert(

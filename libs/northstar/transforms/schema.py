@@ -202,7 +202,9 @@ def _plan_declared(
             target = existing  # a scalar where a nested value is declared: rescue it
     drift: list[str] = []
     if spec.format == "csv" and isinstance(got, T.StringType) and target is not None:
-        return ColumnPlan(name, got, target), drift  # CSV delivers text: parsing it to the declared type is no drift
+        return ColumnPlan(
+            name, got, target
+        ), drift  # CSV delivers text: parsing it to the declared type is no drift
     if got is not None:
         drift = (
             describe_change(got, target, name)
