@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DRIFT = 0, 1, 2, 3
+EXIT_BUSY = 4  # another run of the table holds its run lease (lake/run_lock.py); nothing was changed
 
 A = TypeVar("A")
 

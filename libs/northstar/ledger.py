@@ -15,7 +15,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from northstar.config import EnvConfig
-from northstar.lake import delta, tables
+from northstar.lake import delta, run_lock, tables
+from northstar.lake.conflicts import retry_on_conflict
 from northstar.lake.tables import Table
 
 LEDGER_SCHEMA = (
@@ -115,7 +116,7 @@ def append(
     writer = frame.write.format("delta").mode("append")
     if txn is not None:
         writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
-    writer.save(tables.RUN_LEDGER.path(env))
+    retry_on_conflict(lambda: writer.save(tables.RUN_LEDGER.path(env)), what=tables.RUN_LEDGER.full_name)
 
 
 @contextmanager
@@ -130,6 +131,17 @@ def recorded(spark: SparkSession, env: EnvConfig, entry: LedgerEntry) -> Iterato
         append(spark, env, entry)
         raise
     append(spark, env, entry)
+
+
+@contextmanager
+def leased(spark: SparkSession, env: EnvConfig, entry: LedgerEntry) -> Iterator[LedgerEntry]:
+    """`recorded`, inside the run lease of the entry's layer of its source table (lake/run_lock.py): a run that
+    finds another one in progress raises RunInProgress before reading or writing anything, ledger included."""
+    with run_lock.held(env, entry.layer, entry.source, entry.table_name, entry.run_id) as lease:
+        with recorded(spark, env, entry):
+            if lease is not None and lease.taken_over_from is not None:
+                entry.details["lease_taken_over"] = 1
+            yield entry
 
 
 def read(spark: SparkSession, env: EnvConfig) -> DataFrame:

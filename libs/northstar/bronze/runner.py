@@ -54,7 +54,7 @@ def run_bronze(
     """
     spec = source.tables[table]
     entry = ledger.start("bronze", env, source=source.name, table=table, layer="bronze", run_id=run_id)
-    with ledger.recorded(spark, env, entry):
+    with ledger.leased(spark, env, entry):
         logged = landing.logged_files(spark, env, source.name, table)
         pending = landing.pending_files(spark, env, spec, logged)[:max_files]
         if not pending:

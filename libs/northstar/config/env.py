@@ -226,6 +226,12 @@ class EnvConfig(Strict):
         default=None, description="where gold is published (docs/snowflake.md)"
     )
     s3: S3Spec = Field(default_factory=S3Spec, description="server-side encryption of the S3 zones")
+    run_lease_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="a run's lease on its table expires this long after its last renewal (renewed every third "
+        "of it), so a killed run blocks the table at most this long (lake/run_lock.py)",
+    )
 
     @field_validator("landing", "lake", "quarantine")
     @classmethod

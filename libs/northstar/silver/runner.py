@@ -71,7 +71,7 @@ def run_silver(
     names = SilverTables.of(source, table)
     checks = checks if checks is not None else load_checks(names.silver.full_name)
     entry = ledger.start("silver", env, source=source.name, table=table, layer="silver", run_id=run_id)
-    with ledger.recorded(spark, env, entry):
+    with ledger.leased(spark, env, entry):
         window = ledger.pending_input(spark, env, entry, names.bronze.path(env), full_refresh=full_refresh)
         if window is None:
             return entry
