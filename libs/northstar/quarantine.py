@@ -10,6 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from northstar.lake import delta
+from northstar.lake.conflicts import retry_on_conflict
 
 QUARANTINE_COLUMNS = [
     "run_id",
@@ -134,7 +135,8 @@ def write(
     `replace_where`: replace the rows matching it (a full refresh, or bronze's rows of the same landing files).
     `once` (app id, window version): append once per window with Delta's idempotent writes (txnAppId /
     txnVersion), so a retry of the same window is skipped by Delta. Returns the version written, or None when
-    Delta skipped the append because an earlier attempt at this window already wrote it.
+    Delta skipped the append because an earlier attempt at this window already wrote it. A commit that loses a
+    race with a concurrent writer (a create, the same window's append) is retried: Delta then skips or re-applies it.
     """
     if (once is None) == (replace_where is None):
         raise ValueError("quarantine.write: pass exactly one of once= or replace_where=")
@@ -145,6 +147,6 @@ def write(
         app_id, window_version = once
         writer = writer.mode("append").option("txnAppId", app_id).option("txnVersion", window_version)
     before = delta.latest_version(spark, path)
-    writer.save(path)
+    retry_on_conflict(lambda: writer.save(path), what=f"quarantine {path}")
     version = delta.latest_version(spark, path)
     return None if version == before else version

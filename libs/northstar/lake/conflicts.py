@@ -27,6 +27,7 @@ CONFLICT_MARKERS = (
     "ProtocolChangedException",
     "DELTA_CONCURRENT_",
     "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",  # two writers creating one table: the loser's version 0 lost the race
 )
 ATTEMPTS = 5
 

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from northstar.config import EnvConfig, TableSpec
 from northstar.lake import delta, tables
+from northstar.lake.conflicts import retry_on_conflict
 from northstar.lake.storage import LandingFile, file_sha256, list_landing_files
 
 LOG_SCHEMA = (
@@ -170,12 +171,15 @@ def record_ingested(
         (source, table, f.uri, f.size, f.modified_ms, run_id, now, checksums.get(f.uri), original)
         for f, original in (redelivered or {}).items()
     ]
-    (
+    writer = (
         spark.createDataFrame(rows, LOG_SCHEMA)
         .write.format("delta")
         .mode("append")
         .option("mergeSchema", "true")  # logs written before checksums were recorded gain the columns
-        .save(tables.LANDING_FILES.path(env))
+    )
+    # a blind append: only a race to create the log can refuse it
+    retry_on_conflict(
+        lambda: writer.save(tables.LANDING_FILES.path(env)), what=tables.LANDING_FILES.full_name
     )
 
 

@@ -8,6 +8,7 @@ condition names only the partitions the batch touches, so its cost follows the r
 
 from __future__ import annotations
 
+import logging
 from functools import reduce
 
 from delta.tables import DeltaMergeBuilder, DeltaTable
@@ -18,24 +19,55 @@ from pyspark.sql.types import StructType
 from northstar.bronze.transforms import LINEAGE_COLUMNS, RECORD_HASH
 from northstar.config import EnvConfig, TableSpec
 from northstar.lake import delta
-from northstar.lake.conflicts import retry_on_conflict
+from northstar.lake.conflicts import is_conflict, retry_on_conflict
 from northstar.lake.tables import Table
 from northstar.ledger import LedgerEntry
 from northstar.silver import transforms as tx
 from northstar.transforms import cdc
 from northstar.transforms.schema import align_to
 
+log = logging.getLogger(__name__)
 MAX_PRUNED_PARTITIONS = 500
 Metrics = dict[str, int]
 
 
 def _create(
-    spark: SparkSession, rows: DataFrame, path: str, table: Table, spec: TableSpec, entry: LedgerEntry
+    spark: SparkSession,
+    rows: DataFrame,
+    path: str,
+    table: Table,
+    spec: TableSpec,
+    entry: LedgerEntry,
+    *,
+    replace: bool,
+) -> Metrics | None:
+    """Create the table at `path` with `rows` (`replace`: replace it), change data feed on; what Delta says it
+    inserted. None when another writer created the table first (a lost create race): the caller MERGEs instead."""
+    if replace:
+        return retry_on_conflict(
+            lambda: _write_new(spark, rows, path, table, spec, entry, "overwrite"), table.full_name
+        )
+    try:
+        return _write_new(spark, rows, path, table, spec, entry, "errorifexists")
+    except Exception as err:
+        if not (is_conflict(err) or delta.table_exists(spark, path)):
+            raise
+        log.warning("%s: created by a concurrent writer first; merging into it instead", table.full_name)
+        return None
+
+
+def _write_new(
+    spark: SparkSession,
+    rows: DataFrame,
+    path: str,
+    table: Table,
+    spec: TableSpec,
+    entry: LedgerEntry,
+    mode: str,
 ) -> Metrics:
-    """Create (or replace) the table at `path` with `rows`, change data feed on; what Delta says it inserted."""
     (
         rows.write.format("delta")
-        .mode("overwrite")
+        .mode(mode)
         .option("overwriteSchema", "true")
         .option("delta.enableChangeDataFeed", "true")
         .partitionBy(*spec.partition_by)
@@ -70,12 +102,13 @@ def merge_latest(
         latest = _drop_tombstoned(spark, latest, tombstones_path, spec)
     if full_refresh or not delta.table_exists(spark, path):
         first = latest.where(F.col(cdc.OP) != cdc.DELETE) if hard_deletes else latest
-        metrics = _create(spark, first, path, table, spec, entry)
-        if hard_deletes:
-            metrics["numTargetRowsDeleted"] = _record_tombstones(
-                spark, latest, tombstones_path, spec, full_refresh
-            )
-        return metrics
+        created = _create(spark, first, path, table, spec, entry, replace=full_refresh)
+        if created is not None:
+            if hard_deletes:
+                created["numTargetRowsDeleted"] = _record_tombstones(
+                    spark, latest, tombstones_path, spec, full_refresh
+                )
+            return created
     target = delta.evolve_schema(spark, path, latest)
     condition = F.expr(tx.key_condition(spec.primary_key)) & touched_partitions(latest, spec.partition_by)
 
@@ -139,7 +172,11 @@ def merge_history(
     and new), then MERGE on (key, record hash): new versions are inserted, moved intervals updated."""
     path = table.path(env)
     if full_refresh or not delta.table_exists(spark, path):
-        return _create(spark, tx.with_validity(new_versions, spec), path, table, spec, entry)
+        created = _create(
+            spark, tx.with_validity(new_versions, spec), path, table, spec, entry, replace=full_refresh
+        )
+        if created is not None:
+            return created
     target = delta.evolve_schema(spark, path, new_versions)
     history = align_to(tx.with_validity(_all_versions(spark, path, new_versions, target, spec), spec), target)
     same_version = f"{tx.key_condition(spec.primary_key)} AND t.{RECORD_HASH} = s.{RECORD_HASH}"
