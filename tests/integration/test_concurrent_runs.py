@@ -24,14 +24,20 @@ from pyspark.sql import functions as F
 
 from northstar.bronze.runner import run_bronze
 from northstar.config import EnvConfig, load_env
-from northstar.config.env import CommitCoordinatorSpec
+from northstar.config.env import CREDENTIALS_PROVIDER_CONF, CommitCoordinatorSpec
 from northstar.dev.generate.marketplace import generate_feed
 from northstar.lake import run_lock, tables
 from northstar.lake.run_lock import RunInProgress
 from northstar.silver.pipeline import run_source
 from tests.helpers.conf import load_from
 from tests.helpers.envs import make_env
-from tests.helpers.moto_aws import REGION, bool_updates_kept, client, free_port
+from tests.helpers.moto_aws import (
+    REGION,
+    bool_updates_kept,
+    client,
+    free_port,
+    give_coordinator_test_credentials,
+)
 from tests.helpers.processes import conf_with_env, finish, local_env, start_run
 
 ENV = "conc"
@@ -207,10 +213,8 @@ AWS_TEST_CREDENTIALS = {
 
 
 def test_two_processes_run_one_table_at_once_on_s3_through_the_coordinator(
-    spark, tmp_path, feed, marketplace, moto_aws, monkeypatch
+    spark, tmp_path, feed, marketplace, moto_aws
 ):
-    for key, value in AWS_TEST_CREDENTIALS.items():
-        monkeypatch.setenv(key, value)
     s3, dynamodb = client("s3", moto_aws), client("dynamodb", moto_aws)
     for bucket in ("nsc-landing", "nsc-lake", "nsc-quarantine"):
         s3.create_bucket(Bucket=bucket)
@@ -252,13 +256,14 @@ def test_two_processes_run_one_table_at_once_on_s3_through_the_coordinator(
         hadoop = spark._jsc.hadoopConfiguration()
         for key, value in {"spark.hadoop.fs.s3a.endpoint": moto_aws, **S3_SETTINGS}.items():
             hadoop.set(key.removeprefix("spark.hadoop."), value)
-        for key, value in coordinator.submit_settings().items():
-            spark.conf.set(key, value)
+        # this JVM started without the AWS_* variables: its coordinator client reads system properties instead
+        give_coordinator_test_credentials(spark)
+        spark.conf.set(CREDENTIALS_PROVIDER_CONF, "com.amazonaws.auth.SystemPropertiesCredentialsProvider")
         try:
             check_race_outcome(spark, env, clean, holders)
         finally:
-            for key in coordinator.submit_settings():
-                spark.conf.unset(key)
+            spark.conf.unset(CREDENTIALS_PROVIDER_CONF)
+            give_coordinator_test_credentials(spark, clear=True)
     leases = [
         i
         for i in dynamodb.scan(TableName="nsc-delta-commits")["Items"]
