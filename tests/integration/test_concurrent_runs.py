@@ -1,8 +1,9 @@
 """Two runs of one table at once, in two OS processes (two JVMs): one wins, the other changes nothing and says so.
 
 Each race starts two `northstar run` processes for the same layer of marketplace.orders together; the run lease
-(lake/run_lock.py) lets one through. The loser exits 4 with one line on stderr, after the JVM's start-up banner;
-or, when the second starts after the first ended, both complete and the second is a noop. Either way the tables
+(lake/run_lock.py) lets one through. The loser exits 4 with one line, the last on stderr (after the JVM's start-up
+lines, as both started Spark before either took the lease); or, when the second starts after the first ended,
+both complete and the second is a noop. A run started while the lease is held says its one line alone. Either way the tables
 equal one clean run's, and the ledger's counts match them. On a local path the lease is a file under flock; on
 moto's S3 it is an item in the commit coordinator's DynamoDB table (the Delta tables commit through it too).
 """
@@ -66,7 +67,7 @@ def race(conf: Path, layer: str, extra_env: dict[str, str] | None = None) -> str
     if codes == [0, 0]:
         return None
     _, _, err = next(r for r in results if r[0] == 4)
-    ours = err.rstrip("\n").splitlines()[-1]  # the lines before it are the JVM's start-up banner
+    ours = err.rstrip("\n").splitlines()[-1]  # the lines before it are the JVM's start-up lines
     found = BUSY.match(ours)
     assert found, err
     assert err.count("another run of") == 1
@@ -147,6 +148,26 @@ def test_two_processes_run_one_table_at_once_on_a_local_lake(spark, tmp_path, fe
     assert not [
         p for p in Path(env.lake, "_ops", "run_leases").glob("*.json") if '"released": false' in p.read_text()
     ]
+
+
+def test_a_run_started_while_the_lease_is_held_says_one_line_and_starts_no_spark(tmp_path):
+    root = tmp_path / "held"
+    conf = conf_with_env(tmp_path, ENV, local_env(root, lease_seconds=30))
+    env = EnvConfig(name=ENV, **local_env(root, lease_seconds=30))
+    store = run_lock.store_for(env)
+    assert store is not None
+    key = run_lock.lease_key(env, "bronze", "marketplace", "orders")
+    assert store.replace(key, run_lock.Lease("bronze-holder", time.time() + 3600), expected=None)
+
+    run = start_run(conf, ENV, "--source", "marketplace", "--table", "orders", "--layer", "bronze")
+    code, out, err = finish(run)
+
+    assert (code, out) == (4, "")
+    assert err == "another run of marketplace.orders is in progress (run id bronze-holder)\n"  # no JVM lines
+    assert [p.name for p in Path(env.lake).iterdir()] == ["_ops"]  # nothing written, no ledger row
+    held = store.read(key)
+    assert held is not None
+    assert (held.run_id, held.released) == ("bronze-holder", False)  # still the holder's
 
 
 def test_a_killed_run_leaves_a_lease_that_expires_and_is_taken_over(

@@ -172,17 +172,31 @@ class HeldLease:
             self.lost = not self.store.replace(self.key, done, expected=self.current)
 
 
+def in_progress(what: str, holder: str) -> RunInProgress:
+    return RunInProgress(f"another run of {what} is in progress (run id {holder})")
+
+
+def refuse_if_held(env: EnvConfig, layer: str, source: str, table: str) -> None:
+    """Raise RunInProgress if another run holds the lease of `layer` of `source`.`table` right now.
+
+    Only a look, for the CLI before it starts Spark: a run refused here prints its one line alone, without the
+    JVM's start-up lines before it. Taking the lease (`held`) still decides, so two runs that both look while
+    it is free still race for it there."""
+    store = store_for(env)
+    found = None if store is None else store.read(lease_key(env, layer, source, table))
+    if found is not None and found.live(time.time()):
+        raise in_progress(f"{source}.{table}", found.run_id)
+
+
 def acquire(store: LeaseStore, key: str, what: str, run_id: str, ttl: float) -> HeldLease:
     """Take the lease for `run_id`, or raise RunInProgress naming the run that holds it."""
     found = store.read(key)
     if found is not None and found.live(time.time()):
-        raise RunInProgress(f"another run of {what} is in progress (run id {found.run_id})")
+        raise in_progress(what, found.run_id)
     mine = Lease(run_id, time.time() + ttl)
     if not store.replace(key, mine, expected=found):  # another run took it between our read and write
         holder = store.read(key)
-        raise RunInProgress(
-            f"another run of {what} is in progress (run id {holder.run_id if holder else '?'})"
-        )
+        raise in_progress(what, holder.run_id if holder else "?")
     held = HeldLease(store, key, what, ttl, mine)
     if found is not None and not found.released:
         held.taken_over_from = found.run_id

@@ -15,6 +15,7 @@ LAYERS = {"bronze": ("bronze",), "silver": ("silver",), "all": ("bronze", "silve
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from northstar.lake import run_lock
     from northstar.report import run_report
     from northstar.silver.pipeline import run_source
     from northstar.spark import get_spark
@@ -22,6 +23,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     layers = LAYERS[args.layer]
     env = load_env(args.env)
     source = load_source(args.source)
+    chosen = args.table or list(source.tables)
+    if chosen:  # a busy table refused before the JVM starts: its one line is all the user sees
+        run_lock.refuse_if_held(env, layers[0], source.name, chosen[0])
     spark = get_spark(env, app_name=f"northstar-{'-'.join(layers)}-{source.name}")
     entries = run_source(
         spark,
