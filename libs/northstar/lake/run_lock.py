@@ -158,12 +158,33 @@ class HeldLease:
 
     def renew_until_stopped(self) -> None:
         while not self.stop.wait(self.ttl / 3):
-            renewed = Lease(self.current.run_id, time.time() + self.ttl)
-            if not self.store.replace(self.key, renewed, expected=self.current):
+            try:
+                kept = self.renew()
+            except Exception as err:  # no answer (throttled, network): two more tries before it expires
+                log.warning(
+                    "%s: run %s could not renew its lease, trying again in %.0f s: %s",
+                    self.what,
+                    self.current.run_id,
+                    self.ttl / 3,
+                    err,
+                )
+                continue
+            if not kept:
                 self.lost = True
                 log.error("%s: run %s lost its lease to another run", self.what, self.current.run_id)
                 return
+
+    def renew(self) -> bool:
+        """Push the expiry out by `ttl`; False when another run holds the lease now."""
+        renewed = Lease(self.current.run_id, time.time() + self.ttl)
+        if self.store.replace(self.key, renewed, expected=self.current):
             self.current = renewed
+            return True
+        stored = self.store.read(self.key)
+        if stored is not None and stored.run_id == self.current.run_id and not stored.released:
+            self.current = stored  # an earlier renewal was stored though its answer was lost: still ours
+            return True
+        return False
 
     def release(self) -> None:
         """Mark the lease released (the renewing thread must have stopped)."""
@@ -228,7 +249,16 @@ def held(env: EnvConfig, layer: str, source: str, table: str, run_id: str) -> It
     finally:
         lease.stop.set()
         renewer.join()
-        lease.release()
+        try:
+            lease.release()
+        except Exception as err:  # the run's own outcome stands; the lease expires by itself
+            log.warning(
+                "%s: run %s could not release its lease (it expires within %.0f s): %s",
+                what,
+                run_id,
+                lease.ttl,
+                err,
+            )
         if lease.lost:
             log.error(
                 "%s: run %s did not hold its lease to the end: another run may have overlapped", what, run_id
