@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from northstar.config.env import CREDENTIALS_PROVIDER_CONF, CommitCoordinatorSpe
 from northstar.dev.generate.marketplace import generate_feed
 from northstar.lake import run_lock, tables
 from northstar.lake.run_lock import RunInProgress
+from northstar.observability import alerts
+from northstar.quality import results as check_results
+from northstar.quality.results import CheckResult
 from northstar.silver.pipeline import run_source
 from tests.helpers.conf import load_from
 from tests.helpers.envs import make_env
@@ -298,3 +302,44 @@ def test_two_processes_run_one_table_at_once_on_s3_through_the_coordinator(
     assert any(
         "silver/marketplace/orders" in i["path"]["S"] for i in coordinated
     )  # Delta committed through it
+
+
+def test_runs_of_two_tables_store_check_results_and_alerts_at_once(spark, tmp_path):
+    """Bronze runs of two tables (different leases) may run together; both write the shared ops.check_results
+    and ops.alerts, the first two even create them at once. Each write lands, once."""
+    env = make_env(tmp_path)
+    rounds, writers = 3, ("orders", "refunds")
+    start, errors = threading.Barrier(len(writers)), []
+
+    def write(table: str) -> None:
+        try:
+            for n in range(rounds):
+                result = CheckResult(
+                    run_id=f"bronze-{table}-{n}",
+                    table_name=f"bronze.marketplace_{table}",
+                    check_name="rescued_share.amount",
+                    check_type="rescued_share",
+                    severity="warn",
+                    status="pass",
+                    explanation="test",
+                )
+                start.wait(timeout=120)  # both commit each write at the same moment
+                check_results.write(spark, env, [result])
+                start.wait(timeout=120)
+                alerts.send(env, alerts.Alert("test", result.table_name, result.run_id, "test"))
+        except Exception as err:  # noqa: BLE001 - reported by the test
+            errors.append(f"{type(err).__name__}: {str(err)[:600]}")
+            start.abort()  # the other writer stops waiting
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in writers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+
+    assert not errors, errors
+    expected = sorted(f"bronze-{t}-{n}" for t in writers for n in range(rounds))
+    stored = check_results.read(spark, env).select("run_id").collect()
+    assert sorted(r.run_id for r in stored) == expected
+    raised = spark.read.format("delta").load(tables.ALERTS.path(env)).select("run_id").collect()
+    assert sorted(r.run_id for r in raised) == expected

@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 
 from northstar.config import EnvConfig
 from northstar.lake import tables
+from northstar.lake.conflicts import retry_on_conflict
 from northstar.observability import notify
 
 ALERT_SCHEMA = (
@@ -53,8 +54,9 @@ def _to_delta(env: EnvConfig, event: Alert) -> None:
     if spark is None:  # no Spark in this process (e.g. a REST extract): the log line is the record
         log.warning("alert %s not written to ops.alerts: no active Spark session", event.kind)
         return
-    frame = spark.createDataFrame([event.row()], ALERT_SCHEMA)
-    frame.write.format("delta").mode("append").save(tables.ALERTS.path(env))
+    writer = spark.createDataFrame([event.row()], ALERT_SCHEMA).write.format("delta").mode("append")
+    # a blind append: only a race to create the table (runs of two tables alerting at once) can refuse it
+    retry_on_conflict(lambda: writer.save(tables.ALERTS.path(env)), what=tables.ALERTS.full_name)
 
 
 def _to_sns(env: EnvConfig, event: Alert) -> None:

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from northstar.config import EnvConfig
 from northstar.lake import delta, tables
+from northstar.lake.conflicts import retry_on_conflict
 
 PASS, WARN, QUARANTINED, FAIL, SKIPPED = "pass", "warn", "quarantined", "fail", "skipped"
 
@@ -58,21 +59,26 @@ def _sql_text(value: str) -> str:
 
 def write(spark: SparkSession, env: EnvConfig, results: list[CheckResult]) -> int | None:
     """Store results, replacing any earlier rows of the same (run, table): idempotent per run.
-    Returns the Delta version written (None when there was nothing to write)."""
+    Returns the Delta version written (None when there was nothing to write). Runs of other tables write here
+    at once (the first two may create the table together): a commit that loses such a race is tried again."""
     if not results:
         return None
     path = tables.CHECK_RESULTS.path(env)
     frame = spark.createDataFrame([asdict(r) for r in results], RESULT_SCHEMA)
     pairs = sorted({(r.run_id, r.table_name) for r in results})
-    writer = frame.write.format("delta")
-    if delta.table_exists(spark, path):
-        scope = " OR ".join(
-            f"(run_id = {_sql_text(run)} AND table_name = {_sql_text(table)})" for run, table in pairs
-        )
-        writer = writer.mode("overwrite").option("replaceWhere", scope)
-    else:
-        writer = writer.mode("append")
-    writer.save(path)
+    scope = " OR ".join(
+        f"(run_id = {_sql_text(run)} AND table_name = {_sql_text(table)})" for run, table in pairs
+    )
+
+    def save() -> None:  # decided again on a retry: the table may exist now
+        writer = frame.write.format("delta")
+        if delta.table_exists(spark, path):
+            writer = writer.mode("overwrite").option("replaceWhere", scope)
+        else:
+            writer = writer.mode("append")
+        writer.save(path)
+
+    retry_on_conflict(save, what=tables.CHECK_RESULTS.full_name)
     return delta.latest_version(spark, path)
 
 
