@@ -10,6 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from northstar.lake import delta
+from northstar.lake.commits import Tag
 
 QUARANTINE_COLUMNS = [
     "run_id",
@@ -128,17 +129,21 @@ def write(
     *,
     once: tuple[str, int] | None = None,
     replace_where: str | None = None,
+    tag: Tag | None = None,
 ) -> int | None:
     """Write rejected rows to a quarantine table, so that a retry never writes them twice.
 
     `replace_where`: replace the rows matching it (a full refresh, or bronze's rows of the same landing files).
     `once` (app id, window version): append once per window with Delta's idempotent writes (txnAppId /
     txnVersion), so a retry of the same window is skipped by Delta. Returns the version written, or None when
-    Delta skipped the append because an earlier attempt at this window already wrote it.
+    Delta skipped the append because an earlier attempt at this window already wrote it. `tag`: the batch's
+    identity, kept in the commit's info (lake/commits.py).
     """
     if (once is None) == (replace_where is None):
         raise ValueError("quarantine.write: pass exactly one of once= or replace_where=")
     writer = rejected.write.format("delta").option("mergeSchema", "true")  # tables from before check_name
+    if tag is not None:
+        writer = writer.option("userMetadata", tag.text())
     if replace_where is not None:
         writer = writer.mode("overwrite").option("replaceWhere", replace_where)
     elif once is not None:
