@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.envs import REPO
+from delta.tables import DeltaMergeBuilder
+from pyspark.sql.readwriter import DataFrameWriter
+
+from northstar import ledger
+from northstar.config import load_source
+from northstar.lake import tables
+from northstar.silver import pipeline
+from northstar.spark import get_spark
+from tests.helpers.envs import REPO, make_env
 
 SOURCE, TABLE = "marketplace", "orders"
 
@@ -76,10 +84,6 @@ def _wrap(owner: Any, name: str, point: KillPoint, applies: Callable[..., bool])
 
 def arm(point: KillPoint, paths: dict[str, str], layer_now: Callable[[], str]) -> None:
     """Install the kill for `point`; `layer_now()` says which step (bronze / silver) is running."""
-    from delta.tables import DeltaMergeBuilder
-    from pyspark.sql.readwriter import DataFrameWriter
-
-    from northstar import ledger
 
     in_layer = lambda: layer_now() == point.layer  # noqa: E731
     if point.what == "merge":
@@ -96,11 +100,6 @@ def arm(point: KillPoint, paths: dict[str, str], layer_now: Callable[[], str]) -
 
 
 def main(landing: str, lake: str, quarantine: str, kill_point: str) -> None:
-    from northstar.config import load_source
-    from northstar.lake import tables
-    from northstar.silver import pipeline
-    from northstar.spark import get_spark
-    from tests.helpers.envs import make_env
 
     env = make_env(Path(lake).parent).model_copy(
         update={"landing": landing, "lake": lake, "quarantine": quarantine}
