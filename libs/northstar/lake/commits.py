@@ -6,14 +6,18 @@ data commit and before its ledger row leaves that commit in the table's history;
 looks for it there and records its metrics instead of applying the batch a second time.
 
 Only recent history is read (`LOOKBACK` commits, or the commits since a time), so the cost of the look-up does
-not grow with the table's age. A MERGE takes its tag from the session's `commitInfo.userMetadata` conf while
-it runs (`tagging`), so a commit another thread of the same session makes at that moment carries it too:
-look-ups match the data operations (`DATA_OPERATIONS`) only.
+not grow with the table's age. Writes pass their tag as the DataFrameWriter option `userMetadata`, which applies to
+that commit alone. A MERGE takes no write options, so it takes its tag from the session's `commitInfo.userMetadata`
+conf, set around `execute()` only and reset in `finally` (`tagging`); tagged MERGEs of one process take turns, so
+two never mix their tags, but a commit another thread of the same session makes at that moment without a tag of its
+own carries the MERGE's too. That is why look-ups match the tag's job, table and window, not its presence, and data
+operations (`DATA_OPERATIONS`) only.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -35,6 +39,7 @@ DATA_OPERATIONS = frozenset(
         "CREATE OR REPLACE TABLE AS SELECT",
     }
 )
+_TAGGING = threading.Lock()  # one tagged MERGE at a time per process: the conf is the session's
 
 
 @dataclass(frozen=True)
@@ -133,14 +138,19 @@ def find_batch(commits: list[Commit], tag: Tag) -> Commit | None:
 
 
 @contextmanager
-def tagging(spark: SparkSession, tag: Tag) -> Iterator[None]:
-    """Commits of the session carry `tag` while the body runs (for MERGE, which takes no write options)."""
-    before = spark.conf.get(USER_METADATA_CONF, None)
-    spark.conf.set(USER_METADATA_CONF, tag.text())
-    try:
+def tagging(spark: SparkSession, tag: Tag | None) -> Iterator[None]:
+    """Commits of the session carry `tag` while the body runs (for MERGE, which takes no write options): wrap the
+    `execute()` alone. Nothing is set when `tag` is None."""
+    if tag is None:
         yield
-    finally:
-        if before is None:
-            spark.conf.unset(USER_METADATA_CONF)
-        else:
-            spark.conf.set(USER_METADATA_CONF, before)
+        return
+    with _TAGGING:
+        before = spark.conf.get(USER_METADATA_CONF, None)
+        spark.conf.set(USER_METADATA_CONF, tag.text())
+        try:
+            yield
+        finally:
+            if before is None:
+                spark.conf.unset(USER_METADATA_CONF)
+            else:
+                spark.conf.set(USER_METADATA_CONF, before)

@@ -12,7 +12,6 @@ is what reached the table.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from functools import reduce
 
 from delta.tables import DeltaMergeBuilder, DeltaTable
@@ -123,10 +122,9 @@ def merge_latest(
         int
     ):  # the MERGE is rebuilt on every try, so a retry reads the concurrent commit's version
         start = delta.current_version(spark, path)
-        with commits.tagging(spark, tag) if tag is not None else nullcontext():
-            _latest_wins(
-                spark, path, align_to(latest, target), target, spec, condition, hard_deletes
-            ).execute()
+        merge = _latest_wins(spark, path, align_to(latest, target), target, spec, condition, hard_deletes)
+        with commits.tagging(spark, tag):
+            merge.execute()
         return start
 
     before = retry_on_conflict(attempt, what=table.full_name)
@@ -193,15 +191,15 @@ def merge_history(
     same_version = f"{tx.key_condition(spec.primary_key)} AND t.{RECORD_HASH} = s.{RECORD_HASH}"
     moved = f"NOT (t.{tx.VALID_TO} <=> s.{tx.VALID_TO}) OR t.{tx.IS_CURRENT} <> s.{tx.IS_CURRENT}"
     before = delta.latest_version(spark, path)
-    with commits.tagging(spark, tag) if tag is not None else nullcontext():
-        (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(history.alias("s"), same_version)
-            .whenMatchedUpdate(condition=moved, set={c: f"s.{c}" for c in (tx.VALID_TO, tx.IS_CURRENT)})
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+    merge = (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(history.alias("s"), same_version)
+        .whenMatchedUpdate(condition=moved, set={c: f"s.{c}" for c in (tx.VALID_TO, tx.IS_CURRENT)})
+        .whenNotMatchedInsertAll()
+    )
+    with commits.tagging(spark, tag):
+        merge.execute()
     version = delta.current_version(spark, path)
     if version == before:
         return {}
