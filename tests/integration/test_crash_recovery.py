@@ -75,8 +75,12 @@ def baseline(spark, marketplace, tmp_path_factory):
         print("\n\nkill point | killed run exit | rerun\n--- | --- | ---\n" + "\n".join(RESULTS))
 
 
-def ledger_rows(spark, env, layer):
-    return [r for r in ledger.read(spark, env).collect() if r.layer == layer and r.table_name == TABLE]
+def ledger_rows(spark, env, layer, statuses=(ledger.SUCCESS, ledger.NOOP)):
+    return [
+        r
+        for r in ledger.read(spark, env).collect()
+        if r.layer == layer and r.table_name == TABLE and r.status in statuses
+    ]
 
 
 def data_commit_rows(spark, path):
@@ -111,15 +115,15 @@ def assert_same_tables(spark, clean, env):
     )
 
 
-def assert_ledger_exact(spark, clean, env):
+def assert_ledger_exact(spark, clean, env, failed=()):
     """Every row balances, no run is recorded twice, the sums equal one clean run's, and `written` is what reached
-    the tables: bronze's non-corrupt rows, silver's rows inserted (and what its commits wrote)."""
+    the tables: bronze's non-corrupt rows, silver's rows inserted (and what its commits wrote). `failed`: the layers
+    of the attempts that failed with an exception (each left one `failed` row, which counts for nothing)."""
     paths = table_paths(env)
     for layer in ("bronze", "silver"):
         rows, clean_rows = ledger_rows(spark, env, layer), ledger_rows(spark, clean, layer)
-        assert all(r.status in (ledger.SUCCESS, ledger.NOOP) for r in rows), [
-            (r.run_id, r.error) for r in rows
-        ]
+        failures = ledger_rows(spark, env, layer, statuses=(ledger.FAILED,))
+        assert len(failures) == list(failed).count(layer), [(r.run_id, r.error) for r in failures]
         for r in rows:
             assert r.records_read == r.records_written + r.records_duplicate + r.records_quarantined, r.run_id
         ran = [r.run_id for r in rows if r.status == ledger.SUCCESS]
@@ -182,3 +186,55 @@ def test_killed_run_then_rerun_equals_one_clean_run(spark, marketplace, baseline
         f"{crash_run.KILL_POINTS[kill_point].name} | -9 after {killed.seconds:.0f} s, "
         f"{len(left) - rows_before} ledger row(s) left | {what_the_rerun_did(spark, env, left)}"
     )
+
+
+class Interrupted(Exception):
+    """What the exception tests raise right after a data commit."""
+
+
+def raise_once_after(monkeypatch, owner, name, applies):
+    """owner.name raises Interrupted right after its first call for which `applies(*args)` holds."""
+    original, raised = getattr(owner, name), []
+
+    def wrapped(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if not raised and applies(*args, **kwargs):
+            raised.append(1)
+            raise Interrupted(f"after {name}")
+        return result
+
+    monkeypatch.setattr(owner, name, wrapped)
+
+
+@pytest.mark.parametrize("layer", ["bronze", "silver"])
+def test_a_run_failed_by_an_exception_after_its_data_commit_then_rerun(
+    spark, marketplace, baseline, layer, tmp_path, monkeypatch
+):
+    """Not a kill: the attempt records a `failed` row. Bronze's retry takes over its run id (the ledger then has
+    that id failed and then successful), silver's retry adopts its MERGE; the tables and the successful rows are
+    one clean run's."""
+    from delta.tables import DeltaMergeBuilder
+    from pyspark.sql.readwriter import DataFrameWriter
+
+    landing, before, clean = baseline
+    env = copy_lake(before, tmp_path, landing)
+    if layer == "bronze":
+        target = table_paths(env)["bronze"]
+        raise_once_after(
+            monkeypatch, DataFrameWriter, "save", lambda writer, path=None, *a, **k: path == target
+        )
+    else:
+        raise_once_after(monkeypatch, DeltaMergeBuilder, "execute", lambda *a, **k: True)
+    with pytest.raises(Interrupted):
+        run_source(spark, env, marketplace, tables=[TABLE])
+    monkeypatch.undo()
+    left = ledger_keys(spark, env)
+    failed_run = next(r for r in ledger_rows(spark, env, layer, statuses=(ledger.FAILED,)))
+
+    run_source(spark, env, marketplace, tables=[TABLE])
+
+    assert_same_tables(spark, clean, env)
+    assert_ledger_exact(spark, clean, env, failed=[layer])
+    retried = [r.run_id for r in ledger_rows(spark, env, layer, statuses=(ledger.SUCCESS,))]
+    assert (failed_run.run_id in retried) == (layer == "bronze")
+    RESULTS.append(f"{layer}: exception after its data commit | failed row | {what_the_rerun_did(spark, env, left)}")
