@@ -13,7 +13,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaMergeBuilder
 from pyspark.sql import functions as F
+from pyspark.sql.readwriter import DataFrameWriter
 
 from northstar import ledger
 from northstar.dev.generate.marketplace import generate_feed
@@ -213,9 +215,6 @@ def test_a_run_failed_by_an_exception_after_its_data_commit_then_rerun(
     """Not a kill: the attempt records a `failed` row. Bronze's retry takes over its run id (the ledger then has
     that id failed and then successful), silver's retry adopts its MERGE; the tables and the successful rows are
     one clean run's."""
-    from delta.tables import DeltaMergeBuilder
-    from pyspark.sql.readwriter import DataFrameWriter
-
     landing, before, clean = baseline
     env = copy_lake(before, tmp_path, landing)
     if layer == "bronze":
@@ -237,4 +236,6 @@ def test_a_run_failed_by_an_exception_after_its_data_commit_then_rerun(
     assert_ledger_exact(spark, clean, env, failed=[layer])
     retried = [r.run_id for r in ledger_rows(spark, env, layer, statuses=(ledger.SUCCESS,))]
     assert (failed_run.run_id in retried) == (layer == "bronze")
-    RESULTS.append(f"{layer}: exception after its data commit | failed row | {what_the_rerun_did(spark, env, left)}")
+    RESULTS.append(
+        f"{layer}: exception after its data commit | failed row | {what_the_rerun_did(spark, env, left)}"
+    )

@@ -12,7 +12,9 @@ from northstar.ledger import LedgerEntry
 
 
 def test_a_tag_reads_back_from_its_text():
-    tag = Tag(job="silver", table="silver.marketplace_orders", run_id="silver-1", window=(3, 7), full_refresh=True)
+    tag = Tag(
+        job="silver", table="silver.marketplace_orders", run_id="silver-1", window=(3, 7), full_refresh=True
+    )
     assert Tag.parse(tag.text()) == tag
 
 
@@ -28,7 +30,9 @@ def test_the_same_batch_whatever_the_run_id_but_not_another_window_or_mode():
     assert not tag.same_batch(
         Tag(job="silver", table="silver.marketplace_orders", run_id="a", window=(3, 7), full_refresh=True)
     )
-    assert not tag.same_batch(Tag(job="silver", table="silver.marketplace_refunds", run_id="a", window=(3, 7)))
+    assert not tag.same_batch(
+        Tag(job="silver", table="silver.marketplace_refunds", run_id="a", window=(3, 7))
+    )
     assert not tag.same_batch(None)
 
 
