@@ -3,12 +3,15 @@ run again; every table must equal one clean run's, and the ledger's `written` mu
 
 Every kill point starts from the same lake (a first delivery already through bronze and silver, a second one
 landed) copied from one baseline; the landing folder is shared (read-only), so file URIs match. The killed run and
-its rerun are compared with one clean run of the second delivery from the same baseline. The crash table
+its rerun are compared with one clean run of the second delivery from the same baseline. That delivery has a
+truncated gzip among its files, so bronze's first write fails, the file goes to quarantine whole and the others are
+written (main's unreadable-file path), and every bronze kill point interrupts that path too. The crash table
 (kill point -> what the rerun did) is printed at the end of the module (pytest -s).
 """
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from pathlib import Path
 
@@ -67,11 +70,13 @@ def baseline(spark, marketplace, tmp_path_factory):
     before = env_at(root / "before", landing)
     deliver(root / "feed", landing, [0, 1])
     run_source(spark, before, marketplace, tables=[TABLE])
-    deliver(
-        root / "feed", landing, [2, 3]
-    )  # the batch each kill point interrupts: malformed lines, null keys
+    # the batch each kill point interrupts: malformed lines, null keys, and a file that cannot be read at all
+    deliver(root / "feed", landing, [2, 3])
+    truncated = (root / "feed" / "marketplace" / "orders" / "part-0002.jsonl").read_bytes()
+    (landing / "marketplace" / "orders" / "part-0004.jsonl.gz").write_bytes(gzip.compress(truncated)[:64])
     clean = copy_lake(before, root / "clean", landing)
-    run_source(spark, clean, marketplace, tables=[TABLE])
+    bronze_run = run_source(spark, clean, marketplace, tables=[TABLE])[0]
+    assert (bronze_run.details["files"], bronze_run.details.get("files_unreadable")) == (3, 1)
     yield landing, before, clean
     if RESULTS:
         print("\n\nkill point | killed run exit | rerun\n--- | --- | ---\n" + "\n".join(RESULTS))
@@ -154,6 +159,7 @@ def what_the_rerun_did(spark, env, left: set) -> str:
         "written_by_earlier_attempt",
         "quarantine_written_by_earlier_attempt",
         "window_of_earlier_attempt",
+        "files_unreadable",
     )
     rows = [
         r
