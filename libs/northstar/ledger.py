@@ -8,8 +8,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -100,6 +101,23 @@ class LedgerEntry:
                 "ledger as success. Report this as a pipeline bug with the run id."
             )
 
+    def as_payload(self) -> dict[str, Any]:
+        """The entry as JSON-ready values (times as ISO text), e.g. to keep it in a commit's info until the
+        ledger row is written (bronze: the landing-file log's commit)."""
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> LedgerEntry:
+        """The entry `as_payload` gave (unknown keys ignored)."""
+        times = {"window_start", "window_end", "started_at", "ended_at"}
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {
+            k: datetime.fromisoformat(v) if k in times and isinstance(v, str) else v
+            for k, v in payload.items()
+            if k in known
+        }
+        return cls(**values)
+
 
 class AccountingError(RuntimeError):
     """records_read != records_written + records_duplicate + records_quarantined."""
@@ -148,6 +166,17 @@ def read(spark: SparkSession, env: EnvConfig) -> DataFrame:
     if not delta.table_exists(spark, tables.RUN_LEDGER.path(env)):
         return spark.createDataFrame([], LEDGER_SCHEMA)
     return spark.read.format("delta").load(tables.RUN_LEDGER.path(env))
+
+
+def succeeded(spark: SparkSession, env: EnvConfig, run_id: str) -> bool:
+    """Whether the ledger has a successful (or noop) row of run `run_id`."""
+    return (
+        read(spark, env)
+        .where((F.col("run_id") == run_id) & F.col("status").isin(SUCCESS, NOOP))
+        .limit(1)
+        .count()
+        > 0
+    )
 
 
 def last_input_version(

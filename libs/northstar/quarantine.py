@@ -10,6 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from northstar.lake import delta
+from northstar.lake.commits import Tag
 from northstar.lake.conflicts import retry_on_conflict
 
 QUARANTINE_COLUMNS = [
@@ -129,6 +130,7 @@ def write(
     *,
     once: tuple[str, int] | None = None,
     replace_where: str | None = None,
+    tag: Tag | None = None,
 ) -> int | None:
     """Write rejected rows to a quarantine table, so that a retry never writes them twice.
 
@@ -137,10 +139,13 @@ def write(
     txnVersion), so a retry of the same window is skipped by Delta. Returns the version written, or None when
     Delta skipped the append because an earlier attempt at this window already wrote it. A commit that loses a
     race with a concurrent writer (a create, the same window's append) is retried: Delta then skips or re-applies it.
+    `tag`: the batch's identity, kept in the commit's info (lake/commits.py).
     """
     if (once is None) == (replace_where is None):
         raise ValueError("quarantine.write: pass exactly one of once= or replace_where=")
     writer = rejected.write.format("delta").option("mergeSchema", "true")  # tables from before check_name
+    if tag is not None:
+        writer = writer.option("userMetadata", tag.text())
     if replace_where is not None:
         writer = writer.mode("overwrite").option("replaceWhere", replace_where)
     elif once is not None:

@@ -33,6 +33,20 @@ def assert_rows_unchanged(spark: SparkSession, paths: Mapping[str, str], since: 
             raise AssertionError(f"{name} changed since version {version}:\n{error}") from None
 
 
+def assert_same_rows(name: str, expected: DataFrame, actual: DataFrame, drop: tuple[str, ...] = ()) -> None:
+    """The two frames hold the same rows (a multiset, columns in any order), `drop` columns left out."""
+    try:
+        assert_df_equality(
+            _sortable(expected.drop(*drop)),
+            _sortable(actual.drop(*drop)),
+            ignore_row_order=True,
+            ignore_column_order=True,
+            ignore_nullable=True,
+        )
+    except (DataFramesNotEqualError, SchemasNotEqualError) as error:
+        raise AssertionError(f"{name} differs from one clean run's:\n{error}") from None
+
+
 def _sortable(frame: DataFrame) -> DataFrame:
     """Map columns as sorted entry arrays: Spark cannot order rows by a map, and chispa sorts to ignore order."""
     for field in frame.schema.fields:

@@ -3,14 +3,25 @@
 Each run takes the landing files no earlier run ingested (a file whose bytes an earlier file already
 brought is logged as a re-delivery, its records counted as duplicates), parses them, conforms them to
 the schema contract (rescuing values that do not fit), appends them with lineage columns and copies
-unparseable records to quarantine. The write replaces any rows of the same files (`replaceWhere`), so a run that
-crashed after writing bronze but before logging its files is repaired, not duplicated, by the next run.
+unparseable records to quarantine. A file that cannot be read as it is goes to quarantine as one whole-file entry
+and the other files of the batch proceed.
+
+Crashes: each bronze and quarantine commit carries the run's tag (lake/commits.py); the bronze commit's tag also
+names the batch's data columns and the files it found unreadable. A run killed after its bronze commit and before
+logging its files is resumed by the next run: it takes over that run's id and files (the unreadable ones too), does
+not append them again (bronze's change feed would give silver every row twice), counts what the commit wrote, and
+writes what is missing (quarantine, the log, the ledger row). A run killed after logging its files and before its
+ledger row left that row in the log's commit; the next run writes it (landing.unrecorded_ledger_row). Quarantine
+writes replace the entries of the same deliveries, so an attempt killed before its bronze commit leaves nothing the
+next run duplicates.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
@@ -20,7 +31,8 @@ from northstar.bronze import transforms as tx
 from northstar.bronze import unreadable
 from northstar.bronze.read import count_records, existing_data_schema, read_batch
 from northstar.config import EnvConfig, SourceSpec, TableSpec
-from northstar.lake import delta, tables
+from northstar.lake import commits, delta, tables
+from northstar.lake.commits import Commit, Tag
 from northstar.lake.storage import LandingFile
 from northstar.lake.tables import Table
 from northstar.landing import files as landing
@@ -35,6 +47,18 @@ from northstar.transforms.schema import conform
 STATS_COLUMNS = ",".join(
     [tx.LANDING_FILE, "_run_id", "_ingest_time", tx.RECORD_HASH, "_rescued_data", tx.CORRUPT]
 )
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """A run killed after its bronze commit (`commit`) and before logging its files: `files` (still pending),
+    of which it found `unreadable` (URI -> (reason code, what was wrong)), and the batch's data `columns`."""
+
+    run_id: str
+    commit: Commit
+    files: list[LandingFile]
+    unreadable: dict[str, tuple[str, str]]
+    columns: list[str]
 
 
 def run_bronze(
@@ -53,10 +77,20 @@ def run_bronze(
     never reads those). The unparseable ones are then copied to quarantine from bronze, a cheap scan.
     """
     spec = source.tables[table]
+    last = landing.last_logged_run(spark, env, source.name, table)
+    unrecorded = landing.unrecorded_ledger_row(spark, env, source.name, table, last)
+    if unrecorded is not None:
+        ledger.append(spark, env, unrecorded)
     entry = ledger.start("bronze", env, source=source.name, table=table, layer="bronze", run_id=run_id)
     with ledger.leased(spark, env, entry):
         logged = landing.logged_files(spark, env, source.name, table)
-        pending = landing.pending_files(spark, env, spec, logged)[:max_files]
+        pending = landing.pending_files(spark, env, spec, logged)
+        resumed = interrupted_attempt(spark, env, source.name, table, pending, logged)
+        if resumed is None:
+            pending = pending[:max_files]
+        else:  # its files only: files that landed since wait for the next run
+            entry.run_id, pending = resumed.run_id, resumed.files
+            entry.details["resumed_interrupted_run"] = 1
         if not pending:
             entry.status = ledger.NOOP
             return entry
@@ -74,11 +108,67 @@ def run_bronze(
             entry.details["records_redelivered"] = count_records(spark, spec, list(redelivered))
             entry.records_read = entry.records_duplicate = entry.details["records_redelivered"]
         if files:
-            _ingest_readable(spark, env, source, table, spec, deliveries, checksums, entry)
+            _ingest_readable(spark, env, source, table, spec, deliveries, checksums, entry, resumed)
+        entry.check_balanced()
+        entry.ended_at = datetime.now(UTC)
         landing.record_ingested(
-            spark, env, source.name, table, files, entry.run_id, checksums=checksums, redelivered=redelivered
+            spark,
+            env,
+            source.name,
+            table,
+            files,
+            entry.run_id,
+            checksums=checksums,
+            redelivered=redelivered,
+            ledger_row=entry,
         )
     return entry
+
+
+def interrupted_attempt(
+    spark: SparkSession,
+    env: EnvConfig,
+    source: str,
+    table: str,
+    pending: list[LandingFile],
+    logged: dict[str, landing.LoggedFile],
+) -> Interrupted | None:
+    """The run that made bronze's newest tagged commit, when it never logged its files (it was killed or failed
+    in between), with those of its files that are still pending. Each run resumes such a run before its own
+    batch, so only the newest tagged commit can be one."""
+    if not pending:
+        return None
+    bronze = tables.bronze(source, table)
+    path = bronze.path(env)
+    newest = next(
+        (c for c in commits.recent(spark, path) if c.is_data and _tag_of(c, bronze.full_name) is not None),
+        None,
+    )
+    if newest is None or newest.tag is None:
+        return None
+    run_id = newest.tag.run_id
+    if any(run_id in f.run_ids for f in logged.values()):
+        return None
+    rows = (
+        spark.read.format("delta")
+        .option("versionAsOf", newest.version)
+        .load(path)
+        .where(F.col("_run_id") == run_id)  # statistics on _run_id: only that run's files are read
+        .select(tx.LANDING_FILE)
+        .distinct()
+        .collect()
+    )
+    written = {r[tx.LANDING_FILE] for r in rows}
+    bad = {uri: (code, why) for uri, (code, why) in newest.tag.payload.get("unreadable", {}).items()}
+    files = [f for f in pending if f.uri in written or f.uri in bad]
+    columns = list(newest.tag.payload.get("columns", []))
+    return Interrupted(run_id, newest, files, bad, columns) if files else None
+
+
+def _tag_of(commit: Commit, table: str) -> Tag | None:
+    """The commit's tag when a bronze run for `table` made it."""
+    tag = commit.tag
+    return tag if tag is not None and tag.job == "bronze" and tag.table == table else None
 
 
 def _ingest_readable(
@@ -90,30 +180,40 @@ def _ingest_readable(
     deliveries: landing.Deliveries,
     checksums: dict[str, str],
     entry: LedgerEntry,
+    resumed: Interrupted | None,
 ) -> None:
     """Ingest the deliveries but the files that cannot be read as they are: those (CSV that is not UTF-8, and,
-    when the batch cannot be read, each file that cannot be read alone) go to quarantine as whole-file entries."""
-    undecodable = unreadable.undecodable(spark, spec, deliveries.fresh)
-    bad = {f: (quarantine.INVALID_ENCODING, why) for f, why in undecodable.items()}
-    try:
-        _ingest(spark, env, source, table, spec, _without(deliveries, bad), entry)
-    except unreadable.READ_ERRORS:
-        existing = existing_data_schema(spark, tables.bronze(source.name, table).path(env))
-        refused = unreadable.find_unreadable(spark, spec, _without(deliveries, bad).fresh, existing)
-        if not refused:
-            raise
-        bad |= {f: (quarantine.UNREADABLE_FILE, why) for f, why in refused.items()}
-        _ingest(spark, env, source, table, spec, _without(deliveries, bad), entry)
+    when the batch cannot be read, each file that cannot be read alone) go to quarantine as whole-file entries.
+    A resumed run (`resumed`) knows them from its interrupted attempt's bronze commit, which it counts."""
+    if resumed is not None:
+        bad = {f: resumed.unreadable[f.uri] for f in deliveries.fresh if f.uri in resumed.unreadable}
+        _ingest(spark, env, source, table, spec, _without(deliveries, bad), entry, bad, resumed)
+    else:
+        undecodable = unreadable.undecodable(spark, spec, deliveries.fresh)
+        bad = {f: (quarantine.INVALID_ENCODING, why) for f, why in undecodable.items()}
+        try:
+            _ingest(spark, env, source, table, spec, _without(deliveries, bad), entry, bad)
+        except unreadable.READ_ERRORS:
+            existing = existing_data_schema(spark, tables.bronze(source.name, table).path(env))
+            refused = unreadable.find_unreadable(spark, spec, _without(deliveries, bad).fresh, existing)
+            if not refused:
+                raise
+            bad |= {f: (quarantine.UNREADABLE_FILE, why) for f, why in refused.items()}
+            _ingest(spark, env, source, table, spec, _without(deliveries, bad), entry, bad)
     if bad:
-        _quarantine_files(spark, env, source.name, table, bad, checksums, entry)
+        _quarantine_files(spark, env, source.name, table, deliveries, bad, checksums, entry)
 
 
 def _without(deliveries: landing.Deliveries, bad: dict[LandingFile, tuple[str, str]]) -> landing.Deliveries:
     """The deliveries less the files in `bad`."""
-    good = [f for f in deliveries.fresh if f not in bad]
-    uris = {f.uri for f in good}
+    return _only(deliveries, [f for f in deliveries.fresh if f not in bad])
+
+
+def _only(deliveries: landing.Deliveries, files: list[LandingFile]) -> landing.Deliveries:
+    """The deliveries of these `files` alone."""
+    uris = {f.uri for f in files}
     return dataclasses.replace(
-        deliveries, fresh=good, replaced={u: r for u, r in deliveries.replaced.items() if u in uris}
+        deliveries, fresh=files, replaced={u: r for u, r in deliveries.replaced.items() if u in uris}
     )
 
 
@@ -122,12 +222,13 @@ def _quarantine_files(
     env: EnvConfig,
     source: str,
     table: str,
+    deliveries: landing.Deliveries,
     bad: dict[LandingFile, tuple[str, str]],
     checksums: dict[str, str],
     entry: LedgerEntry,
 ) -> None:
-    """Whole-file quarantine entries for the files (replacing any an earlier attempt of this run wrote), an
-    alert naming them, and the count in the ledger's details."""
+    """Whole-file quarantine entries for the files (replacing any an earlier attempt at the same deliveries
+    wrote, whatever its run id), an alert naming them, and the count in the ledger's details."""
     entries = unreadable.file_entries(
         spark,
         bad,
@@ -137,12 +238,13 @@ def _quarantine_files(
         table=table,
         quarantined_at=datetime.now(UTC),
     )
-    uris = landing.sql_in_list([f.uri for f in bad])
+    earlier_attempts = landing.rows_of_deliveries(_only(deliveries, list(bad)), "landing_file", "run_id")
     quarantine.write(
         spark,
         entries,
         tables.quarantine(source, table).path(env),
-        replace_where=f"layer = 'bronze' AND landing_file IN ({uris}) AND run_id = '{entry.run_id}'",
+        replace_where=f"layer = 'bronze' AND ({earlier_attempts})",
+        tag=_bronze_tag(source, table, entry.run_id, {"quarantine": "whole_file"}),
     )
     entry.details["files_unreadable"] = len(bad)
     alerts.send(
@@ -165,24 +267,23 @@ def _ingest(
     spec: TableSpec,
     deliveries: landing.Deliveries,
     entry: LedgerEntry,
+    unreadable_files: dict[LandingFile, tuple[str, str]],
+    resumed: Interrupted | None = None,
 ) -> None:
     """Parse the files into bronze (replacing any rows an interrupted attempt wrote for the same deliveries),
-    count what landed, and copy the unparseable records to quarantine."""
+    count what landed, and copy the unparseable records to quarantine. `resumed`: an interrupted attempt of this
+    run made the bronze commit with these files; it is counted, not written again."""
     files = deliveries.fresh
     if not files:
         return
     bronze = tables.bronze(source.name, table)
     now = datetime.now(UTC)
-    records, plans = read_batch(spark, spec, files, existing_data_schema(spark, bronze.path(env)))
-    rows = conform(records, plans, keep=[tx.LANDING_FILE, tx.RECORD_HASH, tx.CORRUPT, pci.PAN_FLAG])
-    rows = tx.add_lineage(rows, source=source.name, run_id=entry.run_id, ingest_time=now)
-    data_columns = [p.name for p in plans if p.target is not None]
-    version = _write_bronze(
-        spark,
-        rows.select(*[F.col(f"`{c}`") for c in data_columns], *tx.LINEAGE_COLUMNS),
-        bronze.path(env),
-        landing.rows_of_deliveries(deliveries, tx.LANDING_FILE, "_run_id"),
-    )
+    if resumed is None:
+        batch = _Batch(deliveries, unreadable_files, now, entry.run_id)
+        version, data_columns = _append(spark, bronze.path(env), source, table, spec, batch)
+    else:
+        version, data_columns = resumed.commit.version, resumed.columns
+        entry.details["written_by_earlier_attempt"] = 1
     entry.wrote(bronze, version)
     this_run, written = _rows_written(spark, bronze.path(env), version, entry.run_id)
     entry.records_read += count_records(spark, spec, files)
@@ -202,10 +303,53 @@ def _ingest(
             quarantined_at=now,
         )
         in_quarantine = landing.rows_of_deliveries(deliveries, "landing_file", "run_id")
-        _write_quarantine(spark, env, rejected, tables.quarantine(source.name, table), in_quarantine, entry)
+        tag = _bronze_tag(source.name, table, entry.run_id, {"quarantine": quarantine.MALFORMED})
+        _write_quarantine(
+            spark, env, rejected, tables.quarantine(source.name, table), in_quarantine, entry, tag
+        )
         entry.details[f"quarantined.{quarantine.MALFORMED}"] = written["corrupt"] - written["undecodable"]
         if written["undecodable"]:
             entry.details[f"quarantined.{quarantine.INVALID_ENCODING}"] = written["undecodable"]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What one bronze append writes: the deliveries (unreadable files left out), those files, when, which run."""
+
+    deliveries: landing.Deliveries
+    unreadable: dict[LandingFile, tuple[str, str]]
+    now: datetime
+    run_id: str
+
+
+def _append(
+    spark: SparkSession, path: str, source: SourceSpec, table: str, spec: TableSpec, batch: _Batch
+) -> tuple[int, list[str]]:
+    """Parse and conform the batch's files and append them to bronze at `path` with their lineage, the commit
+    tagged with the run, the batch's data columns and its unreadable files (what a resumed run needs); the version
+    written and the data columns."""
+    records, plans = read_batch(spark, spec, batch.deliveries.fresh, existing_data_schema(spark, path))
+    rows = conform(records, plans, keep=[tx.LANDING_FILE, tx.RECORD_HASH, tx.CORRUPT, pci.PAN_FLAG])
+    rows = tx.add_lineage(rows, source=source.name, run_id=batch.run_id, ingest_time=batch.now)
+    data_columns = [p.name for p in plans if p.target is not None]
+    payload = {
+        "columns": data_columns,
+        "unreadable": {f.uri: list(reason) for f, reason in batch.unreadable.items()},
+    }
+    version = _write_bronze(
+        spark,
+        rows.select(*[F.col(f"`{c}`") for c in data_columns], *tx.LINEAGE_COLUMNS),
+        path,
+        landing.rows_of_deliveries(batch.deliveries, tx.LANDING_FILE, "_run_id"),
+        _bronze_tag(source.name, table, batch.run_id, payload),
+    )
+    return version, data_columns
+
+
+def _bronze_tag(source: str, table: str, run_id: str, payload: dict[str, Any]) -> Tag:
+    """The tag of a bronze run's commits: its bronze commit (payload: columns, unreadable files) and its
+    quarantine commits (payload: which quarantine write)."""
+    return Tag(job="bronze", table=tables.bronze(source, table).full_name, run_id=run_id, payload=payload)
 
 
 def _rows_written(spark: SparkSession, path: str, version: int, run_id: str) -> tuple[DataFrame, Row]:
@@ -264,11 +408,12 @@ def _check_rescued(
             )
 
 
-def _write_bronze(spark: SparkSession, rows: DataFrame, path: str, file_predicate: str) -> int:
+def _write_bronze(spark: SparkSession, rows: DataFrame, path: str, file_predicate: str, tag: Tag) -> int:
     """Append the rows, replacing any rows an earlier, crashed attempt wrote for the same files; the version."""
     (
         rows.write.format("delta")
         .mode("overwrite")
+        .option("userMetadata", tag.text())
         .option("replaceWhere", file_predicate)
         .option("mergeSchema", "true")
         .option("delta.enableChangeDataFeed", "true")
@@ -286,12 +431,22 @@ def _write_quarantine(
     table: Table,
     deliveries: str,
     entry: LedgerEntry,
+    tag: Tag,
 ) -> None:
     """The unparseable records of the deliveries (`deliveries`: a SQL predicate on their rows) to quarantine,
-    replacing any an earlier attempt wrote for them."""
+    replacing any an earlier attempt wrote for them; when an interrupted attempt of this run already wrote them
+    (its commit tagged `tag`), that commit counts."""
     path = table.path(env)
-    version = quarantine.write(spark, rejected, path, replace_where=f"layer = 'bronze' AND ({deliveries})")
-    if version is None:  # an earlier attempt wrote these rows
-        version = delta.current_version(spark, path)
+    earlier = next((c for c in commits.recent(spark, path) if c.is_data and c.tag == tag), None)
+    if earlier is not None:
+        entry.details["quarantine_written_by_earlier_attempt"] = 1
+    written = (
+        earlier.version
+        if earlier is not None
+        else quarantine.write(
+            spark, rejected, path, replace_where=f"layer = 'bronze' AND ({deliveries})", tag=tag
+        )
+    )
+    version = delta.current_version(spark, path) if written is None else written
     entry.wrote(table, version)
     entry.records_quarantined = delta.commit_metrics(spark, path, version)["numOutputRows"]

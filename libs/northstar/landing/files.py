@@ -5,27 +5,51 @@ another name or folder (a partner re-sending a file over SFTP) is logged as a re
 file (`duplicate_of`) and not ingested a second time. A file replaced under the same name (its size or
 modification time differ from what the log holds) is hashed again: new bytes are a new delivery, ingested
 and logged beside the first; the same bytes (a touched file) are logged as a re-delivery of itself.
+
+The log's commit of a run keeps the run's finished ledger row in its commit info (lake/commits.py): a run killed
+after logging its files and before writing that row leaves it there, and the next run of the table writes it
+(`unrecorded_ledger_row`), so the ledger counts every batch that reached bronze exactly once.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from northstar import ledger
 from northstar.config import EnvConfig, TableSpec
-from northstar.lake import delta, tables
+from northstar.lake import commits, delta, tables
+from northstar.lake.commits import Tag
 from northstar.lake.conflicts import retry_on_conflict
 from northstar.lake.storage import LandingFile, file_sha256, list_landing_files
+from northstar.ledger import LedgerEntry
 
 LOG_SCHEMA = (
     "source string, table_name string, file_uri string, size bigint, modified_ms bigint, "
     "run_id string, ingested_at timestamp, content_sha256 string, duplicate_of string"
 )
 CHECKSUM_THREADS = 8  # files are hashed by streaming them through Hadoop's FileSystem; S3 reads overlap
+CLOCK_SKEW = timedelta(minutes=10)  # a commit's timestamp (the storage's clock) vs the driver's ingested_at
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """The run that logged a table's newest files, and when."""
+
+    run_id: str
+    ingested_at: datetime
+
+
+def _log(spark: SparkSession, env: EnvConfig, source: str, table: str) -> DataFrame:
+    return (
+        spark.read.format("delta")
+        .load(tables.LANDING_FILES.path(env))
+        .where((F.col("source") == source) & (F.col("table_name") == table))
+    )
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,31 @@ def logged_files(spark: SparkSession, env: EnvConfig, source: str, table: str) -
         )
         for r in rows
     }
+
+
+def last_logged_run(spark: SparkSession, env: EnvConfig, source: str, table: str) -> LoggedRun | None:
+    """The run that logged the table's newest files (None before any)."""
+    if not delta.table_exists(spark, tables.LANDING_FILES.path(env)):
+        return None
+    row = _log(spark, env, source, table).orderBy(F.col("ingested_at").desc()).select("run_id", "ingested_at")
+    first = row.first()
+    return None if first is None else LoggedRun(first["run_id"], first["ingested_at"])
+
+
+def unrecorded_ledger_row(
+    spark: SparkSession, env: EnvConfig, source: str, table: str, last: LoggedRun | None
+) -> LedgerEntry | None:
+    """The ledger row the run that logged the table's newest files (`last`) kept in its log commit, when the
+    ledger has no successful row of that run (it was killed in between); None otherwise. Reads only the log's
+    commits since that run."""
+    if last is None or ledger.succeeded(spark, env, last.run_id):
+        return None
+    for commit in commits.since(spark, tables.LANDING_FILES.path(env), last.ingested_at - CLOCK_SKEW):
+        if commit.tag is not None and commit.tag.run_id == last.run_id and commit.tag.payload:
+            row = LedgerEntry.from_payload(commit.tag.payload)
+            row.details["ledger_row_written_by_later_run"] = 1
+            return row
+    return None
 
 
 def pending_files(
@@ -160,8 +209,10 @@ def record_ingested(
     run_id: str,
     checksums: dict[str, str] | None = None,
     redelivered: dict[LandingFile, str] | None = None,
+    ledger_row: LedgerEntry | None = None,
 ) -> None:
-    """Log the files a run ingested, and the re-deliveries it skipped (with `duplicate_of`), in one commit."""
+    """Log the files a run ingested, and the re-deliveries it skipped (with `duplicate_of`), in one commit; the
+    commit keeps `ledger_row` (the run's finished entry) in its info until the ledger has it."""
     now = datetime.now(UTC)
     checksums = checksums or {}
     rows: list[tuple[str, str, str, int, int, str, datetime, str | None, str | None]] = [
@@ -177,10 +228,12 @@ def record_ingested(
         .mode("append")
         .option("mergeSchema", "true")  # logs written before checksums were recorded gain the columns
     )
+    if ledger_row is not None:
+        payload = ledger_row.as_payload()
+        tag = Tag(job=ledger_row.job, table=f"{source}.{table}", run_id=run_id, payload=payload)
+        writer = writer.option("userMetadata", tag.text())
     # a blind append: only a race to create the log can refuse it
-    retry_on_conflict(
-        lambda: writer.save(tables.LANDING_FILES.path(env)), what=tables.LANDING_FILES.full_name
-    )
+    retry_on_conflict(lambda: writer.save(tables.LANDING_FILES.path(env)), what=tables.LANDING_FILES.full_name)
 
 
 def sql_in_list(values: list[str]) -> str:

@@ -4,6 +4,10 @@ MERGE of history tables. Both create the table on its first run and replace it o
 The latest-wins MERGE replaces a stored row only with a strictly newer version (ordering columns, then record
 hash), so an older update arriving late never overwrites a newer one, and a retried run changes nothing. Its
 condition names only the partitions the batch touches, so its cost follows the rows changed, not the table.
+
+Each data commit carries the batch's tag (lake/commits.py); a retry of a batch an interrupted attempt already
+committed does not apply it again but returns that commit's metrics (`adopt_earlier`), so the ledger's `written`
+is what reached the table.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from northstar import ledger
 from northstar.bronze.transforms import LINEAGE_COLUMNS, RECORD_HASH
 from northstar.config import EnvConfig, TableSpec
-from northstar.lake import delta
+from northstar.lake import commits, delta
+from northstar.lake.commits import Tag
 from northstar.lake.conflicts import is_conflict, retry_on_conflict
 from northstar.lake.tables import Table
 from northstar.ledger import LedgerEntry
@@ -38,6 +44,7 @@ def _create(
     table: Table,
     spec: TableSpec,
     entry: LedgerEntry,
+    tag: Tag | None,
     *,
     replace: bool,
 ) -> Metrics | None:
@@ -45,10 +52,10 @@ def _create(
     inserted. None when another writer created the table first (a lost create race): the caller MERGEs instead."""
     if replace:
         return retry_on_conflict(
-            lambda: _write_new(spark, rows, path, table, spec, entry, "overwrite"), table.full_name
+            lambda: _write_new(spark, rows, path, table, spec, entry, tag, "overwrite"), table.full_name
         )
     try:
-        return _write_new(spark, rows, path, table, spec, entry, "errorifexists")
+        return _write_new(spark, rows, path, table, spec, entry, tag, "errorifexists")
     except Exception as err:
         if not (is_conflict(err) or delta.table_exists(spark, path)):
             raise
@@ -63,19 +70,40 @@ def _write_new(
     table: Table,
     spec: TableSpec,
     entry: LedgerEntry,
+    tag: Tag | None,
     mode: str,
 ) -> Metrics:
-    (
+    writer = (
         rows.write.format("delta")
         .mode(mode)
         .option("overwriteSchema", "true")
         .option("delta.enableChangeDataFeed", "true")
-        .partitionBy(*spec.partition_by)
-        .save(path)
     )
+    if tag is not None:
+        writer = writer.option("userMetadata", tag.text())
+    writer.partitionBy(*spec.partition_by).save(path)
     version = delta.current_version(spark, path)
     entry.wrote(table, version)
     return {"numTargetRowsInserted": delta.commit_metrics(spark, path, version).get("numOutputRows", 0)}
+
+
+def adopt_earlier(
+    spark: SparkSession, env: EnvConfig, path: str, table: Table, entry: LedgerEntry, tag: Tag | None
+) -> Metrics | None:
+    """The metrics of the commit an interrupted attempt at the same batch (`tag`) made, recorded as this run's
+    write (`written_by_earlier_attempt` in the details); None when no such attempt committed it. An attempt
+    whose run has a successful ledger row is not interrupted (a full refresh of an unchanged bronze repeats
+    its window)."""
+    if tag is None:
+        return None
+    earlier = commits.find_batch(commits.recent(spark, path), tag)
+    if earlier is None or earlier.tag is None or ledger.succeeded(spark, env, earlier.tag.run_id):
+        return None
+    entry.wrote(table, earlier.version)
+    entry.details["written_by_earlier_attempt"] = 1
+    if earlier.operation == "MERGE":
+        return {k: v for k, v in earlier.metrics.items() if k.startswith("numTargetRows")}
+    return {"numTargetRowsInserted": earlier.metrics.get("numOutputRows", 0)}
 
 
 def merge_latest(
@@ -88,21 +116,28 @@ def merge_latest(
     *,
     full_refresh: bool,
     tombstones: Table,
+    tag: Tag | None = None,
 ) -> Metrics:
     """MERGE the latest version of each key (`latest`) into the silver `table`; create (or, on full refresh,
     replace) it. Returns Delta's operation metrics of the commit ({} when nothing changed).
 
     A change feed's deletes: `soft` keeps the row flagged `_deleted` (with its last known values); `hard`
     removes it and records a tombstone (at `tombstones`), so an older event of that key arriving later cannot
-    bring it back.
+    bring it back. `tag`: the batch's identity, kept with the commit; a batch an interrupted attempt committed is
+    not applied again (`adopt_earlier`).
     """
     path, tombstones_path = table.path(env), tombstones.path(env)
     hard_deletes = spec.cdc is not None and spec.cdc.deletes == "hard"
     if hard_deletes:
         latest = _drop_tombstoned(spark, latest, tombstones_path, spec)
+    earlier = adopt_earlier(spark, env, path, table, entry, tag)
+    if earlier is not None:
+        if hard_deletes:  # it may have stopped before its tombstones: upsert them (idempotent)
+            _record_tombstones(spark, latest, tombstones_path, spec, full_refresh=False)
+        return earlier
     if full_refresh or not delta.table_exists(spark, path):
         first = latest.where(F.col(cdc.OP) != cdc.DELETE) if hard_deletes else latest
-        created = _create(spark, first, path, table, spec, entry, replace=full_refresh)
+        created = _create(spark, first, path, table, spec, entry, tag, replace=full_refresh)
         if created is not None:
             if hard_deletes:
                 created["numTargetRowsDeleted"] = _record_tombstones(
@@ -116,7 +151,9 @@ def merge_latest(
         int
     ):  # the MERGE is rebuilt on every try, so a retry reads the concurrent commit's version
         start = delta.current_version(spark, path)
-        _latest_wins(spark, path, align_to(latest, target), target, spec, condition, hard_deletes).execute()
+        merge = _latest_wins(spark, path, align_to(latest, target), target, spec, condition, hard_deletes)
+        with commits.tagging(spark, tag):
+            merge.execute()
         return start
 
     before = retry_on_conflict(attempt, what=table.full_name)
@@ -167,13 +204,18 @@ def merge_history(
     entry: LedgerEntry,
     *,
     full_refresh: bool,
+    tag: Tag | None = None,
 ) -> Metrics:
     """SCD type 2: recompute the intervals of every key this batch touches from all its versions (stored
-    and new), then MERGE on (key, record hash): new versions are inserted, moved intervals updated."""
+    and new), then MERGE on (key, record hash): new versions are inserted, moved intervals updated. `tag` as
+    for merge_latest."""
     path = table.path(env)
+    earlier = adopt_earlier(spark, env, path, table, entry, tag)
+    if earlier is not None:
+        return earlier
     if full_refresh or not delta.table_exists(spark, path):
         created = _create(
-            spark, tx.with_validity(new_versions, spec), path, table, spec, entry, replace=full_refresh
+            spark, tx.with_validity(new_versions, spec), path, table, spec, entry, tag, replace=full_refresh
         )
         if created is not None:
             return created
@@ -182,14 +224,15 @@ def merge_history(
     same_version = f"{tx.key_condition(spec.primary_key)} AND t.{RECORD_HASH} = s.{RECORD_HASH}"
     moved = f"NOT (t.{tx.VALID_TO} <=> s.{tx.VALID_TO}) OR t.{tx.IS_CURRENT} <> s.{tx.IS_CURRENT}"
     before = delta.latest_version(spark, path)
-    (
+    merge = (
         DeltaTable.forPath(spark, path)
         .alias("t")
         .merge(history.alias("s"), same_version)
         .whenMatchedUpdate(condition=moved, set={c: f"s.{c}" for c in (tx.VALID_TO, tx.IS_CURRENT)})
         .whenNotMatchedInsertAll()
-        .execute()
     )
+    with commits.tagging(spark, tag):
+        merge.execute()
     version = delta.current_version(spark, path)
     if version == before:
         return {}

@@ -16,7 +16,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from northstar import ledger, quarantine
 from northstar.config import EnvConfig, SourceSpec, TableSpec
-from northstar.lake import delta, tables
+from northstar.lake import commits, delta, tables
+from northstar.lake.commits import Tag
 from northstar.lake.tables import Table
 from northstar.ledger import AccountingError, InputWindow, LedgerEntry
 from northstar.observability import alerts
@@ -76,6 +77,7 @@ def run_silver(
         if window is None:
             return entry
         entry.details["full_refresh"] = int(full_refresh)
+        window = resume_window(spark, env, names, entry, window, full_refresh)
         batch = prepare_batch(_read_bronze(spark, names.bronze.path(env), window, full_refresh), spec)
         tagged = classify_with_checks(spark, env, spec, batch, checks).persist(StorageLevel.MEMORY_AND_DISK)
         try:
@@ -83,6 +85,49 @@ def run_silver(
         finally:
             tagged.unpersist()
     return entry
+
+
+def batch_tag(names: SilverTables, entry: LedgerEntry, window: InputWindow, full_refresh: bool) -> Tag:
+    """The identity this run's commits carry: the silver table and the bronze version window it applies."""
+    return Tag(
+        job="silver",
+        table=names.silver.full_name,
+        run_id=entry.run_id,
+        window=(window.start, window.end),
+        full_refresh=full_refresh,
+    )
+
+
+def resume_window(
+    spark: SparkSession,
+    env: EnvConfig,
+    names: SilverTables,
+    entry: LedgerEntry,
+    window: InputWindow,
+    full_refresh: bool,
+) -> InputWindow:
+    """The window of an interrupted attempt that starts where this run starts, when bronze has grown since: the
+    retry applies exactly that batch, so it finds what the attempt committed (quarantine rows, the MERGE) and
+    applies the rest once. Bronze versions committed since wait for the next run."""
+    wanted = batch_tag(names, entry, window, full_refresh)
+    for path in (names.silver.path(env), names.quarantine.path(env)):
+        for commit in commits.recent(spark, path):
+            found = commit.tag
+            end = earlier_end(found, wanted)
+            if found is not None and end is not None and not ledger.succeeded(spark, env, found.run_id):
+                entry.input_version_end = end
+                entry.details["window_of_earlier_attempt"] = 1
+                return InputWindow(window.start, end, window.first)
+    return window
+
+
+def earlier_end(found: Tag | None, wanted: Tag) -> int | None:
+    """The end of `found`'s window when it is an attempt at a shorter window of the same start than `wanted`."""
+    if found is None or found.window is None or wanted.window is None:
+        return None
+    same = (found.job, found.table, found.full_refresh) == (wanted.job, wanted.table, wanted.full_refresh)
+    start, end = found.window
+    return end if same and start == wanted.window[0] and end < wanted.window[1] else None
 
 
 def _read_bronze(spark: SparkSession, path: str, window: InputWindow, full_refresh: bool) -> DataFrame:
@@ -110,9 +155,10 @@ def _apply(
     if checks is not None:
         _judge_batch(spark, env, checks, tagged, batch, names.silver, spec, entry)
         tagged = tagged.drop(*[c for c in qc.flag_columns(tagged) if c != qc.CHECK])
+    tag = batch_tag(names, entry, window, full_refresh)
     if counts.quarantined or full_refresh:
-        _write_quarantine(spark, env, tagged, names.quarantine, entry, window.end, full_refresh)
-    merge_batch(spark, env, tagged, spec, names, entry, counts, full_refresh=full_refresh)
+        _write_quarantine(spark, env, tagged, names.quarantine, entry, tag)
+    merge_batch(spark, env, tagged, spec, names, entry, counts, full_refresh=full_refresh, tag=tag)
 
 
 def merge_batch(
@@ -125,19 +171,22 @@ def merge_batch(
     counts: Dispositions,
     *,
     full_refresh: bool,
+    tag: Tag | None = None,
 ) -> None:
     """Tokenize the batch's PII columns, MERGE its candidates (history tables: every version) into silver, and
     settle the run's accounting: written = rows inserted, updated or deleted; duplicates = exact copies +
     superseded versions + candidates the MERGE did not apply (not newer than what silver holds).
 
-    Expects entry.details["exact_duplicates"] and ["superseded_in_batch"] to be set (Dispositions.record)."""
+    Expects entry.details["exact_duplicates"] and ["superseded_in_batch"] to be set (Dispositions.record). `tag`:
+    the batch's identity; when an interrupted attempt at the same batch already committed the MERGE, its metrics
+    are this run's (merge.adopt_earlier)."""
     if spec.pii:  # what silver keeps of a PII column is its token (transforms/pii.py)
         tagged = pii.tokenize(tagged, spec.pii, resolve(env.pii_token_key).value.encode("utf-8"))
     if spec.history:
         offered = counts.candidates + counts.superseded
         applied = (
             merge_history(
-                spark, env, tx.versions(tagged), names.silver, spec, entry, full_refresh=full_refresh
+                spark, env, tx.versions(tagged), names.silver, spec, entry, full_refresh=full_refresh, tag=tag
             )
             if offered
             else {}
@@ -157,6 +206,7 @@ def merge_batch(
                 entry,
                 full_refresh=full_refresh,
                 tombstones=names.tombstones,
+                tag=tag,
             )
             if offered
             else {}
@@ -229,8 +279,7 @@ def _write_quarantine(
     tagged: DataFrame,
     table: Table,
     entry: LedgerEntry,
-    bronze_version: int,
-    full_refresh: bool,
+    tag: Tag,
 ) -> None:
     """Append this window's rejects once: the write is keyed to the bronze version it covers, so a retry of the
     same window is skipped by Delta (idempotent writes with txnAppId/txnVersion); a full refresh replaces every
@@ -243,14 +292,16 @@ def _write_quarantine(
         quarantined_at=datetime.now(UTC),
     )
     path = table.path(env)
+    assert tag.window is not None  # a silver batch is a bronze version window
     version = quarantine.write(
         spark,
         rejected,
         path,
         once=None
-        if full_refresh
-        else (f"silver-quarantine:{entry.source}.{entry.table_name}", bronze_version),
-        replace_where="layer = 'silver'" if full_refresh else None,
+        if tag.full_refresh
+        else (f"silver-quarantine:{entry.source}.{entry.table_name}", tag.window[1]),
+        replace_where="layer = 'silver'" if tag.full_refresh else None,
+        tag=tag,
     )
     if version is None:  # already written by an earlier attempt at this window
         entry.details["quarantine_written_by_earlier_attempt"] = 1
