@@ -77,10 +77,7 @@ def run_bronze(
     never reads those). The unparseable ones are then copied to quarantine from bronze, a cheap scan.
     """
     spec = source.tables[table]
-    last = landing.last_logged_run(spark, env, source.name, table)
-    unrecorded = landing.unrecorded_ledger_row(spark, env, source.name, table, last)
-    if unrecorded is not None:
-        ledger.append(spark, env, unrecorded)
+    _record_unrecorded_run(spark, env, source.name, table)
     entry = ledger.start("bronze", env, source=source.name, table=table, layer="bronze", run_id=run_id)
     with ledger.leased(spark, env, entry):
         logged = landing.logged_files(spark, env, source.name, table)
@@ -123,6 +120,14 @@ def run_bronze(
             ledger_row=entry,
         )
     return entry
+
+
+def _record_unrecorded_run(spark: SparkSession, env: EnvConfig, source: str, table: str) -> None:
+    """Write the ledger row a run killed after its landing-log commit left in that commit's info."""
+    last = landing.last_logged_run(spark, env, source, table)
+    unrecorded = landing.unrecorded_ledger_row(spark, env, source, table, last)
+    if unrecorded is not None:
+        ledger.append(spark, env, unrecorded)
 
 
 def interrupted_attempt(

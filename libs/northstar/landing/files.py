@@ -233,7 +233,9 @@ def record_ingested(
         tag = Tag(job=ledger_row.job, table=f"{source}.{table}", run_id=run_id, payload=payload)
         writer = writer.option("userMetadata", tag.text())
     # a blind append: only a race to create the log can refuse it
-    retry_on_conflict(lambda: writer.save(tables.LANDING_FILES.path(env)), what=tables.LANDING_FILES.full_name)
+    retry_on_conflict(
+        lambda: writer.save(tables.LANDING_FILES.path(env)), what=tables.LANDING_FILES.full_name
+    )
 
 
 def sql_in_list(values: list[str]) -> str:
