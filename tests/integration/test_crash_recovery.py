@@ -245,3 +245,39 @@ def test_a_run_failed_by_an_exception_after_its_data_commit_then_rerun(
     RESULTS.append(
         f"{layer}: exception after its data commit | failed row | {what_the_rerun_did(spark, env, left)}"
     )
+
+
+def test_a_killed_silver_run_retried_after_bronze_grew_applies_its_own_window_first(
+    spark, marketplace, tmp_path
+):
+    """Silver killed after its MERGE; bronze then takes another delivery before silver runs again. The retry applies
+    the interrupted attempt's window alone (adopting its MERGE), the next run the new bronze version: the batches,
+    and so the tables and the ledger, are one clean run's that never crashed."""
+    generate_feed(tmp_path / "feed", orders=90, files=3, seed=5)
+    landing = tmp_path / "landing"
+    clean, env = env_at(tmp_path / "clean", landing), env_at(tmp_path / "crashed", landing)
+    deliver(tmp_path / "feed", landing, [0])
+    for lake in (clean, env):
+        run_source(spark, lake, marketplace, tables=[TABLE])
+    deliver(tmp_path / "feed", landing, [1])
+    run_source(spark, clean, marketplace, tables=[TABLE])
+    killed = crash_run.killed_run(landing, Path(env.lake), Path(env.quarantine), "silver-after-data-commit")
+    assert killed.returncode == -9, killed.output[-3000:]
+    left = ledger_keys(spark, env)
+    deliver(tmp_path / "feed", landing, [2])
+    run_source(spark, clean, marketplace, tables=[TABLE])
+
+    run_source(spark, env, marketplace, tables=[TABLE], layers=("bronze",))
+    retry = run_source(spark, env, marketplace, tables=[TABLE], layers=("silver",))[0]
+    assert (
+        retry.details.get("window_of_earlier_attempt"),
+        retry.details.get("written_by_earlier_attempt"),
+    ) == (1, 1)
+    run_source(spark, env, marketplace, tables=[TABLE], layers=("silver",))
+
+    assert_same_tables(spark, clean, env)
+    assert_ledger_exact(spark, clean, env)
+    RESULTS.append(
+        f"silver: after merge, bronze grown before the rerun | -9 after {killed.seconds:.0f} s | "
+        f"{what_the_rerun_did(spark, env, left)}"
+    )
