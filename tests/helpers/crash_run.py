@@ -33,6 +33,8 @@ from northstar.spark import get_spark
 from tests.helpers.envs import REPO, make_env
 
 SOURCE, TABLE = "marketplace", "orders"
+# the killed run's lease on its table expires this long after its last renewal; the test waits that out
+LEASE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,12 @@ def arm(point: KillPoint, paths: dict[str, str], layer_now: Callable[[], str]) -
 def main(landing: str, lake: str, quarantine: str, kill_point: str) -> None:
 
     env = make_env(Path(lake).parent).model_copy(
-        update={"landing": landing, "lake": lake, "quarantine": quarantine}
+        update={
+            "landing": landing,
+            "lake": lake,
+            "quarantine": quarantine,
+            "run_lease_seconds": LEASE_SECONDS,
+        }
     )
     paths = {
         "bronze": tables.bronze(SOURCE, TABLE).path(env),

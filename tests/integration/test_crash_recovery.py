@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from pyspark.sql.readwriter import DataFrameWriter
 
 from northstar import ledger
 from northstar.dev.generate.marketplace import generate_feed
-from northstar.lake import commits, tables
+from northstar.lake import commits, run_lock, tables
 from northstar.silver.pipeline import run_source
 from tests.helpers import crash_run, snapshots
 from tests.helpers.envs import make_env
@@ -78,8 +79,10 @@ def baseline(spark, marketplace, tmp_path_factory):
     bronze_run = run_source(spark, clean, marketplace, tables=[TABLE])[0]
     assert (bronze_run.details["files"], bronze_run.details.get("files_unreadable")) == (3, 1)
     yield landing, before, clean
-    if RESULTS:
-        print("\n\nkill point | killed run exit | rerun\n--- | --- | ---\n" + "\n".join(RESULTS))
+    if RESULTS:  # printed with pytest -s; kept beside the session's temporary folders too
+        table = "kill point | killed run exit | rerun\n--- | --- | ---\n" + "\n".join(RESULTS) + "\n"
+        print("\n\n" + table)
+        (tmp_path_factory.getbasetemp() / "crash_table.md").write_text(table)
 
 
 def ledger_rows(spark, env, layer, statuses=(ledger.SUCCESS, ledger.NOOP)):
@@ -148,6 +151,16 @@ def assert_ledger_exact(spark, clean, env, failed=()):
     assert inserted == spark.read.format("delta").load(paths["silver"]).count()
 
 
+def wait_out_the_killed_lease(env, layer: str) -> None:
+    """The killed run still holds its table's lease (nothing released it): wait until it has expired, as an
+    operator rerunning after a kill waits at most `run_lease_seconds`."""
+    key = run_lock.lease_key(env, layer, "marketplace", TABLE)
+    lease = run_lock.store_for(env).read(key)
+    assert lease is not None, f"the killed {layer} run left no lease"
+    assert not lease.released, f"the killed {layer} run released its lease: {lease}"
+    time.sleep(max(0.0, lease.expires_at - time.time()) + 0.2)
+
+
 def ledger_keys(spark, env):
     return {(r.run_id, r.status, r.ended_at) for r in ledger.read(spark, env).collect()}
 
@@ -160,6 +173,7 @@ def what_the_rerun_did(spark, env, left: set) -> str:
         "quarantine_written_by_earlier_attempt",
         "window_of_earlier_attempt",
         "files_unreadable",
+        "lease_taken_over",
     )
     rows = [
         r
@@ -185,11 +199,15 @@ def test_killed_run_then_rerun_equals_one_clean_run(spark, marketplace, baseline
     killed = crash_run.killed_run(landing, Path(env.lake), Path(env.quarantine), kill_point)
     assert killed.returncode == -9, killed.output[-3000:]  # SIGKILL, at the kill point
     left = ledger_keys(spark, env)
+    layer = crash_run.KILL_POINTS[kill_point].layer
+    wait_out_the_killed_lease(env, layer)
 
     run_source(spark, env, marketplace, tables=[TABLE])
 
     assert_same_tables(spark, clean, env)
     assert_ledger_exact(spark, clean, env)
+    rerun = [r for r in ledger.read(spark, env).collect() if (r.run_id, r.status, r.ended_at) not in left]
+    assert [r.layer for r in rerun if (r.details or {}).get("lease_taken_over")] == [layer]
     RESULTS.append(
         f"{crash_run.KILL_POINTS[kill_point].name} | -9 after {killed.seconds:.0f} s, "
         f"{len(left) - rows_before} ledger row(s) left | {what_the_rerun_did(spark, env, left)}"
@@ -264,6 +282,7 @@ def test_a_killed_silver_run_retried_after_bronze_grew_applies_its_own_window_fi
     killed = crash_run.killed_run(landing, Path(env.lake), Path(env.quarantine), "silver-after-data-commit")
     assert killed.returncode == -9, killed.output[-3000:]
     left = ledger_keys(spark, env)
+    wait_out_the_killed_lease(env, "silver")
     deliver(tmp_path / "feed", landing, [2])
     run_source(spark, clean, marketplace, tables=[TABLE])
 
@@ -277,6 +296,8 @@ def test_a_killed_silver_run_retried_after_bronze_grew_applies_its_own_window_fi
 
     assert_same_tables(spark, clean, env)
     assert_ledger_exact(spark, clean, env)
+    rerun = [r for r in ledger.read(spark, env).collect() if (r.run_id, r.status, r.ended_at) not in left]
+    assert [r.layer for r in rerun if (r.details or {}).get("lease_taken_over")] == ["silver"]
     RESULTS.append(
         f"silver: after merge, bronze grown before the rerun | -9 after {killed.seconds:.0f} s | "
         f"{what_the_rerun_did(spark, env, left)}"
