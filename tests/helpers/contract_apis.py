@@ -113,11 +113,12 @@ class ContractServer:
     # ---- the data ----
     def record(self, row: dict) -> dict:
         c = self.contract
-        return {
+        shown = {
             "id": row["id"],
             "amount": row["amount"],
             c.cursor_field: from_moment(row["_moment"], c.cursor_format),
         }
+        return {**shown, "deleted": True} if row.get("deleted") else shown
 
     def _moment(self, text: str | None) -> datetime | None:
         fmt = self.contract.cursor_format
@@ -144,6 +145,14 @@ class ContractServer:
             row["amount"] += 1000
             if self.contract.bumps_cursor_on_update:
                 row["_moment"] = max(now, row["_moment"] + timedelta(seconds=1))
+
+    def delete(self, count: int = 3) -> list[str]:
+        """Delete `count` records the API's way: a tombstone `{id, deleted: true}` with a newer cursor value."""
+        now = datetime.fromtimestamp(self.clock.now(), UTC).replace(microsecond=0)
+        gone = sorted(r for r in self.rows if not self.rows[r].get("deleted"))[1 : 1 + count]
+        for key in gone:
+            self.rows[key].update(deleted=True, _moment=now)
+        return gone
 
     def add_new(self, count: int = 4) -> None:
         start = len(self.rows)
