@@ -100,6 +100,7 @@ class ContractServer:
     auth: str = ""  # "", bearer (OAuth2 tokens from POST /oauth/token), query (?api_key=), basic
     client: tuple[str, str] = ("northstar", "s3cret-client-value")
     tokens: dict[str, float] = field(default_factory=dict)  # issued token -> expiry (revoke: delete)
+    issued: int = 0
     _stamps: list[float] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -217,7 +218,8 @@ class ContractServer:
         expected = "Basic " + base64.b64encode(f"{self.client[0]}:{self.client[1]}".encode()).decode()
         if headers.get("Authorization") != expected or "grant_type=client_credentials" not in form:
             return 401, {}, {"error": "invalid_client"}
-        token = f"tok-{len(self.tokens) + 1}"
+        self.issued += 1
+        token = f"tok-{self.issued}"
         self.tokens[token] = self.clock.now() + 120
         return 200, {}, {"access_token": token, "token_type": "Bearer", "expires_in": 120}
 

@@ -246,6 +246,7 @@ def test_auth_styles_against_a_server_that_checks_them(tmp_path, monkeypatch, ki
             server.add_new()
             assert run_extract(env, source, clock=clock).complete
             assert len(server.tokens) == 1
+            assert server.issued == 3  # the first, the one fetched before expiry, the one after the revoke
         truth, landed = server.truth(), latest_landed(env, source, server)
         assert set(landed) == set(truth)
     written = b"".join(p.read_bytes() for p in Path(env.landing).rglob("*") if p.is_file())
