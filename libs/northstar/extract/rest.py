@@ -526,21 +526,12 @@ def run_extract(
     limiter, request_log = _rate_limit(source, api, clock, store, max_requests)
     client = ApiClient(api, base_url, limiter, clock, token, session)
     report = ExtractReport(source.name)
+    window: dict[str, Any] = {"start": start, "end": end, "full_refresh": full_refresh}
 
     def one(table: str) -> TableResult:
-        result = TableResult(table)
+        result = TableResult(table)  # kept on failure: the report says what landed before it
         try:
-            return extract_table(
-                source,
-                table,
-                client,
-                store,
-                start=start,
-                end=end,
-                full_refresh=full_refresh,
-                hook=hook,
-                result=result,
-            )
+            return extract_table(source, table, client, store, **window, hook=hook, result=result)
         except ExtractError as err:
             result.status, result.error = "failed", str(err)
             return result
