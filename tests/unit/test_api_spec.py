@@ -6,11 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
+from requests.structures import CaseInsensitiveDict
 
 from northstar.config import ConfigError, load_source, parse_source
 from northstar.config.api import ApiSpec
+from northstar.extract.cursors import shift_cursor
+from northstar.extract.pages import PageLoss, PartialPage
 from northstar.extract.ratelimit import FakeClock, RateLimiter
-from northstar.extract.rest import ApiClient, PartialPage, _link_next, shift_cursor
+from northstar.extract.rest import ApiClient, reset_seconds, retry_after_seconds
 from northstar.landing.writer import redact_card_numbers
 
 SOURCE = """
@@ -44,7 +48,10 @@ def test_repo_sources_with_an_api_section_are_valid():
     [
         ({"secret": "hunter2"}, "api.auth.secret: a secret must be given as a reference"),
         ({"endpoint": "refunds"}, "api.endpoints names refunds, which is not a table: orders"),
-        ({"pagination": "scroll"}, "Input should be 'cursor', 'page', 'offset', 'link' or 'stripe'"),
+        (
+            {"pagination": "scroll"},
+            "Input should be 'cursor', 'header', 'next_url', 'page', 'offset', 'link' or",
+        ),
     ],
 )
 def test_a_bad_api_section_names_the_field(tmp_path, kwargs, message):
@@ -68,7 +75,11 @@ def body(**fields) -> bytes:
 
 
 def parse(api_client, endpoint, data: bytes, position=None, headers=None):
-    return api_client._parse(endpoint, position, data, headers or {}, {"url": "u"}, 200)
+    """The page read from a real requests.Response (so its Link parsing is requests' own)."""
+    response = requests.Response()
+    response.status_code, response._content, response.url = 200, data, "http://127.0.0.1:1/v1/orders"
+    response.headers = CaseInsensitiveDict(headers or {})
+    return api_client.read(endpoint, position, response)
 
 
 def test_partial_pages_are_detected(tmp_path):
@@ -79,8 +90,11 @@ def test_partial_pages_are_detected(tmp_path):
     assert full.has_more
     for broken, reason in [
         (body(data=rows, count=3, has_more=True, next_cursor="c1")[:-9], "not complete JSON"),
-        (body(data=rows[:2], count=3, has_more=True, next_cursor="c1"), "says 3 records but holds 2"),
-        (body(data=rows, count=3, has_more=True, next_cursor=None), "no next cursor"),
+        (
+            body(data=rows[:2], count=3, has_more=True, next_cursor="c1"),
+            "says 3 records \\(count\\) but holds 2",
+        ),
+        (body(data=rows, count=3, has_more=True, next_cursor=None), "no next position"),
         (body(data=rows[:2], has_more=True, next_cursor="c1"), "short page: 2 of 3"),
     ]:
         with pytest.raises(PartialPage, match=reason):
@@ -104,11 +118,33 @@ def test_page_offset_link_and_stripe_positions(tmp_path):
     assert parse(stripe_client, stripe, body(data=rows, has_more=True)).next == "c"
 
 
-def test_link_and_cursor_helpers():
-    assert _link_next('<https://a/x?p=2>; rel="next", <https://a/x?p=9>; rel="last"') == "https://a/x?p=2"
-    assert _link_next('<https://a/x?p=9>; rel="last"') is None
-    assert shift_cursor("2026-11-02T10:00:00.000Z", 24, "iso") == "2026-11-01T10:00:00.000Z"
-    assert shift_cursor(1_800_000_000, 1, "unix") == 1_799_996_400
+def test_link_header_next_and_its_absence(tmp_path):
+    rows = [{"id": "a"}, {"id": "b"}, {"id": "c"}]
+    link_client, link = client(tmp_path, "link")
+    both = '<https://127.0.0.1:1/v1/orders?p=2>; rel="next", <https://127.0.0.1:1/v1/orders?p=9>; rel="last"'
+    assert parse(link_client, link, body(data=rows), headers={"Link": both}).next.endswith("p=2")
+    # the last page of a Link API (GitHub, Shopify) has other rels but no next: the end, even when full
+    last = parse(link_client, link, body(data=rows), headers={"Link": '</v1/orders?p=1>; rel="prev"'})
+    assert not last.has_more
+    with pytest.raises(
+        PageLoss, match="no next Link header rel=next"
+    ):  # no Link header at all on a full page
+        parse(link_client, link, body(data=rows))
+    with pytest.raises(Exception, match="leaves"):
+        parse(link_client, link, body(data=rows), headers={"Link": '<https://evil.example/x>; rel="next"'})
+
+
+@pytest.mark.parametrize(
+    ("value", "hours", "fmt", "shifted"),
+    [
+        ("2026-11-02T10:00:00.000Z", 24, "iso", "2026-11-01T10:00:00.000Z"),
+        (1_800_000_000, 1, "unix", 1_799_996_400),
+        (1_800_000_000_123, 24, "unix_ms", 1_800_000_000_123 - 86_400_000),
+        ("2026-11-02 10:00:00", 1.5, "%Y-%m-%d %H:%M:%S", "2026-11-02 08:30:00"),
+    ],
+)
+def test_lookback_is_in_the_cursors_own_unit(value, hours, fmt, shifted):
+    assert shift_cursor(value, hours, fmt) == shifted
 
 
 def test_card_numbers_are_redacted_before_landing():
@@ -119,3 +155,13 @@ def test_card_numbers_are_redacted_before_landing():
         '{"fingerprint":"Xt5EWLLDS7FJjR1c"}',
         False,
     )
+
+
+def test_retry_after_as_an_http_date_and_a_reset_header_in_epoch_seconds_are_waited_out():
+    now = 1_800_000_000.0
+    assert retry_after_seconds("120", now) == 120
+    assert retry_after_seconds("Fri, 15 Jan 2027 08:02:00 GMT", now) == 120  # 08:00:00 + 2 min
+    assert retry_after_seconds("soon", now) is None
+    assert reset_seconds(str(int(now) + 30), "auto", now) == 30  # epoch seconds
+    assert reset_seconds("30", "auto", now) == 30  # a delay
+    assert reset_seconds("30", "epoch", now) == 0

@@ -71,9 +71,11 @@ class CsvOptions(Strict):
 class CdcSpec(Strict):
     """How to read a change feed: which format its events come in and what a delete does."""
 
-    format: Literal["dms", "debezium"] = Field(
+    format: Literal["dms", "debezium", "flag"] = Field(
         description="dms: AWS DMS files (Op column I/U/D, commit timestamp, optional sequence); "
-        "debezium: JSON envelopes (before/after/op/ts_ms/source.lsn)"
+        "debezium: JSON envelopes (before/after/op/ts_ms/source.lsn); flag: records of any source (an API's "
+        "tombstones, a deleted-records endpoint) where deleted_field marks a delete and every other record is an "
+        "upsert"
     )
     deletes: Literal["soft", "hard"] = Field(
         default="soft",
@@ -81,6 +83,28 @@ class CdcSpec(Strict):
         "older events of that key from bringing it back)",
     )
     op_column: str = Field(default="Op", description="dms: the column holding I/U/D")
+    deleted_field: str | None = Field(
+        default=None,
+        description="flag: the field marking a delete (e.g. Stripe's deleted, Zendesk's deleted_at)",
+    )
+    deleted_when: Literal["true", "not_null"] = Field(
+        default="true",
+        description="flag: a delete when the field is true, or when it is set at all (a timestamp)",
+    )
+
+    @model_validator(mode="after")
+    def _flag_needs_a_field(self) -> CdcSpec:
+        if self.format == "flag" and not self.deleted_field:
+            raise ValueError("cdc format flag needs deleted_field (the field that marks a delete)")
+        return self
+
+    @property
+    def operation_column(self) -> str:
+        """The delivered column that says what a change is."""
+        if self.format == "flag":
+            assert self.deleted_field  # checked above
+            return self.deleted_field
+        return self.op_column if self.format == "dms" else "op"
 
 
 class OrderingBounds(Strict):
@@ -195,7 +219,7 @@ class TableSpec(Strict):
         column were rescued would apply every event, deletes too, as an insert."""
         if self.cdc is None or self.drift == "evolve":
             return
-        op = self.cdc.op_column if self.cdc.format == "dms" else "op"
+        op = self.cdc.operation_column
         if op not in names:
             raise ValueError(
                 f"cdc: the operation column {op} is not in columns, so drift: {self.drift} would "
@@ -211,9 +235,9 @@ class TableSpec(Strict):
         needed = {c: "primary key" for c in self.primary_key}
         needed |= {c: "ordering" for c in self.ordering if c not in needed}
         needed = {c: role for c, role in needed.items() if c not in self.derive and not c.startswith("_cdc_")}
-        if self.cdc is not None:
+        if self.cdc is not None and self.cdc.format == "dms":
             needed[self.cdc.op_column] = "CDC operation"
-        return needed
+        return needed  # flag: a batch with no delete in it may well lack the field
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns or [] if c.name == name), None)

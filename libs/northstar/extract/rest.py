@@ -14,12 +14,12 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlparse
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -29,6 +29,9 @@ from northstar.config import ConfigError, EnvConfig, SourceSpec
 from northstar.config.api import ApiSpec, EndpointSpec
 from northstar.config.base import expand_env_vars
 from northstar.extract import ExtractError
+from northstar.extract.auth import ClientCredentials, request_auth, shown_url
+from northstar.extract.cursors import shift_cursor, window_bounds
+from northstar.extract.pages import Page, PageLoss, PartialPage, Position, Response, read_page
 from northstar.extract.ratelimit import BudgetExhausted, Clock, RateLimiter
 from northstar.extract.state import RunProgress, StateStore, TableState, state_key
 from northstar.landing import writer as landing_writer
@@ -37,13 +40,8 @@ from northstar.secrets import Secret, SecretError, resolve
 
 # Points of a page's life where tests inject crashes: fetched -> landed -> manifested -> committed.
 Hook = Callable[[str, str, int], None]
-Position = str | int | None  # a pagination position: page or offset number, cursor, next link, last id
-Bound = str | int | None  # a cursor-field bound sent to the API (ISO-8601 text or unix seconds)
+Bound = str | int | None  # a cursor-field bound sent to the API, in the endpoint's cursor_format
 REQUEST_LOG = "_extract/{source}/_requests.json"
-
-
-class PartialPage(Exception):
-    """The page is incomplete (truncated body, fewer records than it says, a missing next cursor)."""
 
 
 class RetryableStatus(Exception):
@@ -61,16 +59,6 @@ RETRYABLE = (
     requests.ConnectionError,
     requests.exceptions.ChunkedEncodingError,
 )
-
-
-@dataclass
-class Page:
-    records: list[dict]
-    next: str | int | None
-    has_more: bool
-    request: dict
-    status: int
-    attempts: int
 
 
 @dataclass
@@ -122,29 +110,34 @@ class ExtractReport:
         return "\n".join(lines)
 
 
-def shift_cursor(value: str | int, hours: float, fmt: str) -> str | int:
-    """The cursor value `hours` earlier (ISO-8601 text keeps its millisecond `Z` form; unix stays seconds)."""
-    if fmt == "unix":
-        return int(value) - int(hours * 3600)
-    moved = datetime.fromisoformat(str(value).replace("Z", "+00:00")) - timedelta(hours=hours)
-    return moved.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Retry-After as the RFC 9110 allows it: delay seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    if value.strip().replace(".", "", 1).isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def reset_seconds(value: str | None, fmt: str, now: float) -> float | None:
+    """Seconds until a rate-limit window resets, from a reset header written as a delay or as epoch seconds."""
+    try:
+        number = float(value) if value else None
+    except ValueError:
+        return None
+    if number is None:
+        return None
+    epoch = fmt == "epoch" or (fmt == "auto" and number > 1e9)
+    return max(0.0, number - now) if epoch else number
 
 
 def _cursor_max(current: Any, candidate: Any) -> Any:  # cursor values as the API sent them
     if candidate is None:
         return current
     return candidate if current is None or candidate > current else current
-
-
-def _link_next(header: str | None) -> str | None:
-    """The rel="next" target of an RFC 8288 Link header."""
-    for part in (header or "").split(","):
-        pieces = part.split(";")
-        if len(pieces) > 1 and any(
-            p.strip().replace(" ", "") in ('rel="next"', "rel=next") for p in pieces[1:]
-        ):
-            return pieces[0].strip().strip("<>")
-    return None
 
 
 class ApiClient:
@@ -162,9 +155,7 @@ class ApiClient:
         self.api, self.base_url, self.limiter, self.clock = api, base_url.rstrip("/"), limiter, clock
         self.session = session or requests.Session()
         self.headers = {"Accept": "application/json", "User-Agent": "northstar-extract/1"}
-        if api.auth and token is not None:
-            prefix = f"{api.auth.scheme} " if api.auth.scheme else ""
-            self.headers[api.auth.header] = prefix + token.value
+        self.auth = request_auth(api.auth, token, clock.now, api.timeout_seconds)
         self.retries: Counter = Counter()
         self._lock = threading.Lock()
 
@@ -217,50 +208,51 @@ class ApiClient:
     def _request(
         self, endpoint: EndpointSpec, position: Position, since: Bound, until: Bound
     ) -> tuple[str, dict | None]:
-        limit = endpoint.page_size or self.api.page_size
-        if endpoint.pagination == "link" and position:
+        if endpoint.pagination in ("link", "next_url") and position:
             return str(position), None  # the server's own next link carries every parameter
         params: dict = dict(endpoint.params)
         if since is not None:
             params[endpoint.since_param] = since
-        if until is not None:
+        if until is not None and endpoint.until_param is not None:
             params[endpoint.until_param] = until
-        style = endpoint.pagination
-        if style == "page":
-            params.update(page=position or 1, per_page=limit)
-        elif style == "offset":
-            params.update(offset=position or 0, limit=limit)
-        else:
-            params["limit"] = limit
-            if position is not None and style == "cursor":
-                params["cursor"] = position
-            if position is not None and style == "stripe":
-                params["starting_after"] = position
+        if endpoint.page_size_query is not None:
+            params[endpoint.page_size_query] = endpoint.page_size or self.api.page_size
+        first = {"page": 1, "offset": 0}.get(endpoint.pagination)
+        if position is not None or first is not None:
+            params[endpoint.position_query] = first if position is None else position
         return self.base_url + endpoint.path, params
+
+    def _send(self, url: str, params: dict | None) -> requests.Response:
+        """One GET through the rate limiter (a 401 with an OAuth2 token: the token fetched again, sent once more)."""
+        for attempt in (1, 2):
+            slot = self.limiter.acquire()
+            try:
+                response = self.session.get(
+                    url, params=params, headers=self.headers, auth=self.auth, timeout=self.api.timeout_seconds
+                )
+            except requests.RequestException as err:
+                self._count(type(err).__name__)
+                raise
+            finally:
+                self.limiter.release(slot)
+            if response.status_code != 401 or not isinstance(self.auth, ClientCredentials) or attempt == 2:
+                return response
+            self._count("token_refreshed_on_401")
+            self.auth.invalidate()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _fetch_once(self, endpoint: EndpointSpec, position: Position, since: Bound, until: Bound) -> Page:
         url, params = self._request(endpoint, position, since, until)
-        slot = self.limiter.acquire()
-        try:
-            response = self.session.get(
-                url, params=params, headers=self.headers, timeout=self.api.timeout_seconds
-            )
-            body = response.content
-        except requests.RequestException as err:
-            self._count(type(err).__name__)
-            raise
-        finally:
-            self.limiter.release(slot)
+        response = self._send(url, params)
+        body = response.content
         now = self.clock.now()
-        if response.headers.get("X-RateLimit-Remaining") == "0":
-            reset = float(response.headers.get("X-RateLimit-Reset") or self.limiter.per_seconds)
-            self.limiter.pause_until(now + reset)
+        limits = self.api.rate_limit
+        if response.headers.get(limits.remaining_header) == "0":
+            reset = reset_seconds(response.headers.get(limits.reset_header), limits.reset_format, now)
+            self.limiter.pause_until(now + (self.limiter.per_seconds if reset is None else reset))
         status = response.status_code
         if status == 429 or status >= 500:
-            retry_after = response.headers.get("Retry-After")
-            seconds = (
-                float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
-            )
+            seconds = retry_after_seconds(response.headers.get("Retry-After"), now)
             if seconds:
                 self.limiter.pause_until(now + seconds)
             self._count(f"http_{status}")
@@ -272,86 +264,26 @@ class ApiClient:
             )
         if status >= 400:
             raise ExtractError(f"{url}: HTTP {status}: {body[:300].decode(errors='replace')}")
-        request = {"method": "GET", "url": response.url if params is not None else url, "status": status}
         try:
-            return self._parse(endpoint, position, body, response.headers, request, status)
+            return self.read(endpoint, position, response)
         except PartialPage as err:
             self._count("partial_page")
-            raise PartialPage(f"{err} ({request['url']})") from None
+            raise PartialPage(f"{err} ({shown_url(response.url, self.api.auth)})") from None
 
-    def _parse(
-        self,
-        endpoint: EndpointSpec,
-        position: Position,
-        body: bytes,
-        headers: Mapping[str, str],
-        request: dict,
-        status: int,
-    ) -> Page:
-        limit = endpoint.page_size or self.api.page_size
+    def read(self, endpoint: EndpointSpec, position: Position, response: requests.Response) -> Page:
+        """The page in a 2xx response (PartialPage / PageLoss when it cannot be trusted)."""
         try:
-            document = json.loads(body)
+            document = json.loads(response.content)
         except ValueError:
-            raise PartialPage(f"body is not complete JSON ({len(body)} bytes; truncated?)") from None
-        records = document.get(endpoint.records_field) if isinstance(document, dict) else None
-        if not isinstance(records, list):
-            raise PartialPage(f"no list of records under {endpoint.records_field!r}")
-        # a record that is not a JSON object is landed as delivered: bronze quarantines it with its raw text
-        count = document.get("count")
-        if isinstance(count, int) and count != len(records):
-            raise PartialPage(f"page says {count} records but holds {len(records)}")
-        next_position, has_more = self._next_position(endpoint, position, document, records, headers, limit)
-        if has_more and next_position is None:
-            raise PartialPage("the page says more records follow but gives no next cursor")
-        if has_more and len(records) < limit:
-            raise PartialPage(f"short page: {len(records)} of {limit} records while more follow")
-        if has_more and next_position == position:
-            raise ExtractError(
-                f"{request['url']}: the API returned the same next position {position!r} again"
-            )
-        return Page(records, next_position if has_more else None, has_more, request, status, 1)
-
-    def _next_position(
-        self,
-        endpoint: EndpointSpec,
-        position: Position,
-        document: dict,
-        records: list,
-        headers: Mapping[str, str],
-        limit: int,
-    ) -> tuple[Position, bool]:
-        """The position of the page after this one, and whether more records follow (per pagination style)."""
-        style, stated = endpoint.pagination, document.get("has_more")
-        if style == "cursor":
-            next_position = document.get("next_cursor")
-            return next_position, bool(stated) if stated is not None else next_position is not None
-        if style == "page":
-            page, total_pages = position or 1, document.get("total_pages")
-            assert isinstance(page, int)  # page positions are page numbers
-            more = page < total_pages if isinstance(total_pages, int) else len(records) >= limit
-            return page + 1, bool(stated) if stated is not None else more
-        if style == "offset":
-            offset, total = position or 0, document.get("total")
-            assert isinstance(offset, int)  # offset positions are record offsets
-            more = offset + limit < total if isinstance(total, int) else len(records) >= limit
-            return offset + limit, bool(stated) if stated is not None else more
-        if style == "link":
-            next_link = self._next_link(headers)
-            return next_link, bool(stated) if stated is not None else next_link is not None
-        last = records[-1] if records else None  # stripe
-        return (last.get(endpoint.id_field) if isinstance(last, dict) else None), bool(stated)
-
-    def _next_link(self, headers: Mapping[str, str]) -> str | None:
-        """The Link header's next page, resolved against the base URL; never a link to another host."""
-        next_link = _link_next(headers.get("Link"))
-        if not next_link:
-            return next_link
-        next_link = urljoin(self.base_url + "/", next_link)
-        if urlparse(next_link).netloc != urlparse(self.base_url).netloc:
-            raise ExtractError(
-                f"the API's next link {next_link} leaves {self.base_url}; refusing to follow it"
-            )
-        return next_link
+            raise PartialPage(
+                f"body is not complete JSON ({len(response.content)} bytes; truncated?)"
+            ) from None
+        limit = endpoint.page_size or self.api.page_size
+        shown = shown_url(response.url, self.api.auth)
+        seen = Response(document, response.headers, response.links, shown, self.base_url)
+        page = read_page(endpoint, limit, position, seen)
+        page.request["status"], page.status = response.status_code, response.status_code
+        return page
 
 
 def new_run_id(clock: Clock, mode: str) -> str:
@@ -369,7 +301,8 @@ def _start_progress(
     full_refresh: bool,
 ) -> RunProgress:
     if start is not None or end is not None:
-        return RunProgress(run_id_for("backfill"), "backfill", start, end)
+        since, until = window_bounds(start, end, endpoint.cursor_format)
+        return RunProgress(run_id_for("backfill"), "backfill", since, until)
     if full_refresh or state.watermark is None:
         return RunProgress(run_id_for("full"), "full", None, None)
     since = shift_cursor(state.watermark, api.lookback_hours, endpoint.cursor_format)
@@ -398,14 +331,17 @@ def extract_table(
     end: str | None = None,
     full_refresh: bool = False,
     hook: Hook | None = None,
+    result: TableResult | None = None,
 ) -> TableResult:
-    """Extract one endpoint into its table's landing folder; returns what it did (raises ExtractError)."""
+    """Extract one endpoint into its table's landing folder; returns what it did (raises ExtractError, after
+    which `result`, when given, still says what landed)."""
     api = _require_api(source)
     endpoint = api.endpoints[table]
     folder = source.tables[table].landing.strip("/")
     states = StateStore(store, state_key(folder, start, end) if (start or end) else state_key(folder))
     state = states.load()
-    result = TableResult(table)
+    result = result or TableResult(table)
+    previous = ""
     progress = _resume_or_start(api, endpoint, state, states, result, client.clock, start, end, full_refresh)
     result.mode, result.run_id, result.since = progress.mode, progress.run_id, progress.since
     hook = hook or (lambda point, table, page: None)
@@ -421,11 +357,13 @@ def extract_table(
             result.status, result.error, result.watermark = "budget_spent", str(err), state.watermark
             return result
         hook("fetched", table, number)
+        previous = _refuse_repeat(table, endpoint, number, previous, page)
         records = _land_records(source, table, store, client.clock, progress, page, number, hook)
         _advance(progress, endpoint, page, records)
         result.pages += 1
         result.records += len(records)
         if not page.has_more:
+            _refuse_short_of_total(table, progress)
             _finish_run(state, progress, client.clock)
         states.commit(state)
         hook("committed", table, number)
@@ -500,8 +438,34 @@ def _land_records(
     return records
 
 
+def _refuse_repeat(table: str, endpoint: EndpointSpec, number: int, previous: str, page: Page) -> str:
+    """The page's records as canonical JSON; PageLoss when they are the previous page's exactly (the API ignored
+    the position, so the run would loop or stop on copies while the records after it are never read)."""
+    text = json.dumps(page.records, sort_keys=True, default=str) if page.records else ""
+    if text and text == previous:
+        raise PageLoss(
+            f"{table}: page {number} holds the same {len(page.records)} records as page {number - 1}: the API "
+            f"ignores the position sent as {endpoint.position_query!r}. Set position_param to the parameter the "
+            "API reads"
+        )
+    return text
+
+
+def _refuse_short_of_total(table: str, progress: RunProgress) -> None:
+    """PageLoss when the run landed fewer records than its first page said the query matches."""
+    total = progress.declared_total
+    if total is not None and progress.records < total:
+        raise PageLoss(
+            f"{table}: the API said the query matches {total} records (total_path) but the run's "
+            f"{progress.page} pages held {progress.records}; state not advanced. Check the pagination settings "
+            "(page_size, position_param), then run again with --full-refresh"
+        )
+
+
 def _advance(progress: RunProgress, endpoint: EndpointSpec, page: Page, records: list[dict]) -> None:
     """Move the run past a landed page: its count, the highest cursor value seen, the next position."""
+    if progress.page == 0:
+        progress.declared_total = page.total
     progress.page += 1
     progress.records += len(records)
     for record in records:
@@ -555,20 +519,22 @@ def run_extract(
     """
     api = _require_api(source)
     chosen = _chosen_endpoints(source, api, tables, start, end, full_refresh)
+    _check_window(source, api, chosen, start, end)
     base_url, token = _connection(source, api)
     clock = clock or Clock()
     store = store or open_store(env.landing)
     limiter, request_log = _rate_limit(source, api, clock, store, max_requests)
     client = ApiClient(api, base_url, limiter, clock, token, session)
     report = ExtractReport(source.name)
+    window: dict[str, Any] = {"start": start, "end": end, "full_refresh": full_refresh}
 
     def one(table: str) -> TableResult:
+        result = TableResult(table)  # kept on failure: the report says what landed before it
         try:
-            return extract_table(
-                source, table, client, store, start=start, end=end, full_refresh=full_refresh, hook=hook
-            )
+            return extract_table(source, table, client, store, **window, hook=hook, result=result)
         except ExtractError as err:
-            return TableResult(table, status="failed", error=str(err))
+            result.status, result.error = "failed", str(err)
+            return result
 
     try:
         with ThreadPoolExecutor(
@@ -609,6 +575,20 @@ def _chosen_endpoints(
             f"source {source.name} has no API endpoint for {', '.join(unknown)} (endpoints: {', '.join(api.endpoints)})"
         )
     return chosen
+
+
+def _check_window(
+    source: SourceSpec, api: ApiSpec, chosen: list[str], start: str | None, end: str | None
+) -> None:
+    """`--start/--end` are real dates, in order, and sendable to every chosen endpoint (before any request)."""
+    for table in chosen:
+        endpoint = api.endpoints[table]
+        window_bounds(start, end, endpoint.cursor_format)
+        if end and endpoint.until_param is None:
+            raise ConfigError(
+                f"source {source.name}: endpoint {table} has no until parameter (until_param: null), so --end "
+                "cannot be sent; give --start alone"
+            )
 
 
 def _connection(source: SourceSpec, api: ApiSpec) -> tuple[str, Secret | None]:

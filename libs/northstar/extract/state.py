@@ -24,11 +24,14 @@ class RunProgress:
     run_id: str
     mode: str  # incremental | full | backfill
     since: str | int | None  # the cursor-field lower bound sent to the API (inclusive), None = everything
-    until: str | None  # upper bound (exclusive), None = open
+    until: str | int | None  # upper bound (exclusive), None = open
     next: str | int | None = None  # pagination position of the next page to fetch (None: first page)
     page: int = 0  # pages landed so far in this run
     records: int = 0
     max_cursor: str | int | None = None  # highest cursor-field value landed in this run
+    declared_total: int | None = (
+        None  # the records the query matches, as its first page said (checked at the end)
+    )
 
 
 @dataclass

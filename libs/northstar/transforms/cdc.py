@@ -1,5 +1,8 @@
 """Change-data-capture events -> one row per event with the table's columns and `_cdc_op` (I, U or D).
 
+A source with a delete marker instead of a change feed (an API's tombstones: Stripe's `deleted: true`, a
+`deleted_at` timestamp) is `format: flag`: a marked record is a delete, every other one an upsert.
+
 AWS DMS writes rows with an `Op` column (I/U/D) and the table's columns. Its full-load files (named
 LOAD00000001.csv, LOAD0000000A.csv, or LOAD_<segment>_<counter> for a parallel load) carry no `Op` unless
 IncludeOpForFullLoad is set, and every row of them is an insert; its CDC files (named by timestamp) always carry
@@ -97,7 +100,19 @@ def normalize(events: DataFrame, cdc: CdcSpec) -> DataFrame:
     """Events of either format as rows with `_cdc_op`; an unknown op leaves `_cdc_op` null (quarantined)."""
     if cdc.format == "dms":
         return normalize_dms(events, cdc.op_column)
+    if cdc.format == "flag":
+        assert cdc.deleted_field  # CdcSpec checks it
+        return normalize_flagged(events, cdc.deleted_field, cdc.deleted_when)
     return normalize_debezium(events)
+
+
+def normalize_flagged(events: DataFrame, field: str, when: str) -> DataFrame:
+    """Records with a delete marker: D where `field` is true (or, `when` not_null, set), U for every other one.
+    A batch without the field has no deletes; the field stays a column of the table."""
+    if field not in events.columns:
+        return events.withColumn(OP, F.lit(UPDATE))
+    marked = F.col(field).isNotNull() if when == "not_null" else F.col(field).cast("boolean")
+    return events.withColumn(OP, F.when(marked, F.lit(DELETE)).otherwise(F.lit(UPDATE)))
 
 
 def with_deleted_flag(rows: DataFrame) -> DataFrame:
