@@ -4,7 +4,17 @@ housekeeping DAGs (monitoring, privacy deadlines, late stream events).
 The files in airflow/dags/ only call these functions; everything a DAG runs comes from
 conf/orchestration/pipelines.yaml (stages, pools, schedules, retries) and conf/env/<env>.yaml (EMR Serverless
 applications, role, artifacts, alerts). Runs on Airflow 2.11 and 3.x: version-specific imports are in
-`_airflow()` only.
+`_airflow()` and `_scheduled_timetable()` only.
+
+Windows and business dates, the same on both Airflow lines (they do not depend on a line's default timetable:
+a cron string is a CronDataIntervalTimetable on 2.x but a CronTriggerTimetable, with an empty data interval,
+on 3.x):
+
+- every scheduled DAG has an explicit `CronDataIntervalTimetable(schedule, timezone="UTC")`, so a run's data
+  interval is the schedule period that ended when it runs: the 05:15 run of "15 * * * *" has 04:15 -> 05:15
+  (a manual run: the last period that ended before it). `{window_start}` / `{window_end}` are that interval.
+- `{business_date}` is the UTC day before the day the data interval ends on, i.e. the last full UTC day the
+  run can see: the 04:00 run of 25 Nov reconciles 24 Nov.
 """
 
 from __future__ import annotations
@@ -23,11 +33,11 @@ from northstar.orchestration.spec import PipelinesSpec, load_pipelines
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 TAGS = ["northstar"]
-# Airflow macros the window placeholders become
+# Airflow macros the window placeholders become (scheduled DAGs: the rule in the module docstring)
 SCHEDULED_WINDOW = {
     "window_start": "{{ data_interval_start | ts }}",
     "window_end": "{{ data_interval_end | ts }}",
-    "business_date": "{{ data_interval_start | ds }}",  # the UTC day the run's window starts on
+    "business_date": "{{ macros.ds_add(data_interval_end | ds, -1) }}",  # the last full UTC day before the end
 }
 BACKFILL_WINDOW = {
     "window_start": "{{ params.start }}",
@@ -56,6 +66,18 @@ def _airflow() -> tuple[Any, ...]:
         ("airflow.task.trigger_rule:TriggerRule",), ("airflow.utils.trigger_rule:TriggerRule",)
     )
     return dag, chain, param, python_operator, trigger_rule, emr_operator
+
+
+def _scheduled_timetable(schedule: str) -> Any:
+    """The timetable of every scheduled DAG: data intervals from the cron expression (or preset), in UTC.
+
+    Explicit, because a plain cron string means a data interval on Airflow 2 and a trigger time on Airflow 3.
+    """
+    (timetable,) = _first_importable(
+        ("airflow.sdk:CronDataIntervalTimetable",),  # Airflow 3: the task SDK
+        ("airflow.timetables.interval:CronDataIntervalTimetable",),  # Airflow 2.x
+    )
+    return timetable(schedule, timezone="UTC")
 
 
 def _first_importable(*alternatives: tuple[str, ...]) -> list[Any]:
@@ -185,7 +207,7 @@ def _linear_dag(
     with DAG(
         dag_id=dag_id,
         description=f"{description} on EMR Serverless ({env.name})",
-        schedule=schedule,
+        schedule=_scheduled_timetable(schedule),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -276,7 +298,7 @@ def reconciliation_dag(env_name: str | None = None) -> dict:
     with DAG(
         dag_id=dag_id,
         description=f"daily financial reconciliation, done by {spec.deadline_utc} UTC ({env.name})",
-        schedule=spec.schedule,
+        schedule=_scheduled_timetable(spec.schedule),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
