@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+import yaml
 
 from northstar.config import conf_dir_set_to
 
@@ -15,3 +18,14 @@ def load_from(folder: Path, load: Callable[..., T], *args: Any, **kwargs: Any) -
     """`load(*args, **kwargs)` with every conf file read from `folder`."""
     with conf_dir_set_to(folder):
         return load(*args, **kwargs)
+
+
+def with_source_stages(conf: Path, dest: Path, source: str, stages: list[str]) -> Path:
+    """A copy of the conf folder `conf` at `dest` in which the DAG of `source` runs `stages` (no pool overrides)."""
+    shutil.copytree(conf, dest, dirs_exist_ok=True)
+    path = dest / "orchestration" / "pipelines.yaml"
+    pipelines = yaml.safe_load(path.read_text())
+    pipelines["sources"][source]["stages"] = stages
+    pipelines["sources"][source].pop("pools", None)
+    path.write_text(yaml.safe_dump(pipelines))
+    return dest

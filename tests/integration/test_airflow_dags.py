@@ -2,7 +2,8 @@
 
 moto stands in for EMR Serverless, S3, SNS and SQS (this machine cannot reach AWS): it creates applications
 in STARTED and finishes job runs at once with SUCCESS, so the DAG's waiters return after one poll. Airflow
-itself runs for real: the DAGs are parsed by a DagBag and one runs end to end with dag.test().
+itself runs for real: the DAGs are parsed by a DagBag and run end to end with dag.test(), with Airflow's own
+settings (no unit-test mode: that switches Airflow 3 back to Airflow 2's data-interval timetables).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -24,7 +26,6 @@ os.environ.update(
     {
         "AIRFLOW_HOME": _AIRFLOW_HOME,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
         "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parents[2] / "airflow" / "dags"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -34,13 +35,14 @@ os.environ.update(
     }
 )
 airflow = pytest.importorskip("airflow")
+from airflow.sdk import CronDataIntervalTimetable  # noqa: E402
 from airflow.utils import db  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from northstar.config import load_env  # noqa: E402
 from northstar.orchestration import dags as factory  # noqa: E402
 from northstar.orchestration.spec import load_pipelines  # noqa: E402
-from tests.helpers.conf import load_from  # noqa: E402
+from tests.helpers.conf import load_from, with_source_stages  # noqa: E402
 
 try:
     from airflow.dag_processing.dagbag import DagBag
@@ -242,6 +244,78 @@ def test_failed_task_publishes_an_sns_alert(airflow_db, stack, monkeypatch):
     assert "task: ingest" in body
     assert "error: " in body
     assert messages[0]["MessageAttributes"]["kind"]["Value"] == "task_failed"
+
+
+def _submitted(stack, name: str) -> list[list[str]]:
+    """The entry point arguments of every job run named `name` on the scheduled application."""
+    emr, app = stack["emr"], stack["apps"]["scheduled"]
+    return [
+        emr.get_job_run(applicationId=app, jobRunId=r["id"])["jobRun"]["jobDriver"]["sparkSubmit"][
+            "entryPointArguments"
+        ]
+        for r in emr.list_job_runs(applicationId=app)["jobRuns"]
+        if r["name"] == name
+    ]
+
+
+def test_every_scheduled_dag_has_an_explicit_cron_data_interval_timetable():
+    pipelines = load_pipelines()
+    dags = {
+        **factory.source_dags("prod"),
+        **factory.housekeeping_dags("prod"),
+        **factory.reconciliation_dag("prod"),
+    }
+    schedules = {f"northstar_{s}": p.schedule for s, p in pipelines.sources.items()}
+    schedules |= {f"northstar_{n}": h.schedule for n, h in pipelines.housekeeping.items()}
+    schedules["northstar_daily_reconciliation"] = pipelines.reconciliation.schedule
+    assert set(dags) == set(schedules)
+    for dag_id, dag in dags.items():
+        assert dag.timetable == CronDataIntervalTimetable(schedules[dag_id], timezone="UTC"), dag_id
+    for dag in factory.backfill_dags("prod").values():
+        assert dag.timetable.can_be_scheduled is False  # triggered with a window, never scheduled
+
+
+def test_the_04_00_reconciliation_reconciles_the_utc_day_before(airflow_db, stack, monkeypatch):
+    monkeypatch.setenv("NORTHSTAR_CONF_DIR", str(stack["conf"]))
+    dag = load_from(stack["conf"], factory.reconciliation_dag, "test")["northstar_daily_reconciliation"]
+
+    run = dag.test(logical_date=datetime(2026, 11, 25, 4, 0, tzinfo=UTC))  # the "0 4 * * *" run of 25 Nov
+
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    assert (run.data_interval_start, run.data_interval_end) == (
+        datetime(2026, 11, 24, 4, 0, tzinfo=UTC),
+        datetime(2026, 11, 25, 4, 0, tzinfo=UTC),
+    )
+    assert _submitted(stack, "northstar-test-daily-reconcile") == [
+        ["--env", "test", "--date", "2026-11-24", "--fail-on-breach"]
+    ]
+    # the run's deadline is 06:30 on the day it runs (long past now: both deadline tasks alert)
+    messages = _messages(stack)
+    assert sorted(m["MessageAttributes"]["kind"]["Value"] for m in messages) == [
+        "deadline_at_risk",
+        "deadline_missed",
+    ]
+    assert all("deadline: 2026-11-25 06:30 UTC" in m["Message"] for m in messages)
+
+
+def test_an_hourly_source_dag_gets_the_hour_that_ended_as_its_window(
+    airflow_db, stack, monkeypatch, tmp_path
+):
+    # no scheduled stage takes the window today (extract is incremental): run the windowed extract hourly
+    conf = with_source_stages(stack["conf"], tmp_path / "conf", "marketplace", ["extract_window"])
+    monkeypatch.setenv("NORTHSTAR_CONF_DIR", str(conf))
+    dag = load_from(conf, factory.source_dags, "test")["northstar_marketplace"]  # "15 * * * *"
+
+    run = dag.test(logical_date=datetime(2026, 11, 25, 5, 15, tzinfo=UTC))
+
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    assert _submitted(stack, "northstar-test-marketplace-extract_window") == [
+        [
+            *("--source", "marketplace", "--env", "test"),
+            *("--start", "2026-11-25T04:15:00+00:00", "--end", "2026-11-25T05:15:00+00:00"),
+        ]
+    ]
+    assert _messages(stack) == []
 
 
 def test_no_airflow_package_shadows_apache_airflow():
