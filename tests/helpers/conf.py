@@ -21,7 +21,7 @@ def load_from(folder: Path, load: Callable[..., T], *args: Any, **kwargs: Any) -
 
 
 def with_source_stages(conf: Path, dest: Path, source: str, stages: list[str]) -> Path:
-    """A copy of the conf folder `conf` at `dest` in which the DAG of `source` runs `stages` (no pool overrides)."""
+    """A copy of the conf folder `conf` at `dest` where the DAG of `source` runs `stages` (and no pools)."""
     shutil.copytree(conf, dest, dirs_exist_ok=True)
     path = dest / "orchestration" / "pipelines.yaml"
     pipelines = yaml.safe_load(path.read_text())
