@@ -37,7 +37,7 @@ TAGS = ["northstar"]
 SCHEDULED_WINDOW = {
     "window_start": "{{ data_interval_start | ts }}",
     "window_end": "{{ data_interval_end | ts }}",
-    "business_date": "{{ macros.ds_add(data_interval_end | ds, -1) }}",  # the last full UTC day before the end
+    "business_date": "{{ macros.ds_add(data_interval_end | ds, -1) }}",  # the UTC day before the end's day
 }
 BACKFILL_WINDOW = {
     "window_start": "{{ params.start }}",
