@@ -65,20 +65,23 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     result = run_reconciliation(spark, env, spec, args.date, args.days, args.run_id)
     rows = [r.asDict() for r in read_run(spark, env, result.run_id).collect()]
     for r in sorted(rows, key=lambda r: (r["status"] == "ok", r["comparison"], r["business_date"])):
-        if r["status"] != "ok":
+        if r["status"] == "not_run":
+            print(f"NOT RUN {r['comparison']}: {r['detail']}")
+        elif r["status"] != "ok":
             print(
                 f"BREACH {r['comparison']} {r['business_date']} {r['currency']} {r['measure']}: left "
                 f"{r['left_value']} right {r['right_value']} variance {r['variance_pct']}% "
                 f"(threshold {r['threshold_pct']}%) {r['status']}"
             )
     print(
-        f"reconcile {result.run_id}: {result.rows} figures, {result.breaches} breaches (ops.reconciliation v{result.version})"
+        f"reconcile {result.run_id}: {result.rows} figures, {result.breaches} breaches, {result.not_run} "
+        f"comparisons not run (ops.reconciliation v{result.version})"
     )
     if args.report:
         title = f"Reconciliation {spec.name}: {args.date} ({args.days} day(s))"
         args.report.write_text(report_html.render(rows, title))
         print(f"report: {args.report}")
-    return 1 if result.breaches and args.fail_on_breach else 0
+    return 1 if (result.breaches or result.not_run) and args.fail_on_breach else 0
 
 
 def _cmd_investigate(args: argparse.Namespace) -> int:
@@ -175,7 +178,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--run-id", help="default reconcile-<spec>-<date>-<days>d: a retry replaces its rows"
     )
     reconcile.add_argument("--report", type=Path, help="write the HTML report here")
-    reconcile.add_argument("--fail-on-breach", action="store_true", help="exit 1 when any figure breaches")
+    reconcile.add_argument(
+        "--fail-on-breach",
+        action="store_true",
+        help="exit 1 when any figure breaches or a comparison could not run (an input table is missing)",
+    )
     _common(reconcile)
     reconcile.set_defaults(action=_cmd_reconcile)
 

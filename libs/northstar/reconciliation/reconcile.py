@@ -4,6 +4,10 @@
 lake <-> warehouse comparison can reuse them; `run_reconciliation` reads the tables named in
 conf/reconciliation/<name>.yaml and writes one row per comparison, day, currency and measure of a run to
 `ops.reconciliation` (a retried run replaces its own rows, never adds to them).
+
+A comparison whose input table does not exist yet is not computed: it gets one row with status `not_run` and a
+`detail` naming the missing table and the command that builds it (`not_run: silver.orders missing - run
+northstar model --name orders`). A missing table is never read as zero revenue.
 """
 
 from __future__ import annotations
@@ -14,17 +18,22 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from northstar.config import EnvConfig
+from northstar.config import EnvConfig, list_sources, load_source
 from northstar.lake import delta, tables
-from northstar.reconciliation.spec import ReconSpec, TableProfile, table_location
+from northstar.models.spec import MODULES as MODEL_MODULES
+from northstar.reconciliation.spec import ReconSpec, Side, TableProfile, table_location
+
+MODEL_NAMES = frozenset(MODEL_MODULES)
 
 VALUE = "decimal(38,4)"
 OK, BREACH, MISSING_LEFT, MISSING_RIGHT = "ok", "breach", "missing_left", "missing_right"
+NOT_RUN = "not_run"  # an input table does not exist: the comparison could not be computed
 RECON_SCHEMA = (
     f"run_id string, recon_date date, comparison string, kind string, business_date date, currency string, "
     f"measure string, left_table string, right_table string, left_value {VALUE}, right_value {VALUE}, "
-    f"abs_variance {VALUE}, variance_pct double, threshold_pct double, status string"
+    f"abs_variance {VALUE}, variance_pct double, threshold_pct double, status string, detail string"
 )
+ROW_COLUMNS = [c.split()[0] for c in RECON_SCHEMA.split(", ")][2:]  # what reconcile_frames gives per row
 
 
 def compare(
@@ -135,6 +144,58 @@ class ReconResult:
     rows: int
     breaches: int
     version: int | None
+    not_run: int = 0
+
+
+def build_command(spec: ReconSpec, name: str) -> str:
+    """The command that builds the lake table `name` (what a not_run row tells the user to run)."""
+    layer, _, table = name.partition(".")
+    if layer == "gold":
+        return "northstar gold"
+    if layer == "silver" and table in MODEL_NAMES:
+        return f"northstar model --name {table}"
+    profile = spec.tables.get(name)
+    source = profile.ledger_source if profile and profile.ledger_source else _source_of(table)
+    return f"northstar extract --source {source} && northstar run --source {source}"
+
+
+def _source_of(table: str) -> str:
+    """The conf source whose table `<source>_<table>` is `table` ("<source>" when none is)."""
+    for source in list_sources():
+        rest = table.removeprefix(f"{source}_")
+        if rest != table and rest in load_source(source).tables:
+            return source
+    return "<source>"
+
+
+def _missing(spark: SparkSession, env: EnvConfig, spec: ReconSpec, name: str) -> list[str]:
+    """The lake tables `name` reads (itself and its union_with) that do not exist."""
+    profile = spec.tables.get(name)
+    names = [name, *(profile.union_with if profile else [])]
+    missing = []
+    for table in names:
+        other = spec.tables.get(table)
+        if other is not None and other.postgres is not None:
+            continue  # read from PostgreSQL itself
+        if not delta.table_exists(spark, table_location(env, table, other.path if other else None)):
+            missing.append(table)
+    return missing
+
+
+def _not_run(
+    spark: SparkSession,
+    spec: ReconSpec,
+    name: str,
+    kind: str,
+    sides: tuple[str, str],
+    missing: list[str],
+    day: date,
+) -> DataFrame:
+    """The one row of a comparison that could not run."""
+    detail = "; ".join(f"not_run: {t} missing - run {build_command(spec, t)}" for t in missing)
+    row = (name, kind, day, "*", NOT_RUN, *sides, None, None, None, None, None, NOT_RUN, detail)
+    schema = ", ".join(c for c in RECON_SCHEMA.split(", ")[2:])
+    return spark.createDataFrame([row], schema)
 
 
 def _window(day: date, days: int) -> tuple[date, date]:
@@ -151,6 +212,25 @@ def read_table(spark: SparkSession, env: EnvConfig, spec: ReconSpec, name: str) 
     return frame
 
 
+def _side_figures(
+    spark: SparkSession, env: EnvConfig, spec: ReconSpec, side: Side, first: date, last: date
+) -> DataFrame:
+    """One side's daily figures for first .. last: from its lake table, or from PostgreSQL itself."""
+    profile = side.profile(spec.tables)
+    if profile.postgres is not None:  # the source of truth itself, one aggregate query
+        from northstar.reconciliation.source_totals import (  # noqa: PLC0415  needs psycopg (optional)
+            source_figures,
+        )
+
+        if side.filter:
+            combined = f"({profile.filter}) AND ({side.filter})" if profile.filter else side.filter
+            profile = profile.model_copy(update={"filter": combined})
+        return source_figures(spark, profile, first, last)
+    in_window = (F.col("business_date") >= F.lit(first)) & (F.col("business_date") <= F.lit(last))
+    table = read_table(spark, env, spec, side.table)
+    return daily_figures(table, profile, side.filter).where(in_window)
+
+
 def reconcile_frames(
     spark: SparkSession,
     env: EnvConfig,
@@ -163,26 +243,14 @@ def reconcile_frames(
     in_window = (F.col("business_date") >= F.lit(first)) & (F.col("business_date") <= F.lit(last))
     frames = []
     for name, comparison in spec.comparisons.items():
-        sides = []
-        for side in (comparison.left, comparison.right):
-            profile = side.profile(spec.tables)
-            if profile.postgres is not None:  # the source of truth itself, one aggregate query
-                from northstar.reconciliation.source_totals import (  # noqa: PLC0415  needs psycopg (optional)
-                    source_figures,
-                )
-
-                if side.filter:
-                    profile = profile.model_copy(
-                        update={
-                            "filter": f"({profile.filter}) AND ({side.filter})"
-                            if profile.filter
-                            else side.filter
-                        }
-                    )
-                sides.append(source_figures(spark, profile, first, last))
-                continue
-            table = read_table(spark, env, spec, side.table)
-            sides.append(daily_figures(table, profile, side.filter).where(in_window))
+        names = (comparison.left.table, comparison.right.table)
+        missing = [t for table_name in names for t in _missing(spark, env, spec, table_name)]
+        if missing:
+            frames.append(_not_run(spark, spec, name, "variance", names, missing, last))
+            continue
+        sides = [
+            _side_figures(spark, env, spec, side, first, last) for side in (comparison.left, comparison.right)
+        ]
         compared = compare(
             sides[0], sides[1], ["business_date", "currency"], comparison.measures, spec.variance_pct(name)
         )
@@ -193,19 +261,30 @@ def reconcile_frames(
                 F.lit(comparison.left.table).alias("left_table"),
                 F.lit(comparison.right.table).alias("right_table"),
                 "*",
-            )
+                F.lit(None).cast("string").alias("detail"),
+            ).select(*ROW_COLUMNS)
         )
     for table_name in spec.duplicates:
+        missing = _missing(spark, env, spec, table_name)
+        if missing:
+            both = (table_name, table_name)
+            frames.append(
+                _not_run(spark, spec, f"duplicates {table_name}", "duplicates", both, missing, last)
+            )
+            continue
         table = read_table(spark, env, spec, table_name)
         rates = duplicate_rate(table, spec.tables[table_name], spec.thresholds.duplicate_rate_pct)
         frames.append(
-            rates.where(in_window).select(
+            rates.where(in_window)
+            .select(
                 F.lit(f"duplicates {table_name}").alias("comparison"),
                 F.lit("duplicates").alias("kind"),
                 F.lit(table_name).alias("left_table"),
                 F.lit(table_name).alias("right_table"),
                 "*",
+                F.lit(None).cast("string").alias("detail"),
             )
+            .select(*ROW_COLUMNS)
         )
     result = frames[0]
     for frame in frames[1:]:
@@ -227,34 +306,25 @@ def run_reconciliation(
     run_id = run_id or f"reconcile-{spec.name}-{day.isoformat()}-{days}d"
     rows = (
         reconcile_frames(spark, env, spec, day, days)
-        .select(
-            F.lit(run_id).alias("run_id"),
-            F.lit(day).alias("recon_date"),
-            "comparison",
-            "kind",
-            "business_date",
-            "currency",
-            "measure",
-            "left_table",
-            "right_table",
-            "left_value",
-            "right_value",
-            "abs_variance",
-            "variance_pct",
-            "threshold_pct",
-            "status",
-        )
+        .select(F.lit(run_id).alias("run_id"), F.lit(day).alias("recon_date"), *ROW_COLUMNS)
         .localCheckpoint()
     )
     path = tables.RECONCILIATION.path(env)
     escaped = run_id.replace("'", "''")
-    (rows.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{escaped}'").save(path))
+    (
+        rows.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"run_id = '{escaped}'")
+        .option("mergeSchema", "true")  # `detail` came later: older tables gain the column
+        .save(path)
+    )
     statuses = [r["status"] for r in read_run(spark, env, run_id).select("status").collect()]
     return ReconResult(
         run_id=run_id,
         rows=len(statuses),
-        breaches=sum(status != OK for status in statuses),
+        breaches=sum(status not in (OK, NOT_RUN) for status in statuses),
         version=delta.latest_version(spark, path),
+        not_run=statuses.count(NOT_RUN),
     )
 
 

@@ -86,7 +86,11 @@ def line_chart(
 
 def render(rows: Iterable[Mapping[str, Any]], title: str) -> str:
     """The whole page for the rows of one reconciliation run (ops.reconciliation)."""
-    rows = sorted(rows, key=lambda r: (r["comparison"], r["business_date"], r["currency"], r["measure"]))
+    everything = sorted(
+        rows, key=lambda r: (r["comparison"], r["business_date"], r["currency"], r["measure"])
+    )
+    not_run = [r for r in everything if r["status"] == "not_run"]
+    rows = [r for r in everything if r["status"] != "not_run"]
     breaches = [r for r in rows if r["status"] != "ok"]
     out = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -96,8 +100,18 @@ def render(rows: Iterable[Mapping[str, Any]], title: str) -> str:
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{len(rows)} figures checked, <span class='{'breach' if breaches else ''}'>{len(breaches)} "
         f"outside their threshold</span>. Variance is |left - right| / |right|; right is the reference.</p>",
-        "<h2>Breaches</h2>",
     ]
+    if not_run:
+        out += [
+            f"<h2 class='breach'>Not run ({len(not_run)})</h2><p>An input table is missing: these comparisons "
+            "were not computed and prove nothing until it is built.</p><ul>",
+            *[
+                f"<li><b>{html.escape(str(r['comparison']))}</b>: {html.escape(str(r.get('detail') or ''))}</li>"
+                for r in not_run
+            ],
+            "</ul>",
+        ]
+    out.append("<h2>Breaches</h2>")
     header = (
         "<tr><th>comparison</th><th>day</th><th>currency</th><th>measure</th><th>left</th><th>right</th>"
         "<th>variance</th><th>variance %</th><th>threshold %</th><th>status</th></tr>"
