@@ -86,6 +86,23 @@ def order(order_id, created, channel, currency, total, status, lines, token, ema
     )  # fmt: skip
 
 
+LINE_SCHEMA = (
+    "source_system string, order_id string, line_id string, line_number int, sku string, quantity int, "
+    "unit_price decimal(18,2), discount_amount decimal(18,2), line_amount decimal(18,2), is_deleted boolean, "
+    "created_at timestamp, updated_at timestamp, _source_table string, _record_hash string, _landing_file string"
+)
+
+
+def lines_of(orders):
+    """silver.order_lines as the order_lines model conforms a partner order's line_items."""
+    return [
+        (o[0], o[1], item[0], n, item[1], item[2], item[3], item[4], item[2] * item[3] - item[4], False,
+         o[-5], o[-4], o[-3], f"{o[-2]}-{n}", o[-1])
+        for o in orders
+        for n, item in enumerate(o[-7], start=1)
+    ]  # fmt: skip
+
+
 def refund(refund_id, order_id, created, status, currency, amount):
     return (
         "marketplace", refund_id, order_id, status, status, "damaged", currency, D(amount), created, created,
@@ -343,6 +360,9 @@ def lake(spark, tmp_path_factory):
     spark.createDataFrame(ORDERS, ORDER_SCHEMA).write.format("delta").options(**cdf).save(
         tables.model("orders").path(env)
     )
+    spark.createDataFrame(lines_of(ORDERS), LINE_SCHEMA).write.format("delta").options(**cdf).save(
+        tables.model("order_lines").path(env)
+    )
     spark.createDataFrame(REFUNDS, REFUND_SCHEMA).write.format("delta").options(**cdf).save(
         tables.model("refunds").path(env)
     )
@@ -380,6 +400,9 @@ def lake(spark, tmp_path_factory):
     )
     spark.createDataFrame([LATE_ORDER], ORDER_SCHEMA).write.format("delta").mode("append").save(
         tables.model("orders").path(env)
+    )
+    spark.createDataFrame(lines_of([LATE_ORDER]), LINE_SCHEMA).write.format("delta").mode("append").save(
+        tables.model("order_lines").path(env)
     )
     # what the models' MERGE does with a newer version: one UPDATE of the conformed row
     DeltaTable.forPath(spark, tables.model("payments").path(env)).update(

@@ -74,18 +74,23 @@ def _days(frame: DataFrame, column: str) -> set[date]:
 
 
 def affected_days(
-    table: GoldTable, changed: dict[str, DataFrame | None], refunds: DataFrame | None
+    table: GoldTable, changed: dict[str, DataFrame | None], read_model: Reader
 ) -> set[date] | None:
-    """The day partitions of `table` that changed model rows touch (None = rebuild everything)."""
+    """The day partitions of `table` that changed model rows touch (None = rebuild everything); `read_model`
+    reads a whole conformed model (the refunds of changed orders, the orders of changed lines)."""
     present = {m: frame for m, frame in changed.items() if frame is not None}
     if any(m not in present for m in table.inputs):
         return None
     days: set[date] = set()
     for model, column in table.day_sources:
         days |= _days(present[model], column)
-    if table.refunds_of_changed_orders and refunds is not None:
-        touched_orders = present["orders"].select("source_system", "order_id").distinct()
-        days |= _days(refunds.join(touched_orders, ["source_system", "order_id"], "left_semi"), "created_at")
+    order_key = ["source_system", "order_id"]
+    if table.refunds_of_changed_orders:
+        touched_orders = present["orders"].select(*order_key).distinct()
+        days |= _days(read_model("refunds").join(touched_orders, order_key, "left_semi"), "created_at")
+    if table.orders_of_changed_lines:
+        touched_lines = present["order_lines"].select(*order_key).distinct()
+        days |= _days(read_model("orders").join(touched_lines, order_key, "left_semi"), "created_at")
     return days
 
 
@@ -156,8 +161,7 @@ def _run_days(
 ) -> None:
     """Recompute the day partitions the changed model rows touch, replace them in one commit, audit."""
     changed = {m: _changed_rows(spark, env, m, done[m], ends[m]) for m in table.inputs}
-    refunds = _model(spark, env, "refunds") if table.refunds_of_changed_orders else None
-    days = affected_days(table, changed, refunds)
+    days = affected_days(table, changed, lambda name: _model(spark, env, name))
     if days is not None and not days:
         entry.status = ledger.NOOP
         return

@@ -55,6 +55,7 @@ class GoldTable:
     day_sources: tuple[tuple[str, str], ...] = ()
     summarises: tuple[str, ...] = ()
     refunds_of_changed_orders: bool = False
+    orders_of_changed_lines: bool = False
     count: Callable[[DataFrame, Reader], Counts] = rows_built
 
     @property
@@ -118,9 +119,10 @@ GOLD: dict[str, GoldTable] = {
             key=("source_system", "order_id", "line_number"),
             partition="order_date",
             amounts=("line_amount",),
-            inputs=("orders",),
-            build=lambda read: t.order_line_facts(read("orders")),
-            day_sources=(("orders", "created_at"),),
+            inputs=("order_lines", "orders"),
+            build=lambda read: t.order_line_facts(read("order_lines"), read("orders")),
+            day_sources=(("order_lines", "created_at"), ("orders", "created_at")),
+            orders_of_changed_lines=True,  # a line's day is its order's
         ),
         GoldTable(
             "fact_refunds",

@@ -43,32 +43,33 @@ def order_facts(orders: DataFrame) -> DataFrame:
     return orders.withColumn("order_date", utc_date("created_at")).select(*ORDER_FACT_COLUMNS)
 
 
-def order_line_facts(orders: DataFrame) -> DataFrame:
-    """silver.orders -> gold.fact_order_lines: one row per line item, key (source_system, order_id,
-    line_number); line_amount = quantity * unit_price - discount_amount."""
-    lines = orders.select(
+def order_line_facts(lines: DataFrame, orders: DataFrame) -> DataFrame:
+    """silver.order_lines + silver.orders -> gold.fact_order_lines: one row per live line (deleted lines leave),
+    key (source_system, order_id, line_number). The order gives the date, currency and channel; a line whose
+    order is not (yet) in silver.orders keeps its own date, currency null and channel `unknown` (counted,
+    never dropped)."""
+    order = orders.select(
         "source_system",
         "order_id",
-        utc_date("created_at").alias("order_date"),
-        "sales_channel",
+        F.col("created_at").alias("__order_created_at"),
         "currency",
-        F.posexplode("line_items").alias("position", "line"),
+        "sales_channel",
     )
-    return lines.select(
+    live = lines.where(~F.coalesce(F.col("is_deleted"), F.lit(False)))
+    joined = live.join(order, ["source_system", "order_id"], "left")
+    return joined.select(
         "source_system",
         "order_id",
-        (F.col("position") + 1).alias("line_number"),
-        "order_date",
-        F.col("line.line_id").alias("line_id"),
-        F.col("line.sku").alias("sku"),
-        F.col("line.quantity").alias("quantity"),
+        "line_number",
+        F.to_date(F.coalesce(F.col("__order_created_at"), F.col("created_at"))).alias("order_date"),
+        "line_id",
+        "sku",
+        "quantity",
         "currency",
-        F.col("line.unit_price").alias("unit_price"),
-        F.col("line.discount_amount").alias("discount_amount"),
-        (F.col("line.quantity") * F.col("line.unit_price") - F.col("line.discount_amount"))
-        .cast(AMOUNT_SQL)
-        .alias("line_amount"),
-        "sales_channel",
+        "unit_price",
+        "discount_amount",
+        "line_amount",
+        F.coalesce(F.col("sales_channel"), F.lit(UNKNOWN_CHANNEL)).alias("sales_channel"),
     )
 
 

@@ -68,7 +68,7 @@ COLUMNS = [
 ]
 
 
-def _line_items(frame: DataFrame) -> Column:
+def line_items(frame: DataFrame) -> Column:
     """`line_items` as LINE_ITEMS whatever fields the delivered elements have (missing ones are null)."""
     delivered = c.field_type(frame.schema, "line_items")
     if not isinstance(delivered, T.ArrayType) or not isinstance(delivered.elementType, T.StructType):
@@ -143,7 +143,7 @@ def _staged(silver: DataFrame) -> DataFrame:
     f = f.withColumns(
         {
             **{f"__text_{name}": text for name, text in texts.items()},
-            "__items": _line_items(f),
+            "__items": line_items(f),
             "__currency": c.currency_code(c.column_or_null(f, "currency")),
             "__shipping_currency": c.currency_code(c.delivered_text(f, "shipping_fee.currency")),
         }
@@ -151,9 +151,8 @@ def _staged(silver: DataFrame) -> DataFrame:
     return f.withColumns({f"__amount_{name}": c.amount(F.col(f"__text_{name}")) for name in texts})
 
 
-def _customer_token(f: DataFrame, ctx: c.MappingContext) -> Column:
-    """The customer's keyed token (null without a customer)."""
-    customer_id = c.column_or_null(f, "customer.customer_id")
+def _customer_token(customer_id: Column, ctx: c.MappingContext) -> Column:
+    """The customer's keyed token (null without a customer): HMAC of `<source_system>:<customer id>`."""
     if ctx.token_key is None:
         raise ValueError("the orders model needs a token key (customer_token_key in conf/models/orders.yaml)")
     return F.when(
@@ -237,7 +236,7 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
     items = F.col("__items")
     source_status = c.column_or_null(f, "status")
     status = c.mapped_status(source_status, ctx.status_map)
-    token = _customer_token(f, ctx)
+    token = _customer_token(c.column_or_null(f, "customer.customer_id"), ctx)
     created, updated = c.utc_timestamp(f, "created_at"), c.utc_timestamp(f, "updated_at")
     reason, detail = _order_problem(f, ctx, status, source_status, (created, updated))
     return c.conformed_select(
@@ -269,5 +268,88 @@ def partner_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
     )
 
 
+SHOP_CHANNEL = "shop"  # sales_channel of the shop's own storefront orders
+DELETED_STATUS = "deleted"  # source_status of a shop order whose row was deleted (deleted_at set)
+_SHOP_AMOUNTS = ("amount", "tax_amount", "shipping_amount", "discount_amount")
+
+
+def _shop_problem(
+    f: DataFrame, ctx: c.MappingContext, status: Column, source_status: Column, money: dict[str, Column]
+) -> tuple[Column, Column]:
+    """(reason, detail) of the first check a shop order fails."""
+    bad = [(name, c.unparseable(c.delivered_text(f, name))) for name in _SHOP_AMOUNTS]
+    return c.first_problem(
+        [
+            (
+                F.col("__created").isNull() | F.col("__updated").isNull(),
+                c.MISSING_REQUIRED,
+                "created_at or updated_at is missing",
+            ),
+            c.status_check(status, source_status, "orders"),
+            c.currency_check(F.col("__currency"), ctx.currencies),
+            (money["amount"].isNull(), c.MISSING_REQUIRED, "amount (the order total) is missing"),
+            (
+                reduce(lambda a, b: a | b, [flag for _, flag in bad]),
+                c.UNPARSEABLE_AMOUNT,
+                F.concat(F.lit("not an amount with at most 2 decimals: "), c.names_of(bad)),
+            ),
+        ]
+    )
+
+
+def shop_orders(silver: DataFrame, ctx: c.MappingContext) -> DataFrame:
+    """The shop's own PostgreSQL orders (silver.shop_db_orders, conf/sources/shop_db.yaml) -> conformed orders.
+
+    `amount` is the order total; tax, shipping and discount are 0.00 when the row has none and the subtotal is
+    the total less tax and shipping plus the discount (the shop keeps no subtotal column). A row deleted in the
+    shop (deleted_at set) stays as `cancelled` with source_status `deleted`, so its revenue leaves every
+    figure. The order's lines are the `order_lines` model (silver.order_lines, from public.order_lines):
+    `line_items` is empty and `item_count` null here. The customer token is keyed on the shop's customer id.
+    """
+    f = silver.withColumns(
+        {
+            "__currency": c.currency_code(c.column_or_null(silver, "currency")),
+            "__created": c.utc_timestamp(silver, "created_at"),
+            "__updated": c.utc_timestamp(silver, "updated_at"),
+        }
+    )
+    deleted = c.column_or_null(f, "deleted_at", "timestamp").isNotNull()
+    source_status = F.when(deleted, F.lit(DELETED_STATUS)).otherwise(c.column_or_null(f, "status"))
+    status = F.when(deleted, F.lit("cancelled")).otherwise(c.mapped_status(source_status, ctx.status_map))
+    money = {name: c.amount(c.delivered_text(f, name)) for name in _SHOP_AMOUNTS}
+    extra = {name: F.coalesce(money[name], F.lit(0).cast(c.AMOUNT_SQL)) for name in _SHOP_AMOUNTS[1:]}
+    token = _customer_token(c.column_or_null(f, "customer_id"), ctx)
+    reason, detail = _shop_problem(f, ctx, status, source_status, money)
+    subtotal = money["amount"] - extra["tax_amount"] - extra["shipping_amount"] + extra["discount_amount"]
+    return c.conformed_select(
+        f,
+        {
+            "source_system": F.lit(ctx.source_system),
+            "order_id": F.col("id").cast("string"),
+            "status": status,
+            "source_status": source_status,
+            "customer_token": token,
+            **{name: F.lit(None).cast("string") for name in CUSTOMER_ATTRIBUTES},
+            "ship_to_country": F.lit(None).cast("string"),
+            "sales_channel": F.lit(SHOP_CHANNEL),
+            "fulfillment_channel": F.lit(None).cast("string"),
+            "currency": F.col("__currency"),
+            "subtotal_amount": subtotal.cast(c.AMOUNT_SQL),
+            **extra,
+            "total_amount": money["amount"],
+            "line_items": F.array().cast(LINE_ITEMS),
+            "item_count": F.lit(None).cast("int"),
+            "created_at": F.col("__created"),
+            "updated_at": F.col("__updated"),
+            **c.lineage(f, ctx.source_table),
+            c.REASON: reason,
+            c.REASON_DETAIL: detail,
+        },
+    )
+
+
 # Mappings a conf/models/orders.yaml input may name. A second order source with a different shape adds one.
-MAPPINGS: dict[str, Callable[[DataFrame, c.MappingContext], DataFrame]] = {"partner_orders": partner_orders}
+MAPPINGS: dict[str, Callable[[DataFrame, c.MappingContext], DataFrame]] = {
+    "partner_orders": partner_orders,
+    "shop_orders": shop_orders,
+}

@@ -8,11 +8,17 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from northstar.config import ConfKind, Identifier, Strict
-from northstar.models import common, orders, payments, refunds, shipments
+from northstar.models import common, order_lines, orders, payments, refunds, shipments
 from northstar.secrets import SecretReference
 
 # The models this code knows: their conformed shape and the mappings their inputs may name.
-MODULES = {"orders": orders, "refunds": refunds, "payments": payments, "shipments": shipments}
+MODULES = {
+    "orders": orders,
+    "order_lines": order_lines,
+    "refunds": refunds,
+    "payments": payments,
+    "shipments": shipments,
+}
 
 
 class ModelInput(Strict):
@@ -25,7 +31,8 @@ class ModelInput(Strict):
         default=None, description="value of source_system (default: source)"
     )
     status_map: dict[str, str] = Field(
-        min_length=1, description="source status (lower case) -> accepted status"
+        default_factory=dict,
+        description="source status (lower case) -> accepted status (required by models with statuses)",
     )
 
     @field_validator("status_map")
@@ -73,6 +80,11 @@ class ModelSpec(Strict):
                 raise ValueError(
                     f"inputs.{n}.mapping: unknown mapping {item.mapping!r} for {self.name} "
                     f"(known: {', '.join(module.MAPPINGS)})"
+                )
+            if module.ACCEPTED_STATUSES and not item.status_map:
+                raise ValueError(
+                    f"inputs.{n}.status_map: {self.name} has statuses; map the source's onto "
+                    f"{', '.join(module.ACCEPTED_STATUSES)}"
                 )
             wrong = sorted({v for v in item.status_map.values() if v not in module.ACCEPTED_STATUSES})
             if wrong:
