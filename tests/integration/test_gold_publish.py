@@ -436,7 +436,8 @@ def test_gold_figures_equal_the_hand_computed_ones(spark, lake):
         assert entry.status == ledger.SUCCESS
         assert entry.balanced
     # orders, lines, refunds, mart inputs, payments (ch_5 quarantined by the model), shipments, orders with a customer
-    assert [e.records_read for e in state["first"]] == [5, 6, 3, 8, 4, 3, 5]
+    # ... and the two order views: one row per order each
+    assert [e.records_read for e in state["first"]] == [5, 6, 3, 8, 4, 3, 5, 5, 5]
 
 
 def test_late_refund_recomputes_only_its_day(spark, lake):
@@ -459,6 +460,56 @@ def test_late_refund_recomputes_only_its_day(spark, lake):
     for entry in state["second"]:
         assert entry.balanced
         assert state["versions_after"][entry.table_name] > state["versions_before"][entry.table_name]
+
+
+ORDER_STATUS_COLUMNS = (
+    "order_id string, status string, total_amount decimal(18,2), payment_state string, payment_count bigint, "
+    "paid_amount decimal(18,2), payment_refunded_amount decimal(18,2), refund_count bigint, "
+    "refunded_amount decimal(18,2), shipment_state string, shipment_count bigint, carrier string, "
+    "last_shipment_at timestamp"
+)
+# after both deliveries, by hand from ORDERS + LATE_ORDER, CHARGES (ch_5 quarantined; ch_3's later 1,200 yen
+# refund), SHIPMENTS (S3 later shipped) and REFUNDS (R2 only requested; R4's order unknown; late R3)
+ORDER_STATUS_AFTER = [
+    ("O1", "paid", D("100.00"), "succeeded", 1, D("100.00"), D("30.00"), 1, D("30.00"), "delivered", 1, "UPS",
+     datetime(2026, 3, 1, 20)),
+    ("O2", "delivered", D("50.00"), "failed", 1, D("0.00"), D("0.00"), 0, D("0.00"), "shipped", 1, "UPS",
+     datetime(2026, 3, 2, 8)),
+    ("O3", "shipped", D("80.00"), "succeeded", 1, D("80.00"), D("0.00"), 0, D("0.00"), "in_transit", 1, "DHL",
+     datetime(2026, 3, 1, 22)),
+    ("O4", "cancelled", D("20.00"), "none", 0, D("0.00"), D("0.00"), 0, D("0.00"), "none", 0, None, None),
+    ("O5", "paid", D("35.50"), "succeeded", 1, D("5000.00"), D("1200.00"), 1, D("10.00"), "none", 0, None, None),
+    ("O6", "paid", D("12.00"), "none", 0, D("0.00"), D("0.00"), 0, D("0.00"), "none", 0, None, None),
+]  # fmt: skip
+ORDER_FULFILMENT_COLUMNS = (
+    "order_id string, seconds_to_payment bigint, hours_to_ship decimal(18,2), hours_to_delivery decimal(18,2), "
+    "shipment_state string"
+)
+ORDER_FULFILMENT_AFTER = [
+    ("O1", 300, D("10.00"), D("10.00"), "delivered"),  # paid 10:05, delivered (so shipped) 20:00
+    ("O2", None, D("8.50"), None, "shipped"),  # its charge failed; created 23:30, shipped 08:00 next day
+    ("O3", 60, D("10.00"), None, "in_transit"),
+    ("O4", None, None, None, "none"),
+    ("O5", 60, None, None, "none"),
+    ("O6", None, None, None, "none"),
+]
+
+
+def test_order_views_for_support_and_operations_equal_the_hand_computed_ones(spark, lake):
+    env, state = lake
+    names = {"order_status": ORDER_STATUS_COLUMNS, "order_fulfilment": ORDER_FULFILMENT_COLUMNS}
+    expected = {"order_status": ORDER_STATUS_AFTER, "order_fulfilment": ORDER_FULFILMENT_AFTER}
+    for name, columns in names.items():
+        table = spark.read.format("delta").load(tables.gold(name).path(env))
+        assert_df_equality(
+            table.select(*[c.split()[0] for c in columns.split(", ")]),
+            spark.createDataFrame(expected[name], columns),
+            ignore_row_order=True,
+            ignore_nullable=True,
+        )
+    second = {e.table_name: e for e in state["second"]}
+    for name in names:  # S3's next status (O2, day 1) and ch_3's refund (O5, day 2), the late O6 and R3
+        assert second[name].details["partitions"] == 2, name
 
 
 def test_payments_and_shipments_equal_the_hand_computed_figures(spark, lake):

@@ -88,9 +88,9 @@ def affected_days(
     if table.refunds_of_changed_orders:
         touched_orders = present["orders"].select(*order_key).distinct()
         days |= _days(read_model("refunds").join(touched_orders, order_key, "left_semi"), "created_at")
-    if table.orders_of_changed_lines:
-        touched_lines = present["order_lines"].select(*order_key).distinct()
-        days |= _days(read_model("orders").join(touched_lines, order_key, "left_semi"), "created_at")
+    for model, columns in table.orders_of_changed:
+        touched = present[model].select(*columns).distinct()
+        days |= _days(read_model("orders").join(touched, list(columns), "left_semi"), "created_at")
     return days
 
 

@@ -55,7 +55,8 @@ class GoldTable:
     day_sources: tuple[tuple[str, str], ...] = ()
     summarises: tuple[str, ...] = ()
     refunds_of_changed_orders: bool = False
-    orders_of_changed_lines: bool = False
+    # models whose changed rows recompute their orders' days, and the columns that find the order
+    orders_of_changed: tuple[tuple[str, tuple[str, ...]], ...] = ()
     count: Callable[[DataFrame, Reader], Counts] = rows_built
 
     @property
@@ -102,6 +103,20 @@ def _dimension_counts(rows: DataFrame, read: Reader) -> Counts:
     )
 
 
+ORDER_KEY = ("source_system", "order_id")
+# a Stripe charge and a 3PL shipment name the order by its id alone (their source_system is their own)
+ORDERS_OF_PAYMENTS_AND_SHIPMENTS = (
+    ("payments", ("order_id",)),
+    ("shipments", ("order_id",)),
+    ("refunds", ORDER_KEY),
+)
+ORDER_VIEW_INPUTS = ("orders", "payments", "shipments", "refunds")
+
+
+def _order_view(build: Callable[..., DataFrame]) -> Callable[[Reader], DataFrame]:
+    return lambda read: build(*(read(m) for m in ORDER_VIEW_INPUTS))
+
+
 GOLD: dict[str, GoldTable] = {
     g.name: g
     for g in (
@@ -122,7 +137,7 @@ GOLD: dict[str, GoldTable] = {
             inputs=("order_lines", "orders"),
             build=lambda read: t.order_line_facts(read("order_lines"), read("orders")),
             day_sources=(("order_lines", "created_at"), ("orders", "created_at")),
-            orders_of_changed_lines=True,  # a line's day is its order's
+            orders_of_changed=(("order_lines", ORDER_KEY),),  # a line's day is its order's
         ),
         GoldTable(
             "fact_refunds",
@@ -172,6 +187,26 @@ GOLD: dict[str, GoldTable] = {
             inputs=("orders",),
             build=lambda read: t.customer_dimension(read("orders")),
             count=_dimension_counts,
+        ),
+        GoldTable(
+            "order_status",
+            key=ORDER_KEY,
+            partition="order_date",
+            amounts=("total_amount", "paid_amount", "refunded_amount"),
+            inputs=ORDER_VIEW_INPUTS,
+            build=_order_view(t.order_status),
+            day_sources=(("orders", "created_at"),),
+            orders_of_changed=ORDERS_OF_PAYMENTS_AND_SHIPMENTS,
+        ),
+        GoldTable(
+            "order_fulfilment",
+            key=ORDER_KEY,
+            partition="order_date",
+            amounts=("hours_to_ship", "hours_to_delivery"),
+            inputs=ORDER_VIEW_INPUTS,
+            build=_order_view(t.order_fulfilment),
+            day_sources=(("orders", "created_at"),),
+            orders_of_changed=ORDERS_OF_PAYMENTS_AND_SHIPMENTS,
         ),
     )
 }

@@ -271,3 +271,153 @@ def customer_dimension(orders: DataFrame) -> DataFrame:
         .select("*", "_attributes.*")
         .select(*CUSTOMER_DIM_COLUMNS)
     )
+
+
+PAYMENT_STATES = ("succeeded", "pending", "failed")  # an order's payment state: the best of its charges
+SHIPPED_STATUSES = ("shipped", "in_transit", "delivered")
+ORDER_STATUS_COLUMNS = [
+    "source_system",
+    "order_id",
+    "order_date",
+    "status",
+    "currency",
+    "total_amount",
+    "payment_state",
+    "payment_count",
+    "paid_amount",
+    "payment_refunded_amount",
+    "refund_count",
+    "refunded_amount",
+    "shipment_state",
+    "shipment_count",
+    "carrier",
+    "last_shipment_at",
+    "created_at",
+    "updated_at",
+]
+ORDER_FULFILMENT_COLUMNS = [
+    "source_system",
+    "order_id",
+    "order_date",
+    "status",
+    "created_at",
+    "first_paid_at",
+    "seconds_to_payment",
+    "first_shipped_at",
+    "hours_to_ship",
+    "delivered_at",
+    "hours_to_delivery",
+    "shipment_state",
+]
+
+
+def _hours(start: str, end: str) -> F.Column:
+    return ((F.unix_micros(F.col(end)) - F.unix_micros(F.col(start))) / F.lit(3_600_000_000)).cast(
+        "decimal(18,2)"
+    )
+
+
+def _payments_per_order(payments: DataFrame) -> DataFrame:
+    """order_id -> payment_state (succeeded when any charge succeeded, else pending, else failed), counts and
+    the succeeded charges' amounts and first time. Charges are matched to orders by order_id alone: a Stripe
+    charge names the order in `metadata.order_id`, not the order's system."""
+    rank = F.array_position(F.lit(list(PAYMENT_STATES)), F.col("status"))
+    succeeded = F.col("status") == "succeeded"
+    zero = F.lit(0).cast(AMOUNT_SQL)
+    return (
+        payments.where(F.col("order_id").isNotNull())
+        .groupBy("order_id")
+        .agg(
+            F.min_by("status", rank).alias("payment_state"),
+            F.count(F.lit(1)).alias("payment_count"),
+            F.coalesce(F.sum(F.when(succeeded, F.col("amount"))), zero).cast(AMOUNT_SQL).alias("paid_amount"),
+            F.coalesce(F.sum(F.when(succeeded, F.col("amount_refunded"))), zero)
+            .cast(AMOUNT_SQL)
+            .alias("payment_refunded_amount"),
+            F.min(F.when(succeeded, F.col("created_at"))).alias("first_paid_at"),
+        )
+    )
+
+
+def _shipments_per_order(shipments: DataFrame) -> DataFrame:
+    """order_id -> the latest shipment status (by status_time), carrier, counts and times."""
+    latest = F.struct("status_time", "status", "carrier")
+    shipped = F.col("status").isin(*SHIPPED_STATUSES)
+    return (
+        shipments.where(F.col("order_id").isNotNull())
+        .groupBy("order_id")
+        .agg(
+            F.max(latest).alias("_latest"),
+            F.count(F.lit(1)).alias("shipment_count"),
+            F.min(F.when(shipped, F.col("status_time"))).alias("first_shipped_at"),
+            F.max(F.when(F.col("status") == "delivered", F.col("status_time"))).alias("delivered_at"),
+        )
+        .select(
+            "order_id",
+            F.col("_latest.status").alias("shipment_state"),
+            F.col("_latest.carrier").alias("carrier"),
+            F.col("_latest.status_time").alias("last_shipment_at"),
+            "shipment_count",
+            "first_shipped_at",
+            "delivered_at",
+        )
+    )
+
+
+def order_journey(
+    orders: DataFrame, payments: DataFrame, shipments: DataFrame, refunds: DataFrame
+) -> DataFrame:
+    """Every order with its payment, refund and shipment state (the columns of both order views). An order
+    with no charge has payment_state `none`, with no shipment shipment_state `none`; counts are then 0."""
+    completed = refunds.where(F.col("status") == COUNTED_REFUND_STATUS)
+    refunded = completed.groupBy("source_system", "order_id").agg(
+        F.count(F.lit(1)).alias("refund_count"),
+        F.sum("refund_amount").cast(AMOUNT_SQL).alias("refunded_amount"),
+    )
+    zero = F.lit(0).cast(AMOUNT_SQL)
+    joined = (
+        orders.withColumn("order_date", utc_date("created_at"))
+        .join(_payments_per_order(payments), "order_id", "left")
+        .join(_shipments_per_order(shipments), "order_id", "left")
+        .join(refunded, ["source_system", "order_id"], "left")
+    )
+    return joined.withColumns(
+        {
+            "payment_state": F.coalesce(F.col("payment_state"), F.lit("none")),
+            "shipment_state": F.coalesce(F.col("shipment_state"), F.lit("none")),
+            **{
+                c: F.coalesce(F.col(c), F.lit(0)) for c in ("payment_count", "shipment_count", "refund_count")
+            },
+            **{
+                c: F.coalesce(F.col(c), zero)
+                for c in ("paid_amount", "payment_refunded_amount", "refunded_amount")
+            },
+        }
+    )
+
+
+def order_status(
+    orders: DataFrame, payments: DataFrame, shipments: DataFrame, refunds: DataFrame
+) -> DataFrame:
+    """gold.order_status (support): one row per order, key (source_system, order_id), partitioned by
+    order_date: the order's status and total, its payment state and amounts (Stripe), refunds, and its
+    latest shipment state and carrier (3PLs) - what support needs to answer "where is my order"."""
+    return order_journey(orders, payments, shipments, refunds).select(*ORDER_STATUS_COLUMNS)
+
+
+def order_fulfilment(
+    orders: DataFrame, payments: DataFrame, shipments: DataFrame, refunds: DataFrame
+) -> DataFrame:
+    """gold.order_fulfilment (operations): one row per order, key (source_system, order_id), partitioned by
+    order_date: when it was paid, first shipped and delivered, and the lags (seconds to payment, hours to
+    ship, hours to delivery; null until it happens). The 3PLs send a shipment's latest status, so
+    first_shipped_at is the earliest time a shipment of the order is known shipped or later."""
+    journey = order_journey(orders, payments, shipments, refunds)
+    return journey.withColumns(
+        {
+            "seconds_to_payment": F.unix_seconds(F.col("first_paid_at"))
+            - F.unix_seconds(F.col("created_at")),
+            "hours_to_ship": _hours("created_at", "first_shipped_at"),
+            "hours_to_delivery": _hours("created_at", "delivered_at"),
+        }
+    ).select(*ORDER_FULFILMENT_COLUMNS)
