@@ -1,5 +1,5 @@
 # One entry point for everything; each target is one line in README.md.
-.PHONY: setup setup-airflow2 services demo test test-fast bench bench-merge bench-extract bench-stream bench-commits lint format clean
+.PHONY: setup setup-airflow2 services demo test test-fast bench bench-merge bench-extract bench-stream bench-commits bench-freshness lint format clean
 
 setup:  ## Python venv from requirements.lock + JVM jars via Maven (idempotent)
 	@scripts/setup.sh
@@ -30,6 +30,9 @@ bench-extract: setup  ## API landing path records/s and MB/s vs plain requests +
 
 bench-stream: setup  ## event stream: events/s/core through bronze and sessions vs plain Spark, latency (EVENTS=200000)
 	NORTHSTAR_USER_TOKEN_KEY=$${NORTHSTAR_USER_TOKEN_KEY:-bench-only-key} .venv/bin/northstar bench-stream --events $${EVENTS:-200000}
+
+bench-freshness: setup services  ## source change -> Snowflake stand-in per flow through one `northstar cycle`, vs the briefs' targets (ROUNDS=3)
+	.venv/bin/northstar bench-freshness --rounds $${ROUNDS:-3}
 
 bench-commits: setup  ## Delta commit through the DynamoDB commit coordinator vs a file-system commit, s3a on moto (COMMITS=10)
 	.venv/bin/python scripts/bench_commits.py --commits $${COMMITS:-10}

@@ -102,8 +102,8 @@ def test_dags_import_on_airflow_2_11(airflow2):
     result = airflow2
     assert result["version"].startswith("2.11.")
     assert result["errors"] == {}
-    assert result["dags"]["northstar_shop_db"] == {"extract": ["bronze"], "bronze": ["silver"], "silver": []}
-    assert result["pools"]["northstar_shop_db"]["extract"] == "postgres_extracts"
+    assert result["dags"]["northstar_shop_db"] == {"cycle": []}
+    assert result["pools"]["northstar_shop_db"]["cycle"] == "postgres_extracts"
     chain = ["deadline_guard", *load_pipelines().reconciliation.stages, "deadline_check"]
     assert result["dags"]["northstar_daily_reconciliation"] == {
         task: chain[i + 1 : i + 2] for i, task in enumerate(chain)

@@ -158,7 +158,9 @@ def test_task_graph_matches_conf(env_name):
                 assert task.on_failure_callback
     # the scheduled app and the backfill app are different EMR Serverless applications
     assert env.emr.applications.scheduled != env.emr.applications.backfill
-    assert sources["northstar_shop_db"].get_task("extract").pool == "postgres_extracts"
+    assert sources["northstar_shop_db"].get_task("cycle").pool == "postgres_extracts"
+    assert backfills["northstar_backfill_shop_db"].get_task("cycle_window").pool == "postgres_extracts"
+    assert sources["northstar_stripe"].get_task("cycle").pool == "stripe_api"  # not the marketplace's budget
     reconciliation = factory.reconciliation_dag(env_name)["northstar_daily_reconciliation"]
     chain = ["deadline_guard", *pipelines.reconciliation.stages, "deadline_check"]
     for upstream, downstream in zip(chain, chain[1:], strict=False):
@@ -183,7 +185,7 @@ def test_every_entry_point_a_dag_references_exists():
     referenced = factory.referenced_entry_points(load_pipelines())
     assert referenced
     assert all((REPO / path).is_file() for path in referenced), referenced
-    assert {"jobs/extract.py", "jobs/bronze_ingest.py", "jobs/silver_merge.py"} <= referenced
+    assert {"jobs/run_cycle.py", "jobs/reconcile.py"} <= referenced
 
 
 def test_dag_runs_end_to_end_and_submits_the_configured_job_runs(airflow_db, stack, monkeypatch):
@@ -200,8 +202,9 @@ def test_dag_runs_end_to_end_and_submits_the_configured_job_runs(airflow_db, sta
     ]
     by_entry = {j["jobDriver"]["sparkSubmit"]["entryPoint"]: j for j in job_runs}
     release = "s3://northstar-test-artifacts/releases/1.2.3-test"
-    assert set(by_entry) == {f"{release}/jobs/{j}.py" for j in ("extract", "bronze_ingest", "silver_merge")}
-    extract = by_entry[f"{release}/jobs/extract.py"]
+    assert set(by_entry) == {f"{release}/jobs/run_cycle.py"}  # one EMR job run for the whole cycle
+    assert len(job_runs) == 1
+    extract = by_entry[f"{release}/jobs/run_cycle.py"]
     assert extract["jobDriver"]["sparkSubmit"]["entryPointArguments"] == [
         "--source",
         "shop_db",

@@ -1,6 +1,7 @@
 """The shop's own revenue end to end, from a real PostgreSQL: orders and order lines written in the database
 reach silver.orders and silver.order_lines (one conformed model with the marketplace's), gold.fact_orders and
-gold.fact_order_lines, and the warehouse (fakesnow), through the keyset extractor; then changes made in the
+gold.fact_order_lines, and the warehouse (fakesnow), through the keyset extractor, each time in one
+`northstar cycle` (orchestration/cycle.py: extract -> bronze -> silver -> models -> gold -> publish); then changes made in the
 database (a status change, a deleted line, a deleted order, a new order, a line added a day after its order)
 reach every layer; then a rerun with no change leaves every table as it was.
 
@@ -22,11 +23,8 @@ from pyspark.sql import functions as F
 from northstar import ledger
 from northstar.config import load_source
 from northstar.config.env import SnowflakeSpec
-from northstar.extract.jdbc import run_extract
-from northstar.gold.runner import run_gold
 from northstar.lake import tables
-from northstar.models.runner import run_models
-from northstar.silver.pipeline import run_source
+from northstar.orchestration.cycle import models_fed_by, run_cycle
 from northstar.warehouse import publish
 from northstar.warehouse.connection import connect, execute
 from tests.helpers import snapshots
@@ -168,15 +166,14 @@ def shop_env(env, tmp_path, monkeypatch, shop):
 
 
 def cycle(spark, env, source) -> None:
-    """One cycle as the shop_db DAG and the model, gold and publish jobs run it."""
-    run_extract(spark, env, source)
-    run_source(spark, env, source)
-    for model in ("orders", "order_lines"):
-        run_models(spark, env, model)
-    run_gold(spark, env)
-    assert env.snowflake is not None
-    with connect(env.snowflake) as conn:  # publish_all raises when the warehouse differs from gold
-        publish.publish_all(spark, env, conn, run_id=ledger.new_run_id("publish"))
+    """One scheduled tick of the shop_db DAG: `northstar cycle --source shop_db` (one Spark session)."""
+    lines: list[str] = []
+    report = run_cycle(spark, env, source, progress=lines.append)
+    assert [s.name for s in report.steps] == ["extract", "ingest", "models", "gold", "publish"]
+    assert len(lines) == 5
+    assert all(line.startswith("cycle shop_db: ") for line in lines)
+    assert {m.name for m in models_fed_by("shop_db")} == {"orders", "order_lines"}
+    assert all(r.reconciled for r in report.published)  # publish_all also raises when they differ
 
 
 def shop_orders(spark, env):

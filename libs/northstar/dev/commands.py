@@ -1,5 +1,5 @@
 """The development commands, outside the deployed release: `northstar demo`, the benchmarks (`bench`,
-`bench-merge`, `bench-extract`, `bench-stream`) and `produce-events` (the Firehose-style event producer)."""
+`bench-merge`, `bench-extract`, `bench-stream`, `bench-freshness`) and `produce-events` (the Firehose-style event producer)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,13 @@ def _cmd_bench_stream(args: argparse.Namespace) -> int:
     from northstar.dev.bench.stream import run_stream_bench
 
     print(run_stream_bench(args.out, events=args.events, latency_seconds=args.latency_seconds))
+    return 0
+
+
+def _cmd_bench_freshness(args: argparse.Namespace) -> int:
+    from northstar.dev.bench.freshness import run_freshness_bench
+
+    print(run_freshness_bench(args.out, rounds=args.rounds))
     return 0
 
 
@@ -102,6 +109,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     stream.add_argument("--latency-seconds", type=int, default=60, help="how long to measure latency")
     stream.add_argument("--out", type=Path, default=Path("bench-data/stream"), help="working folder (reset)")
     stream.set_defaults(action=_cmd_bench_stream)
+
+    freshness = commands.add_parser(
+        "bench-freshness",
+        help="source change -> warehouse per flow through one cycle, next to the brief's target",
+    )
+    freshness.add_argument(
+        "--out", type=Path, default=Path("bench-data/freshness"), help="data folder (reset)"
+    )
+    freshness.add_argument(
+        "--rounds", type=int, default=3, help="changes measured per flow (after a full load)"
+    )
+    freshness.set_defaults(action=_cmd_bench_freshness)
 
     produce = commands.add_parser("produce-events", help="write Firehose-style event files at a chosen rate")
     produce.add_argument("--source", default="clickstream", help="a source with a stream: section")

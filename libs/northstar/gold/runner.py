@@ -128,7 +128,7 @@ def _run_table(
     consumed: Versions,
 ) -> LedgerEntry:
     entry = ledger.start("gold", env, source="gold", table=table.name, layer=LAYER)
-    with ledger.recorded(spark, env, entry):
+    with ledger.leased(spark, env, entry):  # one run per table at a time (lake/run_lock.py)
         entry.details.update({f"input_version.{m}": v for m in table.inputs if (v := ends[m]) is not None})
         if any(ends[m] is None for m in table.inputs):  # a model not built yet: `northstar model --name all`
             entry.status = ledger.NOOP

@@ -1,4 +1,4 @@
-"""`northstar model`: build the conformed models (silver.orders, refunds, payments, shipments)."""
+"""`northstar model`: build the conformed models (silver.orders, order_lines, refunds, payments, shipments)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _cmd_model(args: argparse.Namespace) -> int:
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """`northstar model`."""
     model = commands.add_parser(
-        "model", help="build the conformed models (silver.orders, refunds, payments, shipments)"
+        "model", help="build the conformed models (silver.orders, order_lines, refunds, payments, shipments)"
     )
     model.add_argument("--name", required=True, help="a model (conf/models/<name>.yaml) or all")
     model.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")

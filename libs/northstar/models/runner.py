@@ -76,7 +76,7 @@ def _run_input(
     silver = tables.silver(item.source, item.table)
     # the input's source_system: two partner tables of one source are two inputs
     entry = ledger.start("model", env, source=item.system, table=spec.name, layer=LAYER)
-    with ledger.recorded(spark, env, entry):
+    with ledger.leased(spark, env, entry):  # one run per table at a time (lake/run_lock.py)
         window = ledger.pending_input(spark, env, entry, silver.path(env), full_refresh=full_refresh)
         if window is None:
             if not delta.table_exists(spark, silver.path(env)):

@@ -1,4 +1,5 @@
-"""`northstar validate-conf` (every conf file, and the promotion check), `northstar package` (the EMR Serverless
+"""`northstar cycle` (one source's extract -> bronze -> silver -> models -> gold -> publish in one session),
+`northstar validate-conf` (every conf file, and the promotion check), `northstar package` (the EMR Serverless
 release) and `northstar coordinate-commits` (tables -> Delta's DynamoDB commit coordinator)."""
 
 from __future__ import annotations
@@ -6,10 +7,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from northstar.config import ConfigError, ConfKind, conf_dir, load_env
+from northstar.config import ConfigError, ConfKind, conf_dir, load_env, load_source
 from northstar.errors import EXIT_CONFIG
 
 
@@ -27,6 +29,31 @@ def _conf_files() -> tuple[tuple[ConfKind[Any], str, Callable[[Any], str]], ...]
         (CHECKS, "checks", lambda c: ", ".join(check.name for check in c.checks)),
         (RECONCILIATIONS, "reconciliation", lambda r: f"comparisons {', '.join(r.comparisons)}"),
     )
+
+
+def _moment(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO-8601 time, e.g. 2026-11-01T00:00:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _cmd_cycle(args: argparse.Namespace) -> int:
+    from northstar.orchestration.cycle import run_cycle
+    from northstar.spark import get_spark
+
+    if (args.start is None) != (args.end is None):
+        raise ConfigError("give both --start and --end for an explicit window, or neither")
+    env = load_env(args.env)
+    source = load_source(args.source)
+    spark = get_spark(env, app_name=f"northstar-cycle-{source.name}")
+    window = (args.start, args.end) if args.start is not None else None
+    report = run_cycle(spark, env, source, window=window, publish=not args.no_publish)
+    print(report.format())
+    return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -120,7 +147,20 @@ def _cmd_coordinate_commits(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """`northstar validate-conf`, `northstar package`, `northstar coordinate-commits`."""
+    """`northstar cycle`, `northstar validate-conf`, `northstar package`, `northstar coordinate-commits`."""
+    cycle = commands.add_parser(
+        "cycle",
+        help="one source's extract -> bronze -> silver -> models -> gold -> publish in one Spark session",
+    )
+    cycle.add_argument("--source", required=True, help="a source: conf/sources/<source>.yaml")
+    cycle.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")
+    cycle.add_argument(
+        "--start", type=_moment, help="extract this window instead of from the watermark (ISO)"
+    )
+    cycle.add_argument("--end", type=_moment, help="the window's end (ISO), with --start")
+    cycle.add_argument("--no-publish", action="store_true", help="stop after gold (no Snowflake publish)")
+    cycle.set_defaults(action=_cmd_cycle)
+
     validate = commands.add_parser("validate-conf", help="check every conf file and the given env files")
     validate.add_argument("--env", action="append", help="env to check (repeatable; default: local)")
     validate.add_argument(

@@ -291,7 +291,7 @@ def publish_all(
             ledger.append(spark, env, entry)
             log.info("gold.%s not built (its conformed inputs do not exist yet): not published", name)
             continue
-        with ledger.recorded(spark, env, entry):  # read = gold rows, written = warehouse rows after the MERGE
+        with ledger.leased(spark, env, entry):  # read = gold rows, written = warehouse rows after the MERGE
             result = publish_table(
                 spark,
                 env,
