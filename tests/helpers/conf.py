@@ -20,12 +20,17 @@ def load_from(folder: Path, load: Callable[..., T], *args: Any, **kwargs: Any) -
         return load(*args, **kwargs)
 
 
-def with_source_stages(conf: Path, dest: Path, source: str, stages: list[str]) -> Path:
-    """A copy of the conf folder `conf` at `dest` where the DAG of `source` runs `stages` (and no pools)."""
+def with_source_stages(
+    conf: Path, dest: Path, source: str, stages: list[str], schedule: str | None = None
+) -> Path:
+    """A copy of the conf folder `conf` at `dest` where the DAG of `source` runs `stages` (and no pools), on
+    `schedule` when given."""
     shutil.copytree(conf, dest, dirs_exist_ok=True)
     path = dest / "orchestration" / "pipelines.yaml"
     pipelines = yaml.safe_load(path.read_text())
     pipelines["sources"][source]["stages"] = stages
     pipelines["sources"][source].pop("pools", None)
+    if schedule is not None:
+        pipelines["sources"][source]["schedule"] = schedule
     path.write_text(yaml.safe_dump(pipelines))
     return dest

@@ -86,7 +86,9 @@ def airflow2(tmp_path_factory) -> dict:
     env.pop("AIRFLOW__CORE__DAGS_FOLDER", None)
     env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
     # no scheduled stage takes the window today (extract is incremental): a conf whose marketplace DAG does
-    windowed = with_source_stages(REPO / "conf", home / "windowed-conf", "marketplace", ["extract_window"])
+    windowed = with_source_stages(
+        REPO / "conf", home / "windowed-conf", "marketplace", ["extract_window"], schedule="15 * * * *"
+    )
     done = subprocess.run(
         [str(PYTHON2), "-c", PROBE, str(REPO / "airflow" / "dags"), str(windowed)],
         env=env,

@@ -241,10 +241,10 @@ def test_failed_task_publishes_an_sns_alert(airflow_db, stack, monkeypatch):
 
     assert "failed" in str(run.state).lower()
     messages = _messages(stack)
-    assert [m["Subject"] for m in messages] == ["[northstar broken] FAILED northstar_wms.ingest"]
+    assert [m["Subject"] for m in messages] == ["[northstar broken] FAILED northstar_wms.cycle"]
     body = messages[0]["Message"]
     assert "dag: northstar_wms" in body
-    assert "task: ingest" in body
+    assert "task: cycle" in body
     assert "error: " in body
     assert messages[0]["MessageAttributes"]["kind"]["Value"] == "task_failed"
 
@@ -305,7 +305,9 @@ def test_an_hourly_source_dag_gets_the_hour_that_ended_as_its_window(
     airflow_db, stack, monkeypatch, tmp_path
 ):
     # no scheduled stage takes the window today (extract is incremental): run the windowed extract hourly
-    conf = with_source_stages(stack["conf"], tmp_path / "conf", "marketplace", ["extract_window"])
+    conf = with_source_stages(
+        stack["conf"], tmp_path / "conf", "marketplace", ["extract_window"], schedule="15 * * * *"
+    )
     monkeypatch.setenv("NORTHSTAR_CONF_DIR", str(conf))
     dag = load_from(conf, factory.source_dags, "test")["northstar_marketplace"]  # "15 * * * *"
 
