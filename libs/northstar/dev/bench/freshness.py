@@ -182,7 +182,7 @@ def _stripe_events_flow(spark: SparkSession, env: EnvConfig, rounds: int) -> Flo
         n = next(counter)
         event = {
             "id": f"evt_bench{n:06d}", "object": "event", "type": "charge.succeeded", "created": int(time.time()),
-            "api_version": "2024-06-20", "livemode": False, "pending_webhooks": 1, "request": {"id": None},
+            "api_version": "2024-06-20", "livemode": False, "pending_webhooks": 1, "request": {"id": f"req_bench{n:06d}", "idempotency_key": None},
             "data": {"object": {"id": f"ch_bench{n:06d}", "object": "charge", "amount": 1000, "currency": "usd",
                                 "status": "succeeded", "created": int(time.time()), "metadata": {}}},
         }  # fmt: skip
@@ -217,7 +217,7 @@ def run_freshness_bench(out: Path, *, rounds: int = 3) -> str:
         [
             f"freshness: source change -> warehouse, {rounds} rounds per flow after a first full load "
             f"(load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores)",
-            "cycle = change committed -> visible in fakesnow through one `northstar cycle` (median; max);",
+            "cycle = change committed -> visible (fakesnow; silver for the webhooks) through one `northstar cycle` (median; max);",
             "worst = the DAG schedule's interval + that cycle (a change can just miss a tick)",
             header,
             *[r.line() for r in results],
