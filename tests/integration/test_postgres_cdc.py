@@ -78,8 +78,10 @@ CHANGES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def pg() -> PgServer:
+@pytest.fixture(scope="session")
+def pg() -> (
+    PgServer
+):  # session-scoped and first in the test's arguments: a missing tool fails before Spark starts
     server = PgServer.from_env()
     problem = server.check_up() or missing_tools()
     if problem:
@@ -183,7 +185,7 @@ def assert_debezium_sent_the_changes(landing: Path, skip: set[Path]) -> None:
     assert deleted_line["before"]["sku"] == f"SKU-{deleted_line['before']['id']}"
 
 
-def test_database_changes_reach_silver_in_commit_order(spark, env, tmp_path, monkeypatch, pg, shop):
+def test_database_changes_reach_silver_in_commit_order(pg, spark, env, tmp_path, monkeypatch, shop):
     spec = load_source(SOURCE)
     landing = Path(env.landing) / SOURCE  # the capture writes <landing>/<table>/, the tables' landing folders
     capture = Capture.write(
