@@ -10,7 +10,7 @@ setup-airflow2:  ## .venv-airflow2: Apache Airflow 2.11 to prove the DAGs import
 demo: setup  ## partner API simulator -> extract -> bronze + silver end to end on the local stack
 	.venv/bin/northstar demo
 
-services:  ## the local PostgreSQL the extraction tests read (scripts/postgres.sh: install, init, start; idempotent)
+services:  ## the local PostgreSQL the extraction and CDC tests read (scripts/postgres.sh: install, init, wal_level logical, start; idempotent)
 	@scripts/postgres.sh
 
 test: setup setup-airflow2 services lint  ## lint, then the whole test suite (what CI runs)

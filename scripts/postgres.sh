@@ -9,6 +9,8 @@
 # northstar / $NORTHSTAR_PG_PASSWORD (default "northstar"): a throw-away test login on loopback, not a secret.
 # pg_stat_statements and auto_explain are preloaded (both off until a database or session turns them on), and
 # the server log is JSON lines (log/*.json) so tests can see, per statement, what the extractor sent.
+# wal_level is logical, so Debezium can read changes through the pgoutput plugin (docs/postgres.md, CDC); a
+# cluster made before that is switched over (ALTER SYSTEM) and restarted once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,9 +51,24 @@ fi
 
 pg_up() { "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; }
 can_login() { PGPASSWORD="$password" "$bin/psql" -h 127.0.0.1 -p "$port" -U northstar -d postgres -Atqc 'select 1' >/dev/null 2>&1; }
+sql() { PGPASSWORD="$password" "$bin/psql" -h 127.0.0.1 -p "$port" -U northstar -d postgres -Atq "$@"; }
+
+# Logical decoding (Debezium, pgoutput). wal_level only changes at a restart; ALTER SYSTEM writes
+# postgresql.auto.conf of whichever cluster answers on the port (ours or another checkout's), and it overrides
+# postgresql.conf. One query when it is already right.
+ensure_logical() {
+  [ "$(sql -c 'show wal_level')" = logical ] && return 0
+  echo "postgres: setting wal_level = logical (for CDC with Debezium) and restarting the server ..."
+  sql -c "alter system set wal_level = logical" -c "alter system set max_replication_slots = 20" \
+    -c "alter system set max_wal_senders = 20" -c "alter system set max_slot_wal_keep_size = '1GB'"
+  local dir
+  dir="$(sql -c 'show data_directory')"
+  as_owner "$bin/pg_ctl" -D "$dir" -m fast -w -t 60 -l "$dir/startup.log" restart >/dev/null
+  [ "$(sql -c 'show wal_level')" = logical ] || { echo "postgres: wal_level is still not logical" >&2; exit 1; }
+}
 
 if pg_up; then
-  if can_login; then exit 0; fi  # ours, or another checkout's cluster with the same test login: use it
+  if can_login; then ensure_logical; exit 0; fi  # ours, or another checkout's cluster with the same test login
   echo "postgres: port $port is taken by a server that does not accept the northstar test login;" \
     "stop it or set NORTHSTAR_PG_PORT to a free port" >&2
   exit 1
@@ -81,6 +98,10 @@ synchronous_commit = off
 full_page_writes = off
 timezone = 'UTC'
 shared_preload_libraries = 'pg_stat_statements,auto_explain'
+wal_level = logical              # logical decoding: Debezium reads changes with pgoutput (CDC tests)
+max_replication_slots = 20       # one slot per CDC test database, with room for concurrent test runs
+max_wal_senders = 20
+max_slot_wal_keep_size = 1GB     # a slot a crashed test left behind is invalidated before it fills the disk
 pg_stat_statements.track = top
 logging_collector = on
 log_destination = 'jsonlog'
@@ -96,4 +117,5 @@ as_owner "$bin/pg_ctl" -D "$data" -l "$data/startup.log" -w -t 60 start >/dev/nu
   exit 1
 }
 can_login || { echo "postgres: started, but the northstar test login fails (see $data/log/)" >&2; exit 1; }
+ensure_logical  # a cluster created before wal_level = logical was written into its postgresql.conf
 echo "postgres: ready on 127.0.0.1:$port (user northstar)"

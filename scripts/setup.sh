@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh machine: a Python 3.11 venv from requirements.lock, the project installed
 # in it, and the JVM jars (Delta, hadoop-aws + AWS SDK bundle, AWS SDK v1 for DynamoDB, PostgreSQL JDBC)
-# fetched by Maven into .jars/.
+# fetched by Maven into .jars/, and Debezium (embedded engine + PostgreSQL connector, for the local CDC capture,
+# scripts/debezium/) into .jars-debezium/: its Kafka and Jackson versions must never meet Spark's.
 # Idempotent: when nothing changed it finishes in about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,4 +47,13 @@ if [ "$missing" = 1 ]; then
   echo "setup: fetching jars from Maven Central into .jars/ ..."
   mvn -q -B -f scripts/pom.xml dependency:copy-dependencies -DoutputDirectory="$PWD/.jars"
 fi
-echo "setup: ready (.venv, .jars)"
+# Debezium's jars: fetched when missing or when its pom changed (the stamp is written after a complete copy).
+debezium_stamp=".jars-debezium/.fetched"
+debezium_want="$(sha256sum scripts/debezium/pom.xml | cut -d' ' -f1)"
+if [ "$(cat "$debezium_stamp" 2>/dev/null)" != "$debezium_want" ]; then
+  echo "setup: fetching the Debezium jars from Maven Central into .jars-debezium/ ..."
+  rm -rf .jars-debezium
+  mvn -q -B -f scripts/debezium/pom.xml dependency:copy-dependencies -DoutputDirectory="$PWD/.jars-debezium"
+  echo "$debezium_want" > "$debezium_stamp"
+fi
+echo "setup: ready (.venv, .jars, .jars-debezium)"

@@ -134,3 +134,43 @@ def test_env_bad_profile(tmp_path):
         match=r"x\.yaml is not a valid environment:\n  - profile: Input should be 'local' or 'emr'",
     ):
         load_from(tmp_path, load_env, "x")
+
+
+DEBEZIUM_TABLE = """
+tables:
+  orders:
+    format: jsonl
+    landing: shop_db_cdc/orders
+    primary_key: [id]
+    ordering: [_cdc_lsn]
+    drift: {drift}
+    cdc: {{format: {format}}}
+    columns:
+      - {{name: id, type: bigint}}
+      - {{name: amount, type: "decimal(12,2)"}}
+"""
+
+
+def test_a_debezium_table_orders_by_the_log_position_and_types_its_rows_in_silver(tmp_path):
+    text = DEBEZIUM_TABLE.format(drift="rescue", format="debezium")
+    table = load_from(write_source(tmp_path, "cdc", text), load_source, "cdc").tables["orders"]
+    assert table.ordering == ["_cdc_lsn"]  # from the envelope: not a declared column, and no `op` needed
+    bronze = table.bronze_contract()  # the envelope as delivered, whatever the table's drift policy
+    assert (bronze.columns, bronze.drift) == (None, "evolve")
+    assert table.columns is not None
+    assert table.bronze_contract() is not table
+
+
+def test_only_a_debezium_table_may_order_by_envelope_columns(tmp_path):
+    text = DEBEZIUM_TABLE.format(drift="evolve", format="dms")
+    with pytest.raises(ConfigError, match="ordering names _cdc_lsn, which is not in columns: id, amount"):
+        load_from(write_source(tmp_path, "cdc", text), load_source, "cdc")
+
+
+def test_repo_cdc_source_of_the_shop_database():
+    spec = load_source("shop_db_cdc")
+    assert set(spec.tables) == {"orders", "order_lines", "customers"}
+    for table in spec.tables.values():
+        assert table.cdc is not None
+        assert (table.format, table.cdc.format, table.ordering) == ("jsonl", "debezium", ["_cdc_lsn"])
+    assert spec.tables["customers"].pii == ["email"]

@@ -2,7 +2,9 @@
 
 import hashlib
 import hmac
+import json
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 from chispa import assert_df_equality
@@ -12,6 +14,7 @@ from pyspark.sql import types as T
 from northstar.bronze import transforms as bronze
 from northstar.config import ColumnSpec, TableSpec
 from northstar.silver import transforms as silver
+from northstar.transforms import cdc
 from northstar.transforms.pii import tokenize
 
 SPEC = TableSpec(
@@ -226,3 +229,89 @@ def test_ordering_bounds_are_configurable(spark):
         "_ingest_time timestamp",
     )
     assert silver.classify(batch, spec).first()[silver.REASON] == "ordering_out_of_range"
+
+
+DEBEZIUM_SPEC = TableSpec(
+    format="jsonl",
+    landing="x",
+    primary_key=["id"],
+    ordering=["_cdc_lsn"],
+    cdc={"format": "debezium", "deletes": "hard"},
+    columns=[
+        ColumnSpec(name="id", type="bigint", required=True),
+        ColumnSpec(name="status", type="string", required=True),
+        ColumnSpec(name="amount", type="decimal(12,2)", required=True),
+        ColumnSpec(name="updated_at", type="timestamp", required=True),
+        ColumnSpec(name="deleted_at", type="timestamp"),
+    ],
+)
+
+
+def debezium_batch(spark, *envelopes):
+    """Envelopes as bronze holds them (JSON inference, a field null in every record left out), normalized."""
+    frame = spark.read.options(dropFieldIfAllNull=True).json(
+        spark.sparkContext.parallelize([json.dumps(e) for e in envelopes])
+    )
+    frame = frame.withColumn(bronze.RECORD_HASH, F.sha2(F.to_json(F.struct("*")), 256))
+    return cdc.with_deleted_flag(cdc.normalize_debezium(frame))
+
+
+def test_debezium_rows_get_the_declared_types_and_unfit_values_are_rescued(spark):
+    row = {"id": 1, "status": "paid", "amount": "11.10", "updated_at": "2026-12-04T18:51:09.915777Z"}
+    batch = debezium_batch(
+        spark,
+        {"before": None, "after": row, "op": "c", "ts_ms": 1, "source": {"lsn": 10}},
+        {
+            "before": None,
+            "after": {**row, "id": 2, "amount": "12.345"},
+            "op": "c",
+            "ts_ms": 1,
+            "source": {"lsn": 11},
+        },
+    )
+    typed = cdc.type_debezium_rows(batch, DEBEZIUM_SPEC)
+    types = {f.name: f.dataType for f in typed.schema.fields}
+    assert types["amount"] == T.DecimalType(12, 2)
+    assert types["updated_at"] == T.TimestampType()
+    assert types["deleted_at"] == T.TimestampType()  # declared, null in the whole batch: a typed null column
+    rows = {r.id: r for r in typed.collect()}
+    assert rows[1].amount == Decimal("11.10")
+    assert rows[1].updated_at == datetime(2026, 12, 4, 18, 51, 9, 915777)
+    assert rows[1]._rescued_data is None
+    assert rows[2].amount is None  # 12.345 does not fit decimal(12,2): never rounded, kept aside
+    assert json.loads(rows[2]._rescued_data) == {"amount": "12.345"}
+    # an amount that did not fit is a required value: the record is quarantined, not applied without it
+    tagged = {r.id: r[silver.REASON] for r in silver.classify(typed, DEBEZIUM_SPEC).collect()}
+    assert tagged == {1: None, 2: "value_does_not_fit"}
+
+
+def test_a_delete_needs_only_its_key_and_ordering(spark):
+    row = {"id": 1, "status": "paid", "amount": "11.10", "updated_at": "2026-12-04T18:51:09.915777Z"}
+    batch = debezium_batch(
+        spark,
+        {
+            "before": None,
+            "after": {**row, "id": 2, "status": None},
+            "op": "c",
+            "ts_ms": 1,
+            "source": {"lsn": 9},
+        },
+        {"before": None, "after": row, "op": "c", "ts_ms": 1, "source": {"lsn": 10}},
+        # PostgreSQL's default replica identity: the old row's key, Debezium's placeholders ('' read as absent)
+        {
+            "before": {"id": 1, "status": "", "amount": "0.00"},
+            "after": None,
+            "op": "d",
+            "ts_ms": 2,
+            "source": {"lsn": 20},
+        },
+    )
+    tagged = {
+        (r.id, r[cdc.OP]): (r[silver.DISPOSITION], r[silver.REASON])
+        for r in silver.classify(cdc.type_debezium_rows(batch, DEBEZIUM_SPEC), DEBEZIUM_SPEC).collect()
+    }
+    assert tagged == {
+        (2, "I"): ("quarantined", "missing_required_value"),  # an insert without its status
+        (1, "I"): ("superseded", None),
+        (1, "D"): ("candidate", None),  # no status, no updated_at: still the delete of key 1
+    }

@@ -64,7 +64,7 @@ def read_batch(
         records = pci.redact_string_columns(records, [c for c in delivered.fieldNames()] + [tx.CORRUPT])
     if pci.PAN_FLAG not in records.columns:
         records = records.withColumn(pci.PAN_FLAG, F.lit(False))
-    return records, plan_columns(spec, delivered, existing)
+    return records, plan_columns(spec.bronze_contract(), delivered, existing)
 
 
 def require_needed_columns(spec: TableSpec, delivered: T.StructType, files: list[LandingFile]) -> None:

@@ -107,6 +107,10 @@ class CdcSpec(Strict):
         return self.op_column if self.format == "dms" else "op"
 
 
+# What a Debezium row carries besides its columns: the envelope's ts_ms and the log position (transforms/cdc.py).
+DEBEZIUM_ENVELOPE_COLUMNS = ("_cdc_ts_ms", "_cdc_lsn")
+
+
 class OrderingBounds(Strict):
     """The sane window of a time-typed ordering value; outside it a record is quarantined (ordering_out_of_range)."""
 
@@ -129,7 +133,11 @@ class TableSpec(Strict):
         "equal values are broken by the record hash, so the winner never depends on arrival order",
     )
     ordering_bounds: OrderingBounds = Field(default_factory=OrderingBounds)
-    columns: list[ColumnSpec] | None = Field(default=None, description="schema contract (optional)")
+    columns: list[ColumnSpec] | None = Field(
+        default=None,
+        description="schema contract (optional); for a Debezium change feed, the columns of the row inside "
+        "the envelope, typed in silver (e.g. numeric delivered as text, decimal.handling.mode=string)",
+    )
     drift: Literal["evolve", "rescue", "fail"] = "evolve"
     rescued_share_warn: float = Field(
         default=0.05,
@@ -197,8 +205,11 @@ class TableSpec(Strict):
         clash = sorted(set(names) & set(self.derive))
         if clash:
             raise ValueError(f"derive would overwrite declared columns: {', '.join(clash)}; pick other names")
+        yielded = self.envelope_columns()
         for role in ("primary_key", "ordering", "partition_by"):
-            missing = [c for c in getattr(self, role) if c not in names and c not in self.derive]
+            missing = [
+                c for c in getattr(self, role) if c not in names and c not in self.derive and c not in yielded
+            ]
             if missing:
                 raise ValueError(
                     f"{role} names {', '.join(missing)}, which is not in columns: {', '.join(names)} "
@@ -216,8 +227,9 @@ class TableSpec(Strict):
 
     def _change_op_is_declared(self, names: list[str]) -> None:
         """Under rescue (or fail) an undeclared column never reaches the table: a change feed whose operation
-        column were rescued would apply every event, deletes too, as an insert."""
-        if self.cdc is None or self.drift == "evolve":
+        column were rescued would apply every event, deletes too, as an insert. (Debezium's `op` is part of the
+        envelope, which bronze keeps whole: see bronze_contract.)"""
+        if self.cdc is None or self.drift == "evolve" or self.cdc.format == "debezium":
             return
         op = self.cdc.operation_column
         if op not in names:
@@ -238,6 +250,22 @@ class TableSpec(Strict):
         if self.cdc is not None and self.cdc.format == "dms":
             needed[self.cdc.op_column] = "CDC operation"
         return needed  # flag: a batch with no delete in it may well lack the field
+
+    def envelope_columns(self) -> tuple[str, ...]:
+        """The columns a Debezium table's rows get from the envelope (transforms/cdc.py), which `primary_key` and
+        `ordering` may name without declaring them; () for other tables."""
+        if self.cdc is not None and self.cdc.format == "debezium":
+            return DEBEZIUM_ENVELOPE_COLUMNS
+        return ()
+
+    def bronze_contract(self) -> TableSpec:
+        """The contract bronze applies to the delivered top-level columns. A Debezium table's `columns:` describe
+        the row inside the envelope (`after`, or `before` for a delete) and are applied in silver, once the row is
+        out of it; bronze keeps the envelope as delivered and lets it evolve whatever `drift` says, because a
+        batch of inserts has no `before` and the batch that adds it carries the deletes."""
+        if self.cdc is None or self.cdc.format != "debezium":
+            return self
+        return self.model_copy(update={"columns": None, "drift": "evolve"})
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns or [] if c.name == name), None)

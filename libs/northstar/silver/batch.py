@@ -30,6 +30,8 @@ def prepare_batch(bronze_rows: DataFrame, spec: TableSpec) -> DataFrame:
     batch = parsed_only(bronze_rows)
     if spec.cdc:
         batch = cdc.with_deleted_flag(cdc.normalize(batch, spec.cdc))
+    if spec.cdc and spec.cdc.format == "debezium":
+        batch = cdc.type_debezium_rows(batch, spec)  # the row's `columns:` (bronze kept the envelope)
     if spec.derive:
         batch = columns.derive_columns(batch, spec.derive)  # e.g. a key on a nested path
     return batch

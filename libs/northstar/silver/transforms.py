@@ -57,13 +57,23 @@ def _unfit_checks(batch: DataFrame, spec: TableSpec) -> list[tuple[Column, str, 
     roles += [(c, "required") for c in spec.required_columns]
     return [
         (
-            F.get_json_object(F.col(RESCUED), f"$.{c}").isNotNull(),
+            F.get_json_object(F.col(RESCUED), f"$.{c}").isNotNull()
+            & (_required_applies(batch) if role == "required" else True),
             quarantine.UNFIT_VALUE,
             f"{role} column {c}: the delivered value does not fit type {declared.get(c, 'of the table')}; "
             f"it is kept in {RESCUED}",
         )
         for c, role in roles
     ]
+
+
+def _required_applies(batch: DataFrame) -> Column:
+    """Where a required column must hold a value: every record but a change feed's delete. A delete needs only its
+    key and ordering; what else it carries depends on the source (PostgreSQL sends the old row's other columns only
+    under REPLICA IDENTITY FULL; Debezium fills NOT NULL ones with placeholders, DMS leaves them empty)."""
+    if cdc.OP not in batch.columns:
+        return F.lit(True)
+    return F.coalesce(F.col(cdc.OP) != F.lit(cdc.DELETE), F.lit(True))
 
 
 def _blank_key_checks(batch: DataFrame, spec: TableSpec) -> list[tuple[Column, str, str]]:
@@ -116,7 +126,11 @@ def validate(batch: DataFrame, spec: TableSpec) -> DataFrame:
     ]
     checks += _ordering_range_checks(batch, spec)
     checks += [
-        (F.col(f"`{c}`").isNull(), quarantine.MISSING_REQUIRED, f"required column {c} is null or missing")
+        (
+            F.col(f"`{c}`").isNull() & _required_applies(batch),
+            quarantine.MISSING_REQUIRED,
+            f"required column {c} is null or missing",
+        )
         for c in spec.required_columns
         if c in batch.columns
     ]

@@ -10,7 +10,10 @@ one. So a row without an operation is an insert only when it comes from a full-l
 left without one and quarantined (invalid_change_event), never applied as an insert.
 Debezium writes envelopes: `before`, `after`, `op` (c/r/u/d), `ts_ms` and `source` (with `lsn`); the row
 is `after`, or `before` for a delete. Its ordering values come out as `_cdc_ts_ms` and `_cdc_lsn`, so a
-table can order by `[_cdc_ts_ms, _cdc_lsn]`: equal timestamps are broken by the log position.
+table can order by `[_cdc_ts_ms, _cdc_lsn]` (equal timestamps broken by the log position), or by `[_cdc_lsn]`
+alone: the envelope's ts_ms is when the connector processed the event, not when it was committed.
+A Debezium table's `columns:` type the row once it is out of the envelope (`type_debezium_rows`): JSON without
+schemas carries numeric as text and timestamptz as ISO-8601 text, and leaves out a field null in a whole batch.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from northstar.config.source import CdcSpec
+from northstar.config.source import CdcSpec, TableSpec
+from northstar.transforms import schema
 
 OP = "_cdc_op"
 DELETED = "_deleted"
@@ -94,6 +98,33 @@ def normalize_debezium(events: DataFrame) -> DataFrame:
         ),
         *lineage,
     )
+
+
+def type_debezium_rows(rows: DataFrame, spec: TableSpec) -> DataFrame:
+    """Normalized Debezium rows with the table's declared column types, as bronze types other tables: values that
+    fit are cast, a declared column the batch lacks is null, a value that does not fit is null and kept in
+    `_rescued_data` (so a key or ordering value that did not fit is quarantined). Rows without `columns:` are
+    returned as they are."""
+    if not spec.columns:
+        return rows
+    carried = "_rescued_envelope"  # what bronze rescued of the envelope, if anything
+    rows = (
+        rows.withColumnRenamed(schema.RESCUED, carried)
+        if schema.RESCUED in rows.columns
+        else rows.withColumn(carried, F.lit(None).cast("string"))
+    )
+    own = [c for c in rows.columns if c.startswith("_")]  # _cdc_*, _deleted and the lineage columns
+    image = T.StructType([f for f in rows.schema.fields if f.name not in own])
+    typed = schema.conform(rows, schema.plan_columns(spec, image, None), keep=own)
+    # both rescued: one JSON object of their keys (envelope fields and row columns)
+    both = F.concat(
+        F.expr(f"left({carried}, length({carried}) - 1)"),
+        F.lit(","),
+        F.expr(f"substring({schema.RESCUED}, 2)"),
+    )
+    envelope, row = F.col(carried), F.col(schema.RESCUED)
+    merged = F.when(envelope.isNull(), row).when(row.isNull(), envelope).otherwise(both)
+    return typed.withColumn(schema.RESCUED, merged).drop(carried)
 
 
 def normalize(events: DataFrame, cdc: CdcSpec) -> DataFrame:
