@@ -11,11 +11,13 @@ import pytest
 
 from northstar.config import load_source
 from northstar.dev.simulate.partner_api import START, Faults, PartnerApiSimulator
-from northstar.dev.world import business_days, land_drops, reconcile_world
+from northstar.dev.world import business_days, land_drops, reconcile_world, repost_finance_day
 from northstar.extract.ratelimit import FakeClock
 from northstar.extract.rest import run_extract
 from northstar.gold.runner import run_gold
 from northstar.models.runner import run_models
+from northstar.reconciliation.investigate import LATE_ARRIVING, investigate
+from northstar.reconciliation.spec import load_recon
 from northstar.silver.pipeline import run_source
 from tests.helpers.api_sim import RATE, TOKEN, pointed_at
 
@@ -30,7 +32,9 @@ def secrets(monkeypatch):
     monkeypatch.delenv("NORTHSTAR_CUSTOMER_TOKEN_KEY_REF", raising=False)
 
 
-def test_the_clean_world_reconciles_with_no_breach(spark, env, marketplace, tmp_path):
+def test_the_clean_world_reconciles_with_no_breach_and_a_finance_repost_is_found(
+    spark, env, marketplace, tmp_path
+):
     # stamps a day old: silver orders Stripe snapshots by `_extracted_at`, a future one is quarantined
     clock = FakeClock(start=time.time() - 86_400)
     faults = Faults.everything(seed=5, timeouts=0)
@@ -79,3 +83,12 @@ def test_the_clean_world_reconciles_with_no_breach(spark, env, marketplace, tmp_
     assert sum(sim.stats.faults.values()) > 0, sim.stats.faults  # 5xx, partial pages, repeats, bad records
     assert "0 breaches" in recon.format()[0]
     assert report.read_text().count("orders_vs_payments") >= 1
+
+    # the demo's known fault: finance re-posts the first day 1% higher; only the comparisons with finance breach
+    repost = repost_finance_day(spark, env, orders.values(), posted_at=sim.time + timedelta(hours=6))
+    again = reconcile_world(spark, env, last, days, run_id="world-fault")
+    assert {(r["comparison"], r["business_date"], r["currency"], r["measure"]) for r in again.breaches} == {
+        (name, repost.day, repost.currency, "sum") for name in ("orders_vs_finance", "payments_vs_finance")
+    }
+    found = investigate(spark, env, load_recon("daily"), "silver.finance_totals_daily_totals", repost.day)
+    assert found.classification == LATE_ARRIVING, found.format()

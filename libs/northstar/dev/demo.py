@@ -29,12 +29,14 @@ from northstar.config import ConfigError, EnvConfig, SourceSpec, load_env, load_
 from northstar.config.api import ApiSpec, RetrySpec
 from northstar.config.env import SnowflakeSpec
 from northstar.dev.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
-from northstar.dev.world import WorldRecon, business_days, land_drops, reconcile_world
+from northstar.dev.world import WorldRecon, business_days, land_drops, reconcile_world, repost_finance_day
 from northstar.extract.rest import ExtractReport, run_extract
 from northstar.gold.runner import run_gold
 from northstar.lake import tables
 from northstar.ledger import LedgerEntry
 from northstar.models.runner import run_models
+from northstar.reconciliation.investigate import investigate
+from northstar.reconciliation.spec import load_recon
 from northstar.report import run_report
 from northstar.silver.pipeline import run_source
 from northstar.spark import get_spark
@@ -151,8 +153,38 @@ def run_demo(data_dir: Path, *, orders: int = 2000, seed: int = 7) -> str:
     last, days = business_days(sim.ground_truth("orders").values())
     print(f"running the daily reconciliation for {days} business days up to {last} ...", flush=True)
     recon = reconcile_world(spark, env, last, days, report=data_dir / "reconciliation.html")
-    run = _Run(entries, extracts, publish_run, published, recon)
+    fault = _injected_fault(spark, env, sim, data_dir, recon)
+    run = _Run(entries, extracts, publish_run, published, recon, fault)
     return _report(spark, env, source, sim, data_dir, run)
+
+
+def _injected_fault(
+    spark: SparkSession, env: EnvConfig, sim: PartnerApiSimulator, data_dir: Path, clean: WorldRecon
+) -> list[str]:
+    """After the clean pass, one known fault: finance re-posts a day 1% higher. The reconciliation again (its
+    own run id and report), then `northstar investigate` of the finance table on that day; the lines to print."""
+    orders = sim.ground_truth("orders").values()
+    repost = repost_finance_day(spark, env, orders, posted_at=sim.time + timedelta(hours=6))
+    print(
+        f"injecting a known fault: finance re-posts {repost.day} {repost.currency} 1% higher ...", flush=True
+    )
+    report = data_dir / "reconciliation-fault.html"
+    run_id = f"{clean.result.run_id}-fault"
+    again = reconcile_world(spark, env, clean.last, clean.days, report=report, run_id=run_id)
+    table = "silver.finance_totals_daily_totals"
+    found = investigate(spark, env, load_recon("daily"), table, repost.day)
+    breached = sorted({f"{r['comparison']} {r['business_date']} {r['currency']}" for r in again.breaches})
+    return [
+        f"injected fault: finance re-posted {repost.day} {repost.currency} as {repost.now} (was {repost.was}, what "
+        "the orders and the payments add up to); the reconciliation again:",
+        *again.format(report=report),
+        f"northstar investigate {table} --date {repost.day}: {found.classification}",
+        *[f"  because {reason}" for reason in found.reasons],
+        "",
+        f"In short: the clean world reconciles ({len(clean.rows)} figures, {len(clean.breaches)} breaches); the "
+        f"re-posted finance total breaches {', '.join(breached) or 'nothing'} and investigate calls it "
+        f"{found.classification}.",
+    ]
 
 
 def _ground_truth_checks(
@@ -180,6 +212,18 @@ class _Run:
     publish_run: str
     published: list[PublishResult]
     recon: WorldRecon
+    fault: list[str]  # the injected fault's lines
+
+
+def _closing(run: _Run, data_dir: Path) -> list[str]:
+    """The last lines: the clean world's daily reconciliation, then the injected fault."""
+    return [
+        "The orders, their Stripe charges, their 3PL shipments and the finance totals are one world; the daily",
+        "reconciliation (conf/reconciliation/daily.yaml, ops.reconciliation) over its business days:",
+        *run.recon.format(report=data_dir / "reconciliation.html"),
+        "",
+        *run.fault,
+    ]
 
 
 def _report(
@@ -236,8 +280,6 @@ def _report(
             f"  NORTHSTAR_DATA_DIR={data_dir} .venv/bin/python -c 'from northstar.catalog import open_lake; "
             'spark = open_lake("local"); spark.table("silver.marketplace_orders").show()\'',
             "",
-            "The orders, their Stripe charges, their 3PL shipments and the finance totals are one world; the daily",
-            "reconciliation (conf/reconciliation/daily.yaml, ops.reconciliation) over its business days:",
-            *run.recon.format(report=data_dir / "reconciliation.html"),
+            *_closing(run, data_dir),
         ]
     )

@@ -4,7 +4,9 @@ The partner API simulator (`stripe_from_orders=True`) serves the marketplace ord
 of those same orders; `land_drops` writes the file sources of the same orders: the 3PLs' shipment drops
 (one shipment per shipped or delivered order) and the finance system's control totals, computed from the
 orders the partner serves. Then `reconcile_world` runs conf/reconciliation/daily.yaml over the world's
-business days: with no fault injected every comparison is within its threshold.
+business days: with no fault injected every comparison is within its threshold. `repost_finance_day` is the
+demo's known fault afterwards: finance re-posts one day's total with a difference, which the reconciliation
+then reports as a breach and `northstar investigate` classifies.
 
 The simulator's `bad_records` fault adds broken lines to pages (not JSON objects, or a copy of a real record
 with a null key) on top of the real records, which are still served: quarantining them loses no order, so
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -24,9 +27,11 @@ from northstar.config import EnvConfig, load_source
 from northstar.dev.generate.finance_totals import totals_from_orders, write_totals
 from northstar.dev.generate.shipments import ShipmentTruth, shipments_from_orders
 from northstar.lake import delta, tables
+from northstar.ledger import LedgerEntry
 from northstar.reconciliation import report_html
 from northstar.reconciliation.reconcile import OK, ReconResult, read_run, run_reconciliation
 from northstar.reconciliation.spec import ReconSpec, load_recon
+from northstar.silver.pipeline import run_source
 
 NOT_RUN = "not_run"
 
@@ -45,6 +50,36 @@ def land_drops(env: EnvConfig, orders: Iterable[Mapping], posted_at: datetime, s
         posted_at,
     )
     return truth
+
+
+@dataclass(frozen=True)
+class Repost:
+    """A finance re-posting of one day and currency: what it changed and the runs that loaded it."""
+
+    day: date
+    currency: str
+    was: Decimal
+    now: Decimal
+    entries: list[LedgerEntry]
+
+
+def repost_finance_day(
+    spark: SparkSession, env: EnvConfig, orders: Iterable[Mapping], posted_at: datetime, share: str = "0.01"
+) -> Repost:
+    """The known fault: finance re-posts the first business day's largest currency total `share` higher (a
+    manual adjustment the orders and payments do not have), and bronze and silver load it (the latest
+    posting of a day wins)."""
+    totals = totals_from_orders(orders)
+    first = min(day for day, _ in totals)
+    currency = max((c for d, c in totals if d == first), key=lambda c: totals[(first, c)][1])
+    was = totals[(first, currency)][1]
+    skew = (was * Decimal(share)).quantize(Decimal("0.01"))
+    finance = load_source("finance_totals")
+    folder = Path(tables.landing_folder(env, finance.tables["daily_totals"]))
+    write_totals(
+        folder, {(first, currency): totals[(first, currency)]}, posted_at, skew={(first, currency): skew}
+    )
+    return Repost(first, currency, was, was + skew, run_source(spark, env, finance))
 
 
 def business_days(orders: Iterable[Mapping]) -> tuple[date, int]:
