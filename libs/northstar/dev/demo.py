@@ -1,12 +1,14 @@
 """The end-to-end demo: the partner API simulator, two extracts through its API, bronze and silver, Stripe
-charges from the simulator's Stripe list API and 3PL shipment drops for the same orders, the conformed models,
-gold, the publish to the local Snowflake stand-in (fakesnow) and its reconciliation.
+charges of the same orders from the simulator's Stripe list API, the 3PL shipment drops and the finance control
+totals of the same orders (northstar.dev.world), the conformed models, gold, the publish to the local Snowflake
+stand-in (fakesnow) and its reconciliation, then the daily reconciliation over the world's business days.
 
 The simulator serves marketplace orders and refunds with every fault on (5xx bursts, dropped connections,
 partial pages, records repeated across pages, late updates, the partner's schema change). The first
 extract lands the history so far, the second (a day and more later) the incremental changes, re-reading
 24 h behind the watermark; bronze and silver run after each, so the report shows incremental runs, drift
 being absorbed and every record accounted for, and silver is checked against the simulator's ground truth.
+The faults are the kind the pipeline absorbs, so the daily reconciliation finds no breach.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,13 +28,15 @@ from northstar.catalog import all_tables
 from northstar.config import ConfigError, EnvConfig, SourceSpec, load_env, load_source
 from northstar.config.api import ApiSpec, RetrySpec
 from northstar.config.env import SnowflakeSpec
-from northstar.dev.generate.shipments import generate_shipments
 from northstar.dev.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
+from northstar.dev.world import WorldRecon, business_days, land_drops, reconcile_world, repost_finance_day
 from northstar.extract.rest import ExtractReport, run_extract
 from northstar.gold.runner import run_gold
 from northstar.lake import tables
 from northstar.ledger import LedgerEntry
 from northstar.models.runner import run_models
+from northstar.reconciliation.investigate import investigate
+from northstar.reconciliation.spec import load_recon
 from northstar.report import run_report
 from northstar.silver.pipeline import run_source
 from northstar.spark import get_spark
@@ -63,17 +67,21 @@ def _with_quick_retries(source: SourceSpec) -> SourceSpec:
     return source.model_copy(update={"api": _api(source).model_copy(update={"retries": DEMO_RETRIES})})
 
 
-def _payments_and_shipments(
-    spark: SparkSession, env: EnvConfig, sim: PartnerApiSimulator, orders: int, seed: int
+def _payments_shipments_and_totals(
+    spark: SparkSession, env: EnvConfig, sim: PartnerApiSimulator, seed: int
 ) -> list[LedgerEntry]:
-    """Stripe charges through the simulator's Stripe list API, and 3PL drops for the same orders, to silver."""
+    """The same orders' Stripe charges through the simulator's Stripe list API, their 3PL drops and finance
+    control totals (from the orders the partner served), to silver."""
     os.environ["NORTHSTAR_STRIPE_API"] = sim.stripe_url
     os.environ["NORTHSTAR_STRIPE_KEY"] = os.environ["NORTHSTAR_PARTNER_TOKEN"]  # the simulator's one token
     stripe = _with_quick_retries(load_source("stripe"))
     print(run_extract(env, stripe, tables=["charges"]).format(), flush=True)
-    order_ids = [f"MO-{n:07d}" for n in range(1, orders + 1)]
-    generate_shipments(Path(env.landing) / "wms", shipments=40, seed=seed, order_ids=order_ids)
-    return run_source(spark, env, stripe, tables=["charges"]) + run_source(spark, env, load_source("wms"))
+    land_drops(env, sim.ground_truth("orders").values(), posted_at=sim.time, seed=seed)
+    return (
+        run_source(spark, env, stripe, tables=["charges"])
+        + run_source(spark, env, load_source("wms"))
+        + run_source(spark, env, load_source("finance_totals"))
+    )
 
 
 def _local_secrets(data_dir: Path) -> None:
@@ -114,8 +122,9 @@ def run_demo(data_dir: Path, *, orders: int = 2000, seed: int = 7) -> str:
     source = _with_quick_retries(load_source("marketplace"))
     sim = PartnerApiSimulator(
         orders=orders,
-        payments=orders,  # a Stripe charge per order (metadata.order_id = the marketplace order)
+        stripe_from_orders=True,  # a charge per paid order, its total (metadata.order_id = the order)
         seed=seed,
+        # bad records are broken extra lines next to the real ones (quarantined, no order lost: world.py)
         faults=replace(Faults.everything(seed=seed, timeouts=0), bad_records=0.3),
         rate_limit=(_api(source).rate_limit.requests, _api(source).rate_limit.per_seconds),
         token=os.environ["NORTHSTAR_PARTNER_TOKEN"],
@@ -125,10 +134,11 @@ def run_demo(data_dir: Path, *, orders: int = 2000, seed: int = 7) -> str:
     try:
         entries, extracts = _partner_deliveries(spark, env, source, sim)
         print(
-            "extracting Stripe charges from the Stripe list API, and the 3PLs' shipment CSV drops ...",
+            "extracting the orders' Stripe charges from the Stripe list API; landing the 3PLs' shipment CSV "
+            "drops and the finance control totals of the same orders ...",
             flush=True,
         )
-        entries += _payments_and_shipments(spark, env, sim, orders, seed)
+        entries += _payments_shipments_and_totals(spark, env, sim, seed)
     finally:
         sim.stop()
     print(
@@ -140,7 +150,41 @@ def run_demo(data_dir: Path, *, orders: int = 2000, seed: int = 7) -> str:
     publish_run = ledger.new_run_id("publish")
     with connect(_snowflake(env)) as conn:
         published = publish_all(spark, env, conn, run_id=publish_run)
-    return _report(spark, env, source, sim, data_dir, entries, extracts, publish_run, published)
+    last, days = business_days(sim.ground_truth("orders").values())
+    print(f"running the daily reconciliation for {days} business days up to {last} ...", flush=True)
+    recon = reconcile_world(spark, env, last, days, report=data_dir / "reconciliation.html")
+    fault = _injected_fault(spark, env, sim, data_dir, recon)
+    run = _Run(entries, extracts, publish_run, published, recon, fault)
+    return _report(spark, env, source, sim, data_dir, run)
+
+
+def _injected_fault(
+    spark: SparkSession, env: EnvConfig, sim: PartnerApiSimulator, data_dir: Path, clean: WorldRecon
+) -> list[str]:
+    """After the clean pass, one known fault: finance re-posts a day 1% higher. The reconciliation again (its
+    own run id and report), then `northstar investigate` of the finance table on that day; the lines to print."""
+    orders = sim.ground_truth("orders").values()
+    repost = repost_finance_day(spark, env, orders, posted_at=sim.time + timedelta(hours=6))
+    print(
+        f"injecting a known fault: finance re-posts {repost.day} {repost.currency} 1% higher ...", flush=True
+    )
+    report = data_dir / "reconciliation-fault.html"
+    run_id = f"{clean.result.run_id}-fault"
+    again = reconcile_world(spark, env, clean.last, clean.days, report=report, run_id=run_id)
+    table = "silver.finance_totals_daily_totals"
+    found = investigate(spark, env, load_recon("daily"), table, repost.day)
+    breached = sorted({f"{r['comparison']} {r['business_date']} {r['currency']}" for r in again.breaches})
+    return [
+        f"injected fault: finance re-posted {repost.day} {repost.currency} as {repost.now} (was {repost.was}, what "
+        "the orders and the payments add up to); the reconciliation again:",
+        *again.format(report=report),
+        f"northstar investigate {table} --date {repost.day}: {found.classification}",
+        *[f"  because {reason}" for reason in found.reasons],
+        "",
+        f"In short: the clean world reconciles ({len(clean.rows)} figures, {len(clean.breaches)} breaches); the "
+        f"re-posted finance total breaches {', '.join(breached) or 'nothing'} and investigate calls it "
+        f"{found.classification}.",
+    ]
 
 
 def _ground_truth_checks(
@@ -159,25 +203,46 @@ def _ground_truth_checks(
     return checks
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What the demo's steps returned, for its report."""
+
+    entries: list[LedgerEntry]
+    extracts: list[ExtractReport]
+    publish_run: str
+    published: list[PublishResult]
+    recon: WorldRecon
+    fault: list[str]  # the injected fault's lines
+
+
+def _closing(run: _Run, data_dir: Path) -> list[str]:
+    """The last lines: the clean world's daily reconciliation, then the injected fault."""
+    return [
+        "The orders, their Stripe charges, their 3PL shipments and the finance totals are one world; the daily",
+        "reconciliation (conf/reconciliation/daily.yaml, ops.reconciliation) over its business days:",
+        *run.recon.format(report=data_dir / "reconciliation.html"),
+        "",
+        *run.fault,
+    ]
+
+
 def _report(
     spark: SparkSession,
     env: EnvConfig,
     source: SourceSpec,
     sim: PartnerApiSimulator,
     data_dir: Path,
-    entries: list[LedgerEntry],
-    extracts: list[ExtractReport],
-    publish_run: str,
-    published: list[PublishResult],
+    run: _Run,
 ) -> str:
-    """What the demo prints: the faults it went through, every run's counts, the checks, the publish, the tables."""
+    """What the demo prints: the faults it went through, every run's counts, the checks, the publish, the
+    tables, and last the daily reconciliation in plain words."""
     rescued = (
         spark.read.format("delta")
         .load(tables.bronze(source.name, "orders").path(env))
         .where(F.col("_rescued_data").isNotNull())
         .count()
     )
-    records_in = sum(t.records for r in extracts for t in r.tables)
+    records_in = sum(t.records for r in run.extracts for t in r.tables)
     faults = sim.stats.faults
     partial = sum(v for k, v in faults.items() if k.startswith("partial_"))
     ledger_rows = ledger.read(spark, env).count()
@@ -197,14 +262,14 @@ def _report(
             "key, re-fetched pages counted twice: the landed ones are quarantined with a reason),",
             "late updates re-read through the 24 h lookback and the partner's schema change in delivery two.",
             "",
-            run_report(entries),
+            run_report(run.entries),
             "",
             "checks:",
             *_ground_truth_checks(spark, env, source, sim),
             f"  bronze.marketplace_orders: {rescued:,} rows kept a value that did not fit its type in _rescued_data",
             f"  ops.run_ledger: {ledger_rows} runs recorded",
             "",
-            format_results(publish_run, published),
+            format_results(run.publish_run, run.published),
             f"  warehouse: {_snowflake(env).fakesnow_path} (fakesnow / DuckDB files; ops.warehouse_reconciliation "
             "has every compared figure)",
             "",
@@ -214,5 +279,7 @@ def _report(
             "open them in a notebook or pyspark shell:",
             f"  NORTHSTAR_DATA_DIR={data_dir} .venv/bin/python -c 'from northstar.catalog import open_lake; "
             'spark = open_lake("local"); spark.table("silver.marketplace_orders").show()\'',
+            "",
+            *_closing(run, data_dir),
         ]
     )

@@ -17,7 +17,12 @@ cursor), records repeated across pages and schema drift (a new field, a changed 
 The rate limit answers 429 with Retry-After and counts every request over the limit (`stats.over_limit`).
 Time for the rate limit comes from a `Clock` (a `FakeClock` shared with the client makes tests fast).
 
-`ground_truth(table)` is the latest visible version of every record: what silver must hold.
+Stripe's objects are either payments of their own (`payments=N`: random amounts, for tests of the Stripe
+extract alone) or, with `stripe_from_orders=True`, the payments of the partner's orders: one world whose
+orders, charges and refunds agree (`_stripe_from_orders`), as the demo and the reconciliation need.
+
+`ground_truth(table)` is the latest visible version of every record: what silver must hold;
+`final_records(table)` the last version of every record, visible yet or not.
 
 Run it by hand: `python -m northstar.simulate.partner_api --port 8765 --orders 500 --faults`.
 """
@@ -36,12 +41,14 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from northstar.dev.generate.marketplace import START, _iso, _order_versions, _refund_versions
 from northstar.extract.ratelimit import Clock
+from northstar.models.common import STRIPE_THREE_DECIMAL, STRIPE_ZERO_DECIMAL
 
 PARTNER_TABLES = {"orders": "order_id", "refunds": "refund_id"}
 STRIPE_TABLES = ("charges", "payment_intents", "refunds", "disputes")
@@ -156,7 +163,19 @@ def _add(out: _StripeVersions, table: str, obj: dict, at: float) -> None:
     out[table].append(_Version(obj["id"], obj["created"], at, json.loads(json.dumps(obj))))
 
 
-def _charge(rng: random.Random, n: int, pi: dict, note: str) -> dict:
+def minor_units(amount: object, currency: str) -> int:
+    """A major-unit amount (19.99) as Stripe's integer in the currency's smallest unit: the exponent of
+    models/common.py (JPY and the other zero-decimal currencies: 0 decimals, BHD/KWD/...: 3, else 2). Exact:
+    an amount with more decimals than its currency has is an error, never rounded."""
+    code = currency.upper()
+    exponent = 0 if code in STRIPE_ZERO_DECIMAL else 3 if code in STRIPE_THREE_DECIMAL else 2
+    scaled = Decimal(str(amount)).scaleb(exponent)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} {code} has more than {exponent} decimals")
+    return int(scaled)
+
+
+def _charge(rng: random.Random, n: int, pi: dict, note: str, status: str) -> dict:
     """Payment `n`'s charge, 30 s after its payment intent."""
     order_id = pi["metadata"]["order_id"]
     return {
@@ -166,8 +185,8 @@ def _charge(rng: random.Random, n: int, pi: dict, note: str) -> dict:
         "amount_refunded": 0,
         "currency": pi["currency"],
         "created": pi["created"] + 30,
-        "status": "succeeded",
-        "paid": True,
+        "status": status,
+        "paid": status == "succeeded",
         "refunded": False,
         "payment_intent": pi["id"],
         "description": note,
@@ -186,13 +205,43 @@ def _charge(rng: random.Random, n: int, pi: dict, note: str) -> dict:
     }
 
 
-def _add_refund(rng: random.Random, out: _StripeVersions, n: int, charge: dict, created: int) -> None:
-    """A refund (pending, then succeeded) of charge `charge`, and the charge's refunded version."""
-    at = created + rng.randint(3600, 48 * 3600)
+def _add_payment(
+    rng: random.Random,
+    out: _StripeVersions,
+    n: int,
+    order_id: str,
+    money: tuple[int, str],
+    created: int,
+    status: str = "succeeded",
+) -> dict:
+    """Payment `n` of an order: a payment intent at `created`, its charge (`status`) 30 s later and the
+    intent's final version 60 s later; `money` is (minor units, lower-case currency). Returns the charge."""
+    pi = {
+        "id": f"pi_{n:010d}",
+        "object": "payment_intent",
+        "amount": money[0],
+        "currency": money[1],
+        "created": created,
+        "status": "requires_payment_method",
+        "metadata": {"order_id": order_id},
+    }
+    _add(out, "payment_intents", pi, created)
+    final = "succeeded" if status == "succeeded" else "requires_payment_method"  # a declined card: retry
+    pi = {**pi, "status": final, "latest_charge": f"ch_{n:010d}"}
+    _add(out, "payment_intents", pi, created + 60)
+    note = "customer note: card 4242 4242 4242 4242 please" if rng.random() < 0.05 else "web checkout"
+    charge = _charge(rng, n, pi, note, status)
+    _add(out, "charges", charge, created + 30)
+    return charge
+
+
+def _add_refund(rng: random.Random, out: _StripeVersions, n: int, charge: dict, at: int, amount: int) -> None:
+    """A refund of `amount` (pending at `at`, succeeded 10 min later) of `charge`, and the charge's refunded
+    version."""
     refund = {
         "id": f"re_{n:010d}",
         "object": "refund",
-        "amount": charge["amount"] // rng.choice([1, 2]),
+        "amount": amount,
         "charge": charge["id"],
         "currency": charge["currency"],
         "created": at,
@@ -227,30 +276,61 @@ def _add_dispute(rng: random.Random, out: _StripeVersions, n: int, charge: dict,
 
 
 def _stripe_versions(payments: int, seed: int) -> _StripeVersions:
-    """Payment intents, charges, refunds and disputes; each status change is a new version of the object."""
+    """Payments of their own (random amounts, currencies and times, metadata.order_id MO-<n> whatever the
+    partner's orders are): payment intents, charges, refunds and disputes; each status change is a new version."""
     rng = random.Random(seed + 1000)
     out: _StripeVersions = {t: [] for t in STRIPE_TABLES}
     for n in range(1, payments + 1):
         created = int(START.timestamp()) + rng.randint(0, 3 * 24 * 3600)
-        amount, currency = rng.randint(500, 50_000), rng.choice(["usd", "usd", "eur", "gbp"])
-        pi = {
-            "id": f"pi_{n:010d}",
-            "object": "payment_intent",
-            "amount": amount,
-            "currency": currency,
-            "created": created,
-            "status": "requires_payment_method",
-            "metadata": {"order_id": f"MO-{n:07d}"},
-        }
-        _add(out, "payment_intents", pi, created)
-        pi = {**pi, "status": "succeeded", "latest_charge": f"ch_{n:010d}"}
-        _add(out, "payment_intents", pi, created + 60)
-        note = "customer note: card 4242 4242 4242 4242 please" if rng.random() < 0.05 else "web checkout"
-        charge = _charge(rng, n, pi, note)
-        _add(out, "charges", charge, created + 30)
+        money = rng.randint(500, 50_000), rng.choice(["usd", "usd", "eur", "gbp"])
+        charge = _add_payment(rng, out, n, f"MO-{n:07d}", money, created)
         if rng.random() < 0.2:
-            _add_refund(rng, out, n, charge, created)
+            at = created + rng.randint(3600, 48 * 3600)
+            _add_refund(rng, out, n, charge, at, charge["amount"] // rng.choice([1, 2]))
         if rng.random() < 0.06:
+            _add_dispute(rng, out, n, charge, created)
+    return out
+
+
+def _final(versions: list[_Version[str]]) -> dict[str, dict]:
+    """The last version of every record (highest updated_at), visible or not yet: the world's end state."""
+    latest: dict[str, _Version[str]] = {}
+    for version in versions:
+        if version.key not in latest or version.cursor > latest[version.key].cursor:
+            latest[version.key] = version
+    return {key: version.record for key, version in latest.items()}
+
+
+def _charge_time(rng: random.Random, order: dict) -> int:
+    """When an order's card is charged (the charge's `created`): 35-120 s after checkout (`created_at`), but
+    never past that UTC day's last second, so the charge's day is the order's day (orders_vs_payments compares
+    them by day; the payment intent is 30 s before the charge)."""
+    created = datetime.fromisoformat(order["created_at"].replace("Z", "+00:00"))
+    day_end = datetime.combine(created.date(), datetime.max.time(), UTC).replace(microsecond=0)
+    return int(min(created + timedelta(seconds=rng.randint(35, 120)), day_end).timestamp())
+
+
+def _stripe_from_orders(partner: dict[str, list[_Version[str]]], seed: int) -> _StripeVersions:
+    """The Stripe side of the partner's orders, one world: each order that ends paid, shipped or delivered
+    gets one succeeded charge of its total (minor units, its currency lower-cased, metadata.order_id) seconds
+    after checkout; a cancelled order gets a failed (declined) charge; an order still placed has no charge
+    yet. A partner refund that ends `refunded` of a charged order is mirrored as a Stripe refund at the
+    partner's refund time, and a few charges are disputed. Charges are gross: refunds do not change them."""
+    rng = random.Random(seed + 2000)
+    out: _StripeVersions = {t: [] for t in STRIPE_TABLES}
+    refunds = {r["order_id"]: r for r in _final(partner["refunds"]).values() if r["status"] == "refunded"}
+    orders = sorted(_final(partner["orders"]).values(), key=lambda o: o["order_id"])
+    charged = [o for o in orders if o["status"] != "placed"]
+    for n, order in enumerate(charged, start=1):
+        money = minor_units(order["totals"]["total"], order["currency"]), order["currency"].lower()
+        created = _charge_time(rng, order)
+        status = "failed" if order["status"] == "cancelled" else "succeeded"
+        charge = _add_payment(rng, out, n, order["order_id"], money, created - 30, status)
+        refund = refunds.get(order["order_id"])
+        if status == "succeeded" and refund is not None:
+            at = int(_epoch(refund["updated_at"]))
+            _add_refund(rng, out, n, charge, at, minor_units(refund["amount"], refund["currency"]))
+        if status == "succeeded" and rng.random() < 0.03:
             _add_dispute(rng, out, n, charge, created)
     return out
 
@@ -287,6 +367,7 @@ class PartnerApiSimulator:
         *,
         orders: int = 200,
         payments: int = 0,
+        stripe_from_orders: bool = False,
         seed: int = 7,
         faults: Faults | None = None,
         rate_limit: tuple[int, float] | None = (1200, 3600.0),
@@ -309,8 +390,14 @@ class PartnerApiSimulator:
         self.partner: dict[str, list[_Version[str]]] = (
             _partner_versions(orders, seed, self.faults) if orders else {t: [] for t in PARTNER_TABLES}
         )
+        if stripe_from_orders and payments:
+            raise ValueError("pass payments (payments of their own) or stripe_from_orders, not both")
         self.stripe: _StripeVersions = (
-            _stripe_versions(payments, seed) if payments else {t: [] for t in STRIPE_TABLES}
+            _stripe_from_orders(self.partner, seed)
+            if stripe_from_orders
+            else _stripe_versions(payments, seed)
+            if payments
+            else {t: [] for t in STRIPE_TABLES}
         )
         self._now = (now or datetime(2100, 1, 1, tzinfo=UTC)).timestamp()
         self._server: _Server | None = None
@@ -349,6 +436,10 @@ class PartnerApiSimulator:
                 )
                 cached = self._cache[(api, table)] = (self._now, rows)
             return cached[1]
+
+    def final_records(self, table: str) -> dict[str, dict]:
+        """The last version of every record of a partner table, visible yet or not: the world's end state."""
+        return _final(self.partner[table])
 
     def ground_truth(self, table: str, api: str = "partner") -> dict[str, dict]:
         """The latest visible version of every record of a table: what silver must equal."""
@@ -606,6 +697,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--orders", type=int, default=500)
     parser.add_argument("--payments", type=int, default=200)
+    parser.add_argument(
+        "--stripe-from-orders", action="store_true", help="Stripe payments of the orders (ignores --payments)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--faults", action="store_true", help="switch every fault on")
     parser.add_argument("--rate", type=int, default=1200, help="requests per --window seconds")
@@ -614,7 +708,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sim = PartnerApiSimulator(
         orders=args.orders,
-        payments=args.payments,
+        payments=0 if args.stripe_from_orders else args.payments,
+        stripe_from_orders=args.stripe_from_orders,
         seed=args.seed,
         faults=Faults.everything() if args.faults else Faults(),
         rate_limit=(args.rate, args.window),

@@ -1,0 +1,185 @@
+"""The demo's one world on the lake: the sources derived from the simulator's orders, and its reconciliation.
+
+The partner API simulator (`stripe_from_orders=True`) serves the marketplace orders and the Stripe payments
+of those same orders; `land_drops` writes the file sources of the same orders: the 3PLs' shipment drops
+(one shipment per shipped or delivered order) and the finance system's control totals, computed from the
+orders the partner serves. Then `reconcile_world` runs conf/reconciliation/daily.yaml over the world's
+business days: with no fault injected every comparison is within its threshold. `repost_finance_day` is the
+demo's known fault afterwards: finance re-posts one day's total with a difference, which the reconciliation
+then reports as a breach and `northstar investigate` classifies.
+
+The simulator's `bad_records` fault adds broken lines to pages (not JSON objects, or a copy of a real record
+with a null key) on top of the real records, which are still served: quarantining them loses no order, so
+the finance totals are the partner's whole ground truth, not only what passed validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from northstar.config import EnvConfig, load_source
+from northstar.dev.generate.finance_totals import totals_from_orders, write_totals
+from northstar.dev.generate.shipments import ShipmentTruth, shipments_from_orders
+from northstar.lake import delta, tables
+from northstar.ledger import LedgerEntry
+from northstar.reconciliation import report_html
+from northstar.reconciliation.reconcile import OK, ReconResult, read_run, run_reconciliation
+from northstar.reconciliation.spec import ReconSpec, load_recon
+from northstar.silver.pipeline import run_source
+
+NOT_RUN = "not_run"
+
+
+def land_drops(env: EnvConfig, orders: Iterable[Mapping], posted_at: datetime, seed: int) -> ShipmentTruth:
+    """The 3PL shipment drops and the finance control totals (posted at `posted_at`) of `orders` (the
+    partner's latest version of each), under the landing folders their sources read."""
+    orders = list(orders)
+    wms = load_source("wms")
+    folder = Path(tables.landing_folder(env, wms.tables["shipments_acme"])).parent  # <landing>/wms/<partner>
+    truth = shipments_from_orders(folder, orders, seed=seed)
+    finance = load_source("finance_totals")
+    write_totals(
+        Path(tables.landing_folder(env, finance.tables["daily_totals"])),
+        totals_from_orders(orders),
+        posted_at,
+    )
+    return truth
+
+
+@dataclass(frozen=True)
+class Repost:
+    """A finance re-posting of one day and currency: what it changed and the runs that loaded it."""
+
+    day: date
+    currency: str
+    was: Decimal
+    now: Decimal
+    entries: list[LedgerEntry]
+
+
+def repost_finance_day(
+    spark: SparkSession, env: EnvConfig, orders: Iterable[Mapping], posted_at: datetime, share: str = "0.01"
+) -> Repost:
+    """The known fault: finance re-posts the first business day's largest currency total `share` higher (a
+    manual adjustment the orders and payments do not have), and bronze and silver load it (the latest
+    posting of a day wins)."""
+    totals = totals_from_orders(orders)
+    first = min(day for day, _ in totals)
+    currency = max((c for d, c in totals if d == first), key=lambda c: totals[(first, c)][1])
+    was = totals[(first, currency)][1]
+    skew = (was * Decimal(share)).quantize(Decimal("0.01"))
+    finance = load_source("finance_totals")
+    folder = Path(tables.landing_folder(env, finance.tables["daily_totals"]))
+    write_totals(
+        folder, {(first, currency): totals[(first, currency)]}, posted_at, skew={(first, currency): skew}
+    )
+    return Repost(first, currency, was, was + skew, run_source(spark, env, finance))
+
+
+def business_days(orders: Iterable[Mapping]) -> tuple[date, int]:
+    """(last day, days): from the first order's checkout to the last status change, the days a comparison
+    can have figures on (orders by created_at, fulfillment by updated_at)."""
+    days = [
+        datetime.fromisoformat(str(o[name]).replace("Z", "+00:00")).astimezone(UTC).date()
+        for o in orders
+        for name in ("created_at", "updated_at")
+    ]
+    return max(days), (max(days) - min(days)).days + 1
+
+
+def _missing(spark: SparkSession, env: EnvConfig, spec: ReconSpec, name: str) -> str | None:
+    """Why table `name` (and the tables read with it) cannot be read in this lake, or None."""
+    profile = spec.tables[name]
+    if profile.postgres is not None:
+        return f"{name} is the PostgreSQL source {profile.postgres.source}, not part of this world"
+    for table in (name, *profile.union_with):
+        other = spec.tables.get(table)
+        if not delta.table_exists(
+            spark, other.location(env, table) if other else tables.lookup(table).path(env)
+        ):
+            return f"{table} is not in this lake"
+    return None
+
+
+def runnable(spark: SparkSession, env: EnvConfig, spec: ReconSpec) -> tuple[ReconSpec, dict[str, str]]:
+    """The spec with only the comparisons and duplicate checks whose tables exist here, and why each other one
+    is not run (name -> reason)."""
+    not_run, comparisons = {}, {}
+    for name, comparison in spec.comparisons.items():
+        reasons = [_missing(spark, env, spec, side.table) for side in (comparison.left, comparison.right)]
+        if any(reasons):
+            not_run[name] = "; ".join(r for r in reasons if r)
+        else:
+            comparisons[name] = comparison
+    duplicates = []
+    for name in spec.duplicates:
+        reason = _missing(spark, env, spec, name)
+        if reason:
+            not_run[f"duplicates {name}"] = reason
+        else:
+            duplicates.append(name)
+    return spec.model_copy(update={"comparisons": comparisons, "duplicates": duplicates}), not_run
+
+
+@dataclass(frozen=True)
+class WorldRecon:
+    """One reconciliation run of the world: the run, its stored rows and what was not run (and why)."""
+
+    result: ReconResult
+    rows: list[dict]
+    not_run: dict[str, str]
+    spec: ReconSpec
+    last: date
+    days: int
+
+    @property
+    def breaches(self) -> list[dict]:
+        return [r for r in self.rows if r["status"] != OK]
+
+    def format(self, report: Path | None = None) -> list[str]:
+        """The summary lines: figures, breaches (each named), what was not run, where the report is."""
+        checks = len(self.spec.comparisons) + len(self.spec.duplicates)
+        first = self.last - timedelta(days=self.days - 1)
+        lines = [
+            f"reconciliation ({self.spec.name}, {first} .. {self.last}): {self.days} days x "
+            f"{checks} comparisons and duplicate checks, {len(self.rows)} figures checked, "
+            f"{len(self.breaches)} breaches, {len(self.not_run)} not run"
+        ]
+        for r in sorted(self.breaches, key=lambda r: (r["comparison"], r["business_date"], r["currency"])):
+            lines.append(
+                f"  BREACH {r['comparison']} {r['business_date']} {r['currency']} {r['measure']}: left "
+                f"{r['left_value']} right {r['right_value']} variance {r['variance_pct']}% ({r['status']})"
+            )
+        if not self.breaches:
+            lines.append(
+                f"  every figure within its threshold (variance < {self.spec.thresholds.variance_pct}%, "
+                f"duplicates < {self.spec.thresholds.duplicate_rate_pct}%)"
+            )
+        lines += [f"  {NOT_RUN} {name}: {reason}" for name, reason in self.not_run.items()]
+        if report is not None:
+            lines.append(f"  report: {report}")
+        return lines
+
+
+def reconcile_world(
+    spark: SparkSession,
+    env: EnvConfig,
+    last: date,
+    days: int,
+    report: Path | None = None,
+    run_id: str | None = None,
+) -> WorldRecon:
+    """Run conf/reconciliation/daily.yaml for the `days` business days ending `last` (the comparisons whose
+    tables this lake has), and write its HTML report to `report`."""
+    spec, not_run = runnable(spark, env, load_recon("daily"))
+    result = run_reconciliation(spark, env, spec, last, days, run_id)
+    rows = [r.asDict() for r in read_run(spark, env, result.run_id).collect()]
+    if report is not None:
+        report.write_text(report_html.render(rows, f"Reconciliation {spec.name}: {last} ({days} day(s))"))
+    return WorldRecon(result, rows, not_run, spec, last, days)
