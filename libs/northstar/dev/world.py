@@ -26,14 +26,12 @@ from pyspark.sql import SparkSession
 from northstar.config import EnvConfig, load_source
 from northstar.dev.generate.finance_totals import totals_from_orders, write_totals
 from northstar.dev.generate.shipments import ShipmentTruth, shipments_from_orders
-from northstar.lake import delta, tables
+from northstar.lake import tables
 from northstar.ledger import LedgerEntry
 from northstar.reconciliation import report_html
-from northstar.reconciliation.reconcile import OK, ReconResult, read_run, run_reconciliation
+from northstar.reconciliation.reconcile import NOT_RUN, OK, ReconResult, read_run, run_reconciliation
 from northstar.reconciliation.spec import ReconSpec, load_recon
 from northstar.silver.pipeline import run_source
-
-NOT_RUN = "not_run"
 
 
 def land_drops(env: EnvConfig, orders: Iterable[Mapping], posted_at: datetime, seed: int) -> ShipmentTruth:
@@ -93,40 +91,6 @@ def business_days(orders: Iterable[Mapping]) -> tuple[date, int]:
     return max(days), (max(days) - min(days)).days + 1
 
 
-def _missing(spark: SparkSession, env: EnvConfig, spec: ReconSpec, name: str) -> str | None:
-    """Why table `name` (and the tables read with it) cannot be read in this lake, or None."""
-    profile = spec.tables[name]
-    if profile.postgres is not None:
-        return f"{name} is the PostgreSQL source {profile.postgres.source}, not part of this world"
-    for table in (name, *profile.union_with):
-        other = spec.tables.get(table)
-        if not delta.table_exists(
-            spark, other.location(env, table) if other else tables.lookup(table).path(env)
-        ):
-            return f"{table} is not in this lake"
-    return None
-
-
-def runnable(spark: SparkSession, env: EnvConfig, spec: ReconSpec) -> tuple[ReconSpec, dict[str, str]]:
-    """The spec with only the comparisons and duplicate checks whose tables exist here, and why each other one
-    is not run (name -> reason)."""
-    not_run, comparisons = {}, {}
-    for name, comparison in spec.comparisons.items():
-        reasons = [_missing(spark, env, spec, side.table) for side in (comparison.left, comparison.right)]
-        if any(reasons):
-            not_run[name] = "; ".join(r for r in reasons if r)
-        else:
-            comparisons[name] = comparison
-    duplicates = []
-    for name in spec.duplicates:
-        reason = _missing(spark, env, spec, name)
-        if reason:
-            not_run[f"duplicates {name}"] = reason
-        else:
-            duplicates.append(name)
-    return spec.model_copy(update={"comparisons": comparisons, "duplicates": duplicates}), not_run
-
-
 @dataclass(frozen=True)
 class WorldRecon:
     """One reconciliation run of the world: the run, its stored rows and what was not run (and why)."""
@@ -144,7 +108,7 @@ class WorldRecon:
 
     def format(self, report: Path | None = None) -> list[str]:
         """The summary lines: figures, breaches (each named), what was not run, where the report is."""
-        checks = len(self.spec.comparisons) + len(self.spec.duplicates)
+        checks = len(self.spec.comparisons) + len(self.spec.duplicates) - len(self.not_run)
         first = self.last - timedelta(days=self.days - 1)
         lines = [
             f"reconciliation ({self.spec.name}, {first} .. {self.last}): {self.days} days x "
@@ -161,7 +125,7 @@ class WorldRecon:
                 f"  every figure within its threshold (variance < {self.spec.thresholds.variance_pct}%, "
                 f"duplicates < {self.spec.thresholds.duplicate_rate_pct}%)"
             )
-        lines += [f"  {NOT_RUN} {name}: {reason}" for name, reason in self.not_run.items()]
+        lines += [f"  {name}: {reason}" for name, reason in self.not_run.items()]
         if report is not None:
             lines.append(f"  report: {report}")
         return lines
@@ -175,11 +139,14 @@ def reconcile_world(
     report: Path | None = None,
     run_id: str | None = None,
 ) -> WorldRecon:
-    """Run conf/reconciliation/daily.yaml for the `days` business days ending `last` (the comparisons whose
-    tables this lake has), and write its HTML report to `report`."""
-    spec, not_run = runnable(spark, env, load_recon("daily"))
+    """Run conf/reconciliation/daily.yaml for the `days` business days ending `last`, and write its HTML
+    report to `report`; comparisons whose tables this lake lacks come back as not_run with their reason."""
+    spec = load_recon("daily")
     result = run_reconciliation(spark, env, spec, last, days, run_id)
-    rows = [r.asDict() for r in read_run(spark, env, result.run_id).collect()]
+    stored = [r.asDict() for r in read_run(spark, env, result.run_id).collect()]
     if report is not None:
-        report.write_text(report_html.render(rows, f"Reconciliation {spec.name}: {last} ({days} day(s))"))
+        report.write_text(report_html.render(stored, f"Reconciliation {spec.name}: {last} ({days} day(s))"))
+    # a comparison whose input table is not in this lake (the shop's PostgreSQL) is stored as not_run
+    not_run = {r["comparison"]: r["detail"] for r in stored if r["status"] == NOT_RUN}
+    rows = [r for r in stored if r["status"] != NOT_RUN]
     return WorldRecon(result, rows, not_run, spec, last, days)
