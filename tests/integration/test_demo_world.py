@@ -11,11 +11,12 @@ import pytest
 
 from northstar.config import load_source
 from northstar.dev.simulate.partner_api import START, Faults, PartnerApiSimulator
-from northstar.dev.world import business_days, land_drops, reconcile_world, repost_finance_day
+from northstar.dev.world import business_days, correct_repost, land_drops, reconcile_world, repost_finance_day
 from northstar.extract.ratelimit import FakeClock
 from northstar.extract.rest import run_extract
 from northstar.gold.runner import run_gold
 from northstar.models.runner import run_models
+from northstar.reconciliation.corrections import read_log
 from northstar.reconciliation.investigate import LATE_ARRIVING, investigate
 from northstar.reconciliation.spec import load_recon
 from northstar.silver.pipeline import run_source
@@ -97,3 +98,11 @@ def test_the_clean_world_reconciles_with_no_breach_and_a_finance_repost_is_found
     }
     found = investigate(spark, env, load_recon("daily"), "silver.finance_totals_daily_totals", repost.day)
     assert found.classification == LATE_ARRIVING, found.format()
+
+    # the audited correction puts the posting back; the reconciliation is clean again, the log says who and why
+    fix = correct_repost(spark, env, repost)
+    assert (fix.action, fix.rows_affected) == ("update", 1)
+    fixed = reconcile_world(spark, env, last, days, run_id="world-corrected")
+    assert fixed.breaches == [], "\n".join(fixed.format())
+    [logged] = [r for r in read_log(spark, env).collect() if r.correction_id == fix.correction_id]
+    assert (logged.ticket, logged.who) == ("FIN-1042", "demo-operator")

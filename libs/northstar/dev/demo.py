@@ -29,7 +29,14 @@ from northstar.config import ConfigError, EnvConfig, SourceSpec, load_env, load_
 from northstar.config.api import ApiSpec, RetrySpec
 from northstar.config.env import SnowflakeSpec
 from northstar.dev.simulate.partner_api import START, Faults, PartnerApiSimulator, record_hash
-from northstar.dev.world import WorldRecon, business_days, land_drops, reconcile_world, repost_finance_day
+from northstar.dev.world import (
+    WorldRecon,
+    business_days,
+    correct_repost,
+    land_drops,
+    reconcile_world,
+    repost_finance_day,
+)
 from northstar.extract.rest import ExtractReport, run_extract
 from northstar.gold.runner import run_gold
 from northstar.lake import tables
@@ -174,16 +181,25 @@ def _injected_fault(
     table = "silver.finance_totals_daily_totals"
     found = investigate(spark, env, load_recon("daily"), table, repost.day)
     breached = sorted({f"{r['comparison']} {r['business_date']} {r['currency']}" for r in again.breaches})
+    fix = correct_repost(spark, env, repost)
+    fixed = reconcile_world(spark, env, clean.last, clean.days, run_id=f"{clean.result.run_id}-corrected")
     return [
         f"injected fault: finance re-posted {repost.day} {repost.currency} as {repost.now} (was {repost.was}, what "
         "the orders and the payments add up to); the reconciliation again:",
         *again.format(report=report),
         f"northstar investigate {table} --date {repost.day}: {found.classification}",
         *[f"  because {reason}" for reason in found.reasons],
+        f"northstar correct --table {table} --where \"business_date = DATE'{repost.day}' AND currency = "
+        f"'{repost.currency}'\" --set gross_amount=... --why ... --ticket FIN-1042: {fix.action} of "
+        f"{fix.rows_affected} row(s), version {fix.version_before} -> {fix.version_after} "
+        f"(ops.corrections {fix.correction_id})",
+        "the reconciliation after the correction:",
+        *fixed.format(),
         "",
         f"In short: the clean world reconciles ({len(clean.rows)} figures, {len(clean.breaches)} breaches); the "
-        f"re-posted finance total breaches {', '.join(breached) or 'nothing'} and investigate calls it "
-        f"{found.classification}.",
+        f"re-posted finance total breaches {', '.join(breached) or 'nothing'}, investigate calls it "
+        f"{found.classification}, an audited correction (FIN-1042) restores the posting and the "
+        f"reconciliation is clean again ({len(fixed.breaches)} breaches).",
     ]
 
 

@@ -6,7 +6,8 @@ of those same orders; `land_drops` writes the file sources of the same orders: t
 orders the partner serves. Then `reconcile_world` runs conf/reconciliation/daily.yaml over the world's
 business days: with no fault injected every comparison is within its threshold. `repost_finance_day` is the
 demo's known fault afterwards: finance re-posts one day's total with a difference, which the reconciliation
-then reports as a breach and `northstar investigate` classifies.
+then reports as a breach and `northstar investigate` classifies; `correct_repost` is the audited correction
+(`northstar correct`) after which the reconciliation is clean again.
 
 The simulator's `bad_records` fault adds broken lines to pages (not JSON objects, or a copy of a real record
 with a null key) on top of the real records, which are still served: quarantining them loses no order, so
@@ -29,6 +30,7 @@ from northstar.dev.generate.shipments import ShipmentTruth, shipments_from_order
 from northstar.lake import tables
 from northstar.ledger import LedgerEntry
 from northstar.reconciliation import report_html
+from northstar.reconciliation.corrections import Correction, correct
 from northstar.reconciliation.reconcile import NOT_RUN, OK, ReconResult, read_run, run_reconciliation
 from northstar.reconciliation.spec import ReconSpec, load_recon
 from northstar.silver.pipeline import run_source
@@ -78,6 +80,29 @@ def repost_finance_day(
         folder, {(first, currency): totals[(first, currency)]}, posted_at, skew={(first, currency): skew}
     )
     return Repost(first, currency, was, was + skew, run_source(spark, env, finance))
+
+
+FINANCE_TABLE = "silver.finance_totals_daily_totals"
+
+
+def correct_repost(
+    spark: SparkSession, env: EnvConfig, repost: Repost, ticket: str = "FIN-1042"
+) -> Correction:
+    """The fix, as finance confirms the re-posting was a mistake: an audited correction (ops.corrections: who,
+    why, ticket, the Delta versions before and after) puts the day's posted total back to what the orders and
+    the payments add up to."""
+    table = tables.lookup(FINANCE_TABLE)
+    return correct(
+        spark,
+        env,
+        table_name=FINANCE_TABLE,
+        path=table.path(env),
+        where=f"business_date = DATE'{repost.day.isoformat()}' AND currency = '{repost.currency}'",
+        assignments={"gross_amount": f"CAST('{repost.was}' AS DECIMAL(18,2))"},
+        who="demo-operator",
+        why=f"finance re-posted {repost.day} {repost.currency} as {repost.now} in error; the posting was {repost.was}",
+        ticket=ticket,
+    )
 
 
 def business_days(orders: Iterable[Mapping]) -> tuple[date, int]:

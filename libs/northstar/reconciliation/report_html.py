@@ -84,6 +84,39 @@ def line_chart(
     return "".join(parts)
 
 
+HEADER = (
+    "<tr><th>comparison</th><th>day</th><th>currency</th><th>measure</th><th>left</th><th>right</th>"
+    "<th>variance</th><th>variance %</th><th>threshold %</th><th>status</th></tr>"
+)
+
+
+def row_html(r: Mapping[str, Any]) -> str:
+    """One figure as a table row (its status in red when it is not ok)."""
+    css = "breach" if r["status"] != "ok" else ""
+    return (
+        f"<tr><td class='t'>{html.escape(str(r['comparison']))}</td><td>{r['business_date']}</td>"
+        f"<td>{html.escape(str(r['currency']))}</td><td>{html.escape(str(r['measure']))}</td>"
+        f"<td>{_fmt(r['left_value'])}</td><td>{_fmt(r['right_value'])}</td><td>{_fmt(r['abs_variance'])}</td>"
+        f"<td>{_pct(r['variance_pct'])}</td><td>{_pct(r['threshold_pct'])}</td>"
+        f"<td class='{css}'>{html.escape(str(r['status']))}</td></tr>"
+    )
+
+
+def _not_run_section(not_run: list[Mapping[str, Any]]) -> list[str]:
+    """The comparisons that could not run (an input table missing), each with what builds it."""
+    if not not_run:
+        return []
+    return [
+        f"<h2 class='breach'>Not run ({len(not_run)})</h2><p>An input table is missing: these comparisons "
+        "were not computed and prove nothing until it is built.</p><ul>",
+        *[
+            f"<li><b>{html.escape(str(r['comparison']))}</b>: {html.escape(str(r.get('detail') or ''))}</li>"
+            for r in not_run
+        ],
+        "</ul>",
+    ]
+
+
 def render(rows: Iterable[Mapping[str, Any]], title: str) -> str:
     """The whole page for the rows of one reconciliation run (ops.reconciliation)."""
     everything = sorted(
@@ -101,32 +134,9 @@ def render(rows: Iterable[Mapping[str, Any]], title: str) -> str:
         f"<p>{len(rows)} figures checked, <span class='{'breach' if breaches else ''}'>{len(breaches)} "
         f"outside their threshold</span>. Variance is |left - right| / |right|; right is the reference.</p>",
     ]
-    if not_run:
-        out += [
-            f"<h2 class='breach'>Not run ({len(not_run)})</h2><p>An input table is missing: these comparisons "
-            "were not computed and prove nothing until it is built.</p><ul>",
-            *[
-                f"<li><b>{html.escape(str(r['comparison']))}</b>: {html.escape(str(r.get('detail') or ''))}</li>"
-                for r in not_run
-            ],
-            "</ul>",
-        ]
+    out += _not_run_section(not_run)
     out.append("<h2>Breaches</h2>")
-    header = (
-        "<tr><th>comparison</th><th>day</th><th>currency</th><th>measure</th><th>left</th><th>right</th>"
-        "<th>variance</th><th>variance %</th><th>threshold %</th><th>status</th></tr>"
-    )
-
-    def row_html(r: Mapping[str, Any]) -> str:
-        css = "breach" if r["status"] != "ok" else ""
-        return (
-            f"<tr><td class='t'>{html.escape(str(r['comparison']))}</td><td>{r['business_date']}</td>"
-            f"<td>{html.escape(str(r['currency']))}</td><td>{html.escape(str(r['measure']))}</td>"
-            f"<td>{_fmt(r['left_value'])}</td><td>{_fmt(r['right_value'])}</td><td>{_fmt(r['abs_variance'])}</td>"
-            f"<td>{_pct(r['variance_pct'])}</td><td>{_pct(r['threshold_pct'])}</td>"
-            f"<td class='{css}'>{html.escape(str(r['status']))}</td></tr>"
-        )
-
+    header = HEADER
     if breaches:
         out += ["<table>", header, *map(row_html, breaches), "</table>"]
     else:
