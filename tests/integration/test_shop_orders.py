@@ -198,6 +198,17 @@ def warehouse_line_facts(env) -> set[tuple]:
     return {(r[0], r[1], D(str(r[2]))) for r in rows}
 
 
+def assert_orders_and_lines(spark, env, orders, lines):
+    """silver.orders' shop rows and gold.fact_order_lines' shop rows equal the expected ones."""
+    for actual, expected, columns in (
+        (shop_orders(spark, env), orders, ORDER_COLUMNS),
+        (shop_line_facts(spark, env), lines, LINE_FACT_COLUMNS),
+    ):
+        assert_df_equality(
+            actual, spark.createDataFrame(expected, columns), ignore_row_order=True, ignore_nullable=True
+        )
+
+
 def assert_balanced(spark, env):
     for run in ledger.read(spark, env).where("status = 'success'").collect():
         assert run.records_read == (run.records_written + run.records_duplicate + run.records_quarantined), (
@@ -211,18 +222,7 @@ def test_shop_orders_and_lines_reach_gold_and_the_warehouse_and_follow_the_datab
 
     # 1. the first cycle: the whole tables
     cycle(spark, env, source)
-    assert_df_equality(
-        shop_orders(spark, env),
-        spark.createDataFrame(EXPECTED_ORDERS_FIRST, ORDER_COLUMNS),
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
-    assert_df_equality(
-        shop_line_facts(spark, env),
-        spark.createDataFrame(EXPECTED_LINES_FIRST, LINE_FACT_COLUMNS),
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
+    assert_orders_and_lines(spark, env, EXPECTED_ORDERS_FIRST, EXPECTED_LINES_FIRST)
     quarantined = spark.read.format("delta").load(tables.model_quarantine("orders").path(env))
     assert {(r.table_name, r.reason) for r in quarantined.collect()} == {("orders", "unknown_currency")}
     bad_lines = spark.read.format("delta").load(tables.model_quarantine("order_lines").path(env)).collect()
@@ -239,18 +239,7 @@ def test_shop_orders_and_lines_reach_gold_and_the_warehouse_and_follow_the_datab
                 conn.execute(statement)
     time.sleep(1.1)  # a window ends at a whole second (keyset.incremental_window): commits before the run
     cycle(spark, env, source)
-    assert_df_equality(
-        shop_orders(spark, env),
-        spark.createDataFrame(EXPECTED_ORDERS_AFTER, ORDER_COLUMNS),
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
-    assert_df_equality(
-        shop_line_facts(spark, env),
-        spark.createDataFrame(EXPECTED_LINES_AFTER, LINE_FACT_COLUMNS),
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
+    assert_orders_and_lines(spark, env, EXPECTED_ORDERS_AFTER, EXPECTED_LINES_AFTER)
     facts = (
         spark.read.format("delta")
         .load(tables.gold("fact_orders").path(env))
