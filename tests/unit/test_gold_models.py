@@ -45,6 +45,17 @@ def test_stripe_minor_units_use_the_currency_exponent(spark):
     ]
 
 
+def test_a_minor_unit_amount_that_is_not_a_whole_number_is_null_not_rounded(spark):
+    # a webhook's inferred JSON type can be double or text: 12.5 cents is no amount (the model quarantines it)
+    rows = [("1999", "USD"), ("1999.0", "USD"), ("12.5", "USD"), ("500.4", "JPY"), ("abc", "USD")]
+    out = (
+        spark.createDataFrame(rows, "minor string, currency string")
+        .select(c.from_minor_units(F.col("minor"), F.col("currency")).alias("amount"))
+        .collect()
+    )
+    assert [r.amount for r in out] == [D("19.99"), D("19.99"), None, None, None]
+
+
 CHARGE_SCHEMA = (
     "id string, amount bigint, amount_refunded bigint, currency string, status string, created bigint, "
     "_extracted_at timestamp, metadata struct<order_id:string>, billing_details struct<email:string,name:string>, "
