@@ -18,7 +18,7 @@ from northstar import ledger
 from northstar.config import load_source
 from northstar.gold.runner import run_gold
 from northstar.lake import tables
-from northstar.models import payments
+from northstar.models import payments, runner
 from northstar.models.runner import run_models
 from northstar.silver.pipeline import run_source
 from tests.helpers import snapshots
@@ -232,6 +232,24 @@ def test_running_the_model_again_changes_nothing(spark, lake):
     assert [e.status for e in again.values()] == ["noop", "noop"]
     assert snapshots.versions(spark, paths) == versions
     assert model_runs(spark, env) == totals
+
+
+def test_a_failed_full_refresh_changes_no_row_and_keeps_each_inputs_window(spark, lake, monkeypatch):
+    env, _, _ = lake
+    paths = {"payments": tables.model("payments").path(env)}
+    versions = snapshots.versions(spark, paths)
+
+    def disk_full(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runner, "_overwrite", disk_full)  # the one commit that replaces stripe's rows
+    with pytest.raises(OSError, match="disk full"):
+        run_models(spark, env, "payments", full_refresh=True)
+    failed = ledger.read(spark, env).where("layer = 'model' AND status = 'failed'").collect()
+    assert {r.source for r in failed} == set(LEDGER_KEYS)  # both inputs' runs failed, neither half-done
+    assert snapshots.versions(spark, paths) == versions
+    monkeypatch.undo()
+    assert [e.status for e in run_models(spark, env, "payments")] == ["noop", "noop"]  # nothing to catch up
 
 
 def test_full_refresh_rebuilds_both_inputs_and_keeps_every_charge(spark, lake):
