@@ -193,11 +193,12 @@ def _rebuild(
                 counted.append((entry, counts))
             model = tables.model(spec.name)
             latest = tagged.where(F.col(c.DISPOSITION) == c.CANDIDATE).select(*module.COLUMNS)
-            version, written = _overwrite(spark, model.path(env), latest, inputs[0][0].system)
-            if written != sum(counts.candidates for _, counts in counted):
+            system = inputs[0][0].system
+            version, written = _overwrite(spark, model.path(env), latest, system)
+            offered = sum(counts.candidates for _, counts in counted)
+            if written != offered:  # each entry's written is its candidates: they must be what Delta wrote
                 raise ledger.AccountingError(
-                    f"{spec.name} full refresh of {inputs[0][0].system}: wrote {written} rows, offered "
-                    f"{sum(counts.candidates for _, counts in counted)}"
+                    f"{spec.name} full refresh of {system}: Delta wrote {written} rows, {offered} were offered"
                 )
             for entry, counts in counted:
                 entry.wrote(model, version)
