@@ -186,6 +186,7 @@ def _rebuild(
         try:
             counted = []
             for item, entry, _, end in reads:
+                # every mapping stamps its rows with their silver table (common.lineage's `_source_table`)
                 own = tagged.where(F.col("_source_table") == tables.silver(item.source, item.table).full_name)
                 counts = count_dispositions(own, "updated_at")
                 counts.record(entry)
