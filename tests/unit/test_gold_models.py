@@ -5,6 +5,7 @@ not depend on arrival order, and the customer's details carried by silver.orders
 from datetime import datetime
 from decimal import Decimal
 
+from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from northstar.gold import transforms as t
@@ -43,6 +44,17 @@ def test_stripe_minor_units_use_the_currency_exponent(spark):
         None,
         D("0.07"),
     ]
+
+
+def test_a_minor_unit_amount_that_is_not_a_whole_number_is_null_not_rounded(spark):
+    # a webhook's inferred JSON type can be double or text: 12.5 cents is no amount (the model quarantines it)
+    rows = [("1999", "USD"), ("1999.0", "USD"), ("12.5", "USD"), ("500.4", "JPY"), ("abc", "USD")]
+    out = (
+        spark.createDataFrame(rows, "minor string, currency string")
+        .select(c.from_minor_units(F.col("minor"), F.col("currency")).alias("amount"))
+        .collect()
+    )
+    assert [r.amount for r in out] == [D("19.99"), D("19.99"), None, None, None]
 
 
 CHARGE_SCHEMA = (
@@ -100,6 +112,62 @@ def test_stripe_charges_conform_without_card_data_and_bad_rows_are_quarantined(s
         "ch_1": ("2026-03-01", D("100.00")),  # 123.45 - 23.45
         "ch_2": ("2026-03-01", D("5000.00")),
     }
+
+
+# silver.stripe_events_objects as silver holds it: the event's columns, the object inside `data` (its inferred
+# types: a double `amount` where one delivery sent a fraction), object_id/object_type derived
+EVENT_SCHEMA = (
+    "id string, type string, created bigint, object_id string, object_type string, "
+    "data struct<object:struct<id:string,object:string,amount:double,amount_refunded:bigint,currency:string,"
+    "status:string,created:bigint,metadata:struct<order_id:string>>>, "
+    "_record_hash string, _landing_file string, _rescued_data string"
+)
+
+
+def webhook(
+    event_id, event_type, created, charge_id, amount=2000.0, status="succeeded", charge_created=1772359200
+):
+    obj = {"id": charge_id, "object": "charge", "amount": amount, "amount_refunded": 0, "currency": "usd",
+           "status": status, "created": charge_created, "metadata": {"order_id": "MO-1"}}  # fmt: skip
+    return (event_id, event_type, created, charge_id, "charge", {"object": obj}, f"h-{event_id}", "f", None)
+
+
+def test_webhook_charges_conform_like_the_list_api_with_the_event_time_and_id(spark):
+    spec = load_model("payments")
+    item = spec.inputs[1]
+    assert (item.source, item.table, item.system, item.mapping) == (
+        "stripe_events", "objects", "stripe", "stripe_event_charges"
+    )  # fmt: skip
+    ctx = c.MappingContext(item.system, "silver.stripe_events_objects", item.status_map)
+    rows = [
+        webhook("evt_1", "charge.succeeded", 1772359260, "ch_1"),
+        webhook("evt_2", "charge.succeeded", 1772359260, "ch_2", amount=12.5),  # 12.5 cents: no amount
+        webhook("evt_3", "charge.succeeded", 1772359260, "ch_3", charge_created=None),
+    ]
+    out = payments.stripe_event_charges(spark.createDataFrame(rows, EVENT_SCHEMA), ctx)
+    expected = spark.createDataFrame(
+        [
+            ("ch_1", "MO-1", "succeeded", D("20.00"), datetime(2026, 3, 1, 10), datetime(2026, 3, 1, 10, 1), "evt_1", None),
+            ("ch_2", "MO-1", "succeeded", None, datetime(2026, 3, 1, 10), datetime(2026, 3, 1, 10, 1), "evt_2", c.UNPARSEABLE_AMOUNT),
+            ("ch_3", "MO-1", "succeeded", D("20.00"), None, datetime(2026, 3, 1, 10, 1), "evt_3", c.MISSING_REQUIRED),
+        ],
+        "payment_id string, order_id string, status string, amount decimal(18,2), created_at timestamp, "
+        f"updated_at timestamp, source_event_id string, {c.REASON} string",
+    )  # fmt: skip
+    assert_df_equality(out.select(*expected.columns), expected, ignore_row_order=True, ignore_nullable=True)
+    assert list(out.select(*payments.COLUMNS).columns) == payments.COLUMNS
+    assert "_source_table" in out.columns
+
+
+def test_only_webhook_objects_that_are_charges_are_payments(spark):
+    rows = [
+        webhook("evt_1", "charge.succeeded", 1, "ch_1"),
+        ("evt_2", "payment_intent.succeeded", 1, "pi_1", "payment_intent", None, "h2", "f", None),
+        ("evt_3", "setup_intent.created", 1, "seti_1", None, None, "h3", "f", None),
+    ]
+    frame = spark.createDataFrame(rows, EVENT_SCHEMA)
+    assert [r.object_id for r in frame.where(payments.is_charge(frame)).collect()] == ["ch_1"]
+    assert payments.ROW_FILTERS["stripe_event_charges"] == (payments.NOT_A_CHARGE, payments.is_charge)
 
 
 SHIPMENT_SCHEMA = (

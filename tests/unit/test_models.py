@@ -344,6 +344,30 @@ def test_model_files_are_validated(tmp_path):
         load_from(tmp_path, load_model, "customers")
 
 
+def test_inputs_sharing_a_source_system_get_a_ledger_key_each(tmp_path):
+    payments = load_model("payments")
+    assert [i.system for i in payments.inputs] == ["stripe", "stripe"]  # one key space: one row per charge
+    assert [payments.ledger_source(i) for i in payments.inputs] == [
+        "stripe:stripe.charges",
+        "stripe:stripe_events.objects",
+    ]
+    # an input that is alone in its source_system keeps the key its runs always had
+    assert [load_model("shipments").ledger_source(i) for i in load_model("shipments").inputs] == [
+        "wms_acme",
+        "wms_bolt",
+    ]
+    orders = load_model("orders")
+    assert orders.ledger_source(orders.inputs[0]) == "marketplace"
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "payments.yaml").write_text(
+        "inputs:\n"
+        "  - {source: stripe, table: charges, mapping: stripe_charges, status_map: {succeeded: succeeded}}\n"
+        "  - {source: stripe, table: charges, mapping: stripe_charges, status_map: {succeeded: succeeded}}\n"
+    )
+    with pytest.raises(ConfigError, match="two inputs name the same source table"):
+        load_from(tmp_path, load_model, "payments")
+
+
 def test_model_command_names_an_unset_token_key_before_starting_spark(monkeypatch, capsys):
     monkeypatch.delenv("NORTHSTAR_CUSTOMER_TOKEN_KEY", raising=False)
     monkeypatch.delenv("NORTHSTAR_CUSTOMER_TOKEN_KEY_REF", raising=False)

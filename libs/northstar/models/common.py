@@ -76,7 +76,9 @@ def from_minor_units(minor: Column, code: Column) -> Column:
     (a three-decimal amount not ending in 0), or does not fit: money is never rounded silently."""
     exponent = currency_exponent(code)
     divisor = F.when(exponent == 0, F.lit(1)).when(exponent == 3, F.lit(1000)).otherwise(F.lit(100))
-    whole = minor.try_cast("decimal(20,0)")
+    delivered = minor.try_cast("decimal(38,6)")
+    whole = delivered.try_cast("decimal(20,0)")  # a cast that rounds: 12.5 would become 13
+    whole = F.when(whole == delivered, whole)
     wide = (whole / divisor.cast("decimal(4,0)")).try_cast("decimal(38,6)")
     narrow = wide.try_cast(AMOUNT_SQL)
     return F.when(narrow == wide, narrow)

@@ -1,6 +1,8 @@
 """Model definitions: conf/models/<model>.yaml names the silver inputs, the mapping and the status map.
 
 A second source for a model is one more entry under `inputs` (plus a mapping function when its shape differs).
+Inputs may share a source_system when they describe the same objects (payments: Stripe's list API and its
+webhooks): their rows are then one key space, the latest version of a key winning whichever input saw it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class ModelInput(Strict):
     table: Identifier = Field(description="the source's table: silver.<source>_<table>")
     mapping: str = Field(description="the mapping function in northstar.models.<model> (MAPPINGS)")
     source_system: Identifier | None = Field(
-        default=None, description="value of source_system (default: source)"
+        default=None,
+        description="value of source_system (default: source); inputs sharing one share its keys",
     )
     status_map: dict[str, str] = Field(
         default_factory=dict,
@@ -95,12 +98,16 @@ class ModelSpec(Strict):
         tables = [(i.source, i.table) for i in self.inputs]
         if len(tables) != len(set(tables)):
             raise ValueError("two inputs name the same source table")
-        systems = [i.system for i in self.inputs]
-        if len(systems) != len(set(systems)):  # the ledger keys an input's runs by model and source_system
-            raise ValueError(
-                "two inputs share a source_system (set source_system: on each input of one source)"
-            )
         return self
+
+    def ledger_source(self, item: ModelInput) -> str:
+        """The `source` of the input's run-ledger rows (table_name: the model), which is how a run finds the
+        silver versions the input's last run consumed: the input's source_system while no other input of the
+        model shares it (the key every single-system input has always had), else `<source_system>:<source>.<table>`
+        (one per silver table)."""
+        if sum(1 for i in self.inputs if i.system == item.system) == 1:
+            return item.system
+        return f"{item.system}:{item.source}.{item.table}"
 
     @property
     def accepted_currencies(self) -> frozenset[str]:
