@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from functools import reduce
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -88,9 +89,13 @@ def affected_days(
     if table.refunds_of_changed_orders:
         touched_orders = present["orders"].select(*order_key).distinct()
         days |= _days(read_model("refunds").join(touched_orders, order_key, "left_semi"), "created_at")
-    for model, columns in table.orders_of_changed:
-        touched = present[model].select(*columns).distinct()
-        days |= _days(read_model("orders").join(touched, list(columns), "left_semi"), "created_at")
+    if table.orders_of_changed:  # the orders the changed rows name, all models at once: one read, one collect
+        orders = read_model("orders")
+        touched = [
+            orders.join(present[model].select(*columns).distinct(), list(columns), "left_semi")
+            for model, columns in table.orders_of_changed
+        ]
+        days |= _days(reduce(DataFrame.unionByName, touched).select("created_at"), "created_at")
     return days
 
 
