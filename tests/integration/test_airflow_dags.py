@@ -40,6 +40,8 @@ os.environ.update(
     }
 )
 airflow = pytest.importorskip("airflow")
+from airflow.dag_processing.bundles.manager import DagBundlesManager  # noqa: E402
+from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db  # noqa: E402
 from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel  # noqa: E402
 from airflow.models.dag import DagModel  # noqa: E402
 from airflow.models.xcom import XComModel  # noqa: E402
@@ -363,9 +365,6 @@ def _gold_uris(env_name: str) -> dict[str, str]:
 def _sync_dag_folder_to_db() -> None:
     """Parse the DAG folder and write its DAGs (schedules, outlets, assets) to the metadata DB, as the DAG
     processor does (and as dag.test() does before it runs)."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
-
     manager = DagBundlesManager()
     with create_session() as session:
         manager.sync_bundles_to_db(session=session)
@@ -389,9 +388,11 @@ def test_the_gold_names_airflow_reads_are_the_gold_tables_and_their_uris_the_war
             parts = urlsplit(uri)  # the Snowflake provider's rule (assets/snowflake.py sanitize_uri):
             assert parts.netloc  # an account identifier,
             assert len(parts.path.split("/")) == 4  # then database, schema and table
-    assert _gold_uris("prod")["fact_orders"] == "snowflake://northstar-prod/NORTHSTAR_PROD/ANALYTICS/FACT_ORDERS"
+    assert (
+        _gold_uris("prod")["fact_orders"] == "snowflake://northstar-prod/NORTHSTAR_PROD/ANALYTICS/FACT_ORDERS"
+    )
     try:
-        from airflow.providers.snowflake.assets.snowflake import sanitize_uri
+        from airflow.providers.snowflake.assets.snowflake import sanitize_uri  # noqa: PLC0415  optional
     except ImportError:  # the provider is not installed here; its rule is checked above
         return
     for uri in _gold_uris("prod").values():
@@ -462,7 +463,8 @@ def test_a_successful_publish_records_asset_events_and_queues_the_dbt_dag(airflo
     monkeypatch.setenv("NORTHSTAR_CONF_DIR", str(stack["conf"]))
     monkeypatch.setenv("NORTHSTAR_ENV", "test")  # the DAG folder, as dag.test() syncs it, is the test env's
     _sync_dag_folder_to_db()
-    with create_session() as session:  # what `airflow dags unpause northstar_dbt` does: paused DAGs get no runs
+    # what `airflow dags unpause northstar_dbt` does: Airflow queues no runs for a paused DAG
+    with create_session() as session:
         session.execute(update(DagModel).where(DagModel.dag_id == "northstar_dbt").values(is_paused=False))
         session.execute(AssetDagRunQueue.__table__.delete())
     dag = load_from(stack["conf"], factory.source_dags, "test")["northstar_shop_db"]

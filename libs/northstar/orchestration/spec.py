@@ -121,7 +121,9 @@ class DbtPipeline(Strict):
     def _gold_tables(cls, value: list[str]) -> list[str]:
         unknown = [name for name in value if name not in GOLD_TABLE_NAMES]
         if unknown:
-            raise ValueError(f"{', '.join(unknown)}: not gold tables; gold tables: {', '.join(GOLD_TABLE_NAMES)}")
+            raise ValueError(
+                f"{', '.join(unknown)}: not gold tables; gold tables: {', '.join(GOLD_TABLE_NAMES)}"
+            )
         return value
 
     @field_validator("arguments")
