@@ -4,7 +4,8 @@
 Runs the DagBag in .venv-airflow2 (scripts/setup-airflow2.sh, which `make test` runs) in a subprocess: one
 Python process cannot hold Airflow 2 and 3 at once. The subprocess also renders the templates of a task
 instance of a manual run (SQLite metadata DB in the test's AIRFLOW_HOME), as dag.test() does on Airflow 3 in
-tests/integration/test_airflow_dags.py, and returns the job arguments in its JSON.
+tests/integration/test_airflow_dags.py, and returns the job arguments in its JSON, the Dataset outlets of every
+task (Airflow 2.11's name for assets) and the dbt DAG's dataset schedule.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from northstar.config import load_env
+from northstar.gold.names import GOLD_TABLE_NAMES
 from northstar.orchestration.spec import load_pipelines
 from tests.helpers.conf import with_source_stages
 
@@ -59,6 +62,15 @@ print(json.dumps({
     "dags": {d: {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} for d, dag in bag.dags.items()},
     "pools": {d: {t.task_id: t.pool for t in dag.tasks} for d, dag in bag.dags.items()},
     "timetables": {d: type(dag.timetable).__name__ for d, dag in bag.dags.items()},
+    "outlets": {
+        d: {t.task_id: sorted(o.uri for o in t.outlets) for t in dag.tasks if t.outlets}
+        for d, dag in bag.dags.items()
+    },
+    "dataset_schedule": {
+        "condition": type(bag.dags["northstar_dbt"].timetable.dataset_condition).__name__,
+        "uris": [uri for uri, _ in bag.dags["northstar_dbt"].timetable.dataset_condition.iter_datasets()],
+    },
+    "dbt_command": bag.dags["northstar_dbt"].get_task("dbt_build").bash_command,
     "rendered": {
         "reconcile": rendered(reconciliation, "reconcile", "2026-11-25T04:00:00+00:00"),
         "extract_window": rendered(windowed, "extract_window", "2026-11-25T05:15:00+00:00"),
@@ -111,7 +123,8 @@ def test_dags_import_on_airflow_2_11(airflow2):
         task: chain[i + 1 : i + 2] for i, task in enumerate(chain)
     }
     pipelines = load_pipelines()
-    assert len(result["dags"]) == 2 * len(pipelines.sources) + 1 + len(pipelines.housekeeping)
+    assert len(result["dags"]) == 2 * len(pipelines.sources) + 2 + len(pipelines.housekeeping)
+    assert result["dags"]["northstar_dbt"] == {"dbt_build": []}
     assert result["dags"]["northstar_monitoring"] == {"status": []}
 
 
@@ -119,8 +132,9 @@ def test_scheduled_dags_have_the_explicit_timetable_on_airflow_2_11(airflow2):
     timetables = airflow2["timetables"]
     backfills = {d for d in timetables if d.startswith("northstar_backfill_")}
     assert backfills
-    assert {d: t for d, t in timetables.items() if d not in backfills} == dict.fromkeys(
-        set(timetables) - backfills, "CronDataIntervalTimetable"
+    not_cron = backfills | {"northstar_dbt"}  # the dbt DAG runs on dataset updates, not on a clock
+    assert {d: t for d, t in timetables.items() if d not in not_cron} == dict.fromkeys(
+        set(timetables) - not_cron, "CronDataIntervalTimetable"
     )
     assert {timetables[d] for d in backfills} == {"NullTimetable"}
 
@@ -137,3 +151,26 @@ def test_an_hourly_source_dag_gets_the_hour_that_ended_on_airflow_2_11(airflow2)
         *("--source", "marketplace", "--env", "prod"),
         *("--start", "2026-11-25T04:15:00+00:00", "--end", "2026-11-25T05:15:00+00:00"),
     ]
+
+
+def _prod_uri(table: str) -> str:
+    spec = load_env("prod").snowflake
+    return f"snowflake://{spec.account}/{spec.database}/{spec.analytics_schema}/{table.upper()}"
+
+
+def test_publishing_tasks_update_the_gold_datasets_on_airflow_2_11(airflow2):
+    gold = sorted(_prod_uri(name) for name in GOLD_TABLE_NAMES)
+    pipelines = load_pipelines()
+    expected = {f"northstar_{s}": {"cycle": gold} for s in pipelines.sources}
+    expected |= {f"northstar_backfill_{s}": {"cycle_window": gold} for s in pipelines.sources}
+    expected["northstar_daily_reconciliation"] = {"publish": gold}
+    # Dataset outlets on exactly the publishing tasks; every other DAG and task has none
+    assert {d: o for d, o in airflow2["outlets"].items() if o} == expected
+
+
+def test_the_dbt_dag_is_scheduled_on_the_finance_mart_datasets_on_airflow_2_11(airflow2):
+    schedule = airflow2["dataset_schedule"]
+    assert airflow2["timetables"]["northstar_dbt"] == "DatasetTriggeredTimetable"
+    assert schedule["condition"] == "DatasetAll"  # queued once each of them was updated since the last run
+    assert schedule["uris"] == [_prod_uri(n) for n in ("daily_revenue", "fact_orders", "fact_refunds")]
+    assert airflow2["dbt_command"] == ".venv-dbt/bin/dbt build --project-dir dbt --profiles-dir dbt"

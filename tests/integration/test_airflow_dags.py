@@ -4,6 +4,10 @@ moto stands in for EMR Serverless, S3, SNS and SQS (this machine cannot reach AW
 in STARTED and finishes job runs at once with SUCCESS, so the DAG's waiters return after one poll. Airflow
 itself runs for real: the DAGs are parsed by a DagBag and run end to end with dag.test(), with Airflow's own
 settings (no unit-test mode: that switches Airflow 3 back to Airflow 2's data-interval timetables).
+
+Assets: a publishing task (moto finishes its EMR job run with SUCCESS) records one AssetEvent per published gold
+table in the metadata DB, and Airflow's own asset manager and scheduler query queue northstar_dbt, which is
+scheduled on three of them; a failed task records none.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import pytest
@@ -35,13 +40,23 @@ os.environ.update(
     }
 )
 airflow = pytest.importorskip("airflow")
-from airflow.sdk import CronDataIntervalTimetable  # noqa: E402
+from airflow.dag_processing.bundles.manager import DagBundlesManager  # noqa: E402
+from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db  # noqa: E402
+from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel  # noqa: E402
+from airflow.models.dag import DagModel  # noqa: E402
+from airflow.models.xcom import XComModel  # noqa: E402
+from airflow.sdk import Asset, AssetAll, CronDataIntervalTimetable  # noqa: E402
 from airflow.utils import db  # noqa: E402
+from airflow.utils.session import create_session  # noqa: E402
 from moto import mock_aws  # noqa: E402
+from sqlalchemy import select, update  # noqa: E402
 
 from northstar.config import load_env  # noqa: E402
+from northstar.gold.names import GOLD_TABLE_NAMES  # noqa: E402
+from northstar.gold.tables import GOLD  # noqa: E402
 from northstar.orchestration import dags as factory  # noqa: E402
 from northstar.orchestration.spec import load_pipelines  # noqa: E402
+from northstar.warehouse.publish import qualified  # noqa: E402
 from tests.helpers.conf import load_from, with_source_stages  # noqa: E402
 
 try:
@@ -51,6 +66,7 @@ except ImportError:  # Airflow 2
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
+FINANCE_MART_INPUTS = ("daily_revenue", "fact_orders", "fact_refunds")  # conf dbt.schedule_on
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +139,7 @@ def test_every_dag_file_imports_without_errors(monkeypatch):
         f"northstar_backfill_{s}" for s in pipelines.sources
     }
     expected |= {f"northstar_{name}" for name in pipelines.housekeeping}
-    assert set(bag.dag_ids) == expected | {"northstar_daily_reconciliation"}
+    assert set(bag.dag_ids) == expected | {"northstar_daily_reconciliation", "northstar_dbt"}
     assert not (REPO / "airflow" / "__init__.py").exists()
 
 
@@ -247,6 +263,7 @@ def test_failed_task_publishes_an_sns_alert(airflow_db, stack, monkeypatch):
     assert "task: cycle" in body
     assert "error: " in body
     assert messages[0]["MessageAttributes"]["kind"]["Value"] == "task_failed"
+    assert _asset_events(run) == []  # a failed publishing task updates no asset
 
 
 def _submitted(stack, name: str) -> list[list[str]]:
@@ -325,3 +342,173 @@ def test_an_hourly_source_dag_gets_the_hour_that_ended_as_its_window(
 
 def test_no_airflow_package_shadows_apache_airflow():
     assert Path(airflow.__file__).resolve().is_relative_to(Path(sys.prefix).resolve())
+
+
+def _asset_events(run) -> list[str]:
+    """The URIs of the asset events the tasks of `run` recorded in the metadata DB, sorted."""
+    with create_session() as session:
+        return sorted(
+            session.scalars(
+                select(AssetModel.uri)
+                .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
+                .where(AssetEvent.source_dag_id == run.dag_id, AssetEvent.source_run_id == run.run_id)
+            )
+        )
+
+
+def _gold_uris(env_name: str) -> dict[str, str]:
+    """gold table -> the URI its asset should have: the warehouse table warehouse/publish.py MERGEs into."""
+    spec = load_env(env_name).snowflake
+    return {name: f"snowflake://{spec.account}/{qualified(spec, name).replace('.', '/')}" for name in GOLD}
+
+
+def _sync_dag_folder_to_db() -> None:
+    """Parse the DAG folder and write its DAGs (schedules, outlets, assets) to the metadata DB, as the DAG
+    processor does (and as dag.test() does before it runs)."""
+    manager = DagBundlesManager()
+    with create_session() as session:
+        manager.sync_bundles_to_db(session=session)
+    for bundle in manager.get_all_dag_bundles():
+        if not bundle.is_initialized:
+            bundle.initialize()
+        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+        assert bag.import_errors == {}
+        sync_bag_to_db(bag, bundle.name, bundle.version)
+
+
+def test_the_gold_names_airflow_reads_are_the_gold_tables_and_their_uris_the_warehouse_tables():
+    assert GOLD_TABLE_NAMES == tuple(GOLD)  # gold/names.py (no Spark) lists gold/tables.py's GOLD
+    for env_name in ("dev", "staging", "prod"):
+        expected = _gold_uris(env_name)
+        assets = factory.gold_assets(load_env(env_name))
+        assert {name: a.uri for name, a in assets.items()} == expected
+        assert {name: a.extra for name, a in assets.items()} == {n: {"gold_table": f"gold.{n}"} for n in GOLD}
+        for uri in expected.values():
+            assert Asset(uri).uri == uri  # Airflow's URI normalisation leaves it as it is
+            parts = urlsplit(uri)  # the Snowflake provider's rule (assets/snowflake.py sanitize_uri):
+            assert parts.netloc  # an account identifier,
+            assert len(parts.path.split("/")) == 4  # then database, schema and table
+    assert (
+        _gold_uris("prod")["fact_orders"] == "snowflake://northstar-prod/NORTHSTAR_PROD/ANALYTICS/FACT_ORDERS"
+    )
+    try:
+        from airflow.providers.snowflake.assets.snowflake import sanitize_uri  # noqa: PLC0415  optional
+    except ImportError:  # the provider is not installed here; its rule is checked above
+        return
+    for uri in _gold_uris("prod").values():
+        assert urlunsplit(sanitize_uri(urlsplit(uri))) == uri
+
+
+@pytest.mark.parametrize("env_name", ["dev", "staging", "prod"])
+def test_every_publishing_task_has_exactly_the_gold_assets_as_outlets(env_name):
+    pipelines = load_pipelines()
+    gold = sorted(_gold_uris(env_name).values())
+    dags = {
+        **factory.source_dags(env_name),
+        **factory.backfill_dags(env_name),
+        **factory.reconciliation_dag(env_name),
+        **factory.housekeeping_dags(env_name),
+        **factory.dbt_dag(env_name),
+    }
+    publishing = set()
+    for dag in dags.values():
+        for task in dag.tasks:
+            stage = pipelines.stages.get(task.task_id)
+            outlets = sorted(o.uri for o in task.outlets)
+            if stage is not None and stage.publishes_gold:
+                assert outlets == gold, (dag.dag_id, task.task_id)
+                publishing.add((dag.dag_id, task.task_id))
+            else:
+                assert outlets == [], (dag.dag_id, task.task_id)
+    # the jobs that run warehouse/publish.py: every cycle, every backfill's cycle, the reconciliation's publish
+    assert publishing == (
+        {(f"northstar_{s}", "cycle") for s in pipelines.sources}
+        | {(f"northstar_backfill_{s}", "cycle_window") for s in pipelines.sources}
+        | {("northstar_daily_reconciliation", "publish")}
+    )
+
+
+def test_the_dbt_dag_is_scheduled_on_the_finance_mart_inputs_and_alerts_like_the_others():
+    pipelines = load_pipelines()
+    assert tuple(pipelines.dbt.schedule_on) == FINANCE_MART_INPUTS
+    dag = factory.dbt_dag("prod")["northstar_dbt"]
+    uris = _gold_uris("prod")
+    condition = dag.timetable.asset_condition
+    assert isinstance(condition, AssetAll)  # a run once every one of them has been updated since the last
+    assert [a.uri for a in condition.objects] == [uris[n] for n in FINANCE_MART_INPUTS]
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    (task,) = dag.tasks
+    assert task.task_id == "dbt_build"
+    assert task.bash_command == ".venv-dbt/bin/dbt build --project-dir dbt --profiles-dir dbt"
+    assert Path(task.cwd) == REPO  # the checkout holding conf/, dbt/ and .venv-dbt
+    assert task.append_env is True
+    assert task.env == {
+        "NORTHSTAR_ENV": "prod",
+        "NORTHSTAR_SNOWFLAKE_ACCOUNT": "northstar-prod",
+        "NORTHSTAR_SNOWFLAKE_DATABASE": "NORTHSTAR_PROD",
+        "NORTHSTAR_SNOWFLAKE_SCHEMA": "ANALYTICS",
+        "NORTHSTAR_SNOWFLAKE_WAREHOUSE": "TRANSFORMING",
+        "NORTHSTAR_SNOWFLAKE_ROLE": "PUBLISHER",
+    }  # no credentials: the dbt profile resolves those
+    callbacks = task.on_failure_callback
+    assert [type(c) for c in (callbacks if isinstance(callbacks, list) else [callbacks])] == [
+        factory.FailureAlert
+    ]  # the same SNS (and Slack) alert as every other task
+    assert task.retries == pipelines.defaults.retries
+    assert task.retry_exponential_backoff
+
+
+def test_a_successful_publish_records_asset_events_and_queues_the_dbt_dag(airflow_db, stack, monkeypatch):
+    monkeypatch.setenv("NORTHSTAR_CONF_DIR", str(stack["conf"]))
+    monkeypatch.setenv("NORTHSTAR_ENV", "test")  # the DAG folder, as dag.test() syncs it, is the test env's
+    _sync_dag_folder_to_db()
+    # what `airflow dags unpause northstar_dbt` does: Airflow queues no runs for a paused DAG
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == "northstar_dbt").values(is_paused=False))
+        session.execute(AssetDagRunQueue.__table__.delete())
+    dag = load_from(stack["conf"], factory.source_dags, "test")["northstar_shop_db"]
+
+    run = dag.test()  # moto finishes the cycle's EMR job run with SUCCESS
+
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    uris = _gold_uris("test")
+    assert _asset_events(run) == sorted(uris.values())  # one event per published gold table
+    with create_session() as session:
+        queued = session.scalars(
+            select(AssetModel.uri)
+            .join(AssetDagRunQueue, AssetDagRunQueue.asset_id == AssetModel.id)
+            .where(AssetDagRunQueue.target_dag_id == "northstar_dbt")
+        )
+        assert sorted(queued) == sorted(uris[n] for n in FINANCE_MART_INPUTS)
+        # the scheduler's own query: the dbt DAG's condition (all three updated) is met, a run is due
+        _, triggered = DagModel.dags_needing_dagruns(session)
+        assert "northstar_dbt" in triggered
+        session.rollback()  # release what dags_needing_dagruns locked; create no run here
+
+
+def test_the_dbt_dag_runs_its_configured_command_in_the_working_dir(airflow_db, stack, monkeypatch, tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(stack["conf"], conf)
+    pipelines = yaml.safe_load((conf / "orchestration" / "pipelines.yaml").read_text())
+    # a trivial stand-in for dbt, through configuration: the task runs `echo build --project-dir dbt ...`
+    pipelines["dbt"].update(executable="echo", working_dir=str(tmp_path))
+    (conf / "orchestration" / "pipelines.yaml").write_text(yaml.safe_dump(pipelines))
+    monkeypatch.setenv("NORTHSTAR_CONF_DIR", str(conf))
+    monkeypatch.setenv("NORTHSTAR_ENV", "test")
+    dag = load_from(conf, factory.dbt_dag, "test")["northstar_dbt"]
+
+    run = dag.test()
+
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    with create_session() as session:
+        output = session.scalar(
+            select(XComModel.value).where(
+                XComModel.dag_id == "northstar_dbt",
+                XComModel.run_id == run.run_id,
+                XComModel.task_id == "dbt_build",
+                XComModel.key == "return_value",
+            )
+        )
+    assert output == "build --project-dir dbt --profiles-dir dbt"  # BashOperator: the last line
+    assert _messages(stack) == []

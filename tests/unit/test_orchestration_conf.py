@@ -84,6 +84,32 @@ def test_unknown_placeholder_in_arguments_is_refused(conf):
         load_from(conf, load_pipelines)
 
 
+def test_dbt_dag_conf_names_only_gold_tables_and_declared_pools(conf):
+    path = conf / "orchestration" / "pipelines.yaml"
+    edit(path, lambda d: d["dbt"].update(schedule_on=["fact_orders", "silver_orders"]))
+    with pytest.raises(
+        ConfigError, match=r"dbt.schedule_on: .*silver_orders: not gold tables; gold tables: fact_"
+    ):
+        load_from(conf, load_pipelines)
+    edit(path, lambda d: d["dbt"].update(schedule_on=["fact_orders"], pool="dbt_runs"))
+    with pytest.raises(ConfigError, match=r"dbt.pool uses pool dbt_runs; declared pools: "):
+        load_from(conf, load_pipelines)
+
+
+def test_a_stage_that_publishes_gold_cannot_skip_the_publish(conf):
+    path = conf / "orchestration" / "pipelines.yaml"
+    edit(path, lambda d: d["stages"]["cycle"]["arguments"].append("--no-publish"))
+    with pytest.raises(ConfigError, match=r"stages.cycle: .*publishes_gold: true with --no-publish"):
+        load_from(conf, load_pipelines)
+
+
+def test_no_housekeeping_dag_takes_the_dbt_dags_name(conf):
+    path = conf / "orchestration" / "pipelines.yaml"
+    edit(path, lambda d: d["housekeeping"].update(dbt={"schedule": "@daily", "stages": ["status"]}))
+    with pytest.raises(ConfigError, match=r"housekeeping names dbt are taken by another DAG"):
+        load_from(conf, load_pipelines)
+
+
 def test_job_driver_fills_placeholders_and_points_at_the_release():
     env, pipelines = load_env("prod"), load_pipelines()
     driver = job_driver(

@@ -1,10 +1,14 @@
-"""Build the Airflow DAGs from conf: one per source, the daily reconciliation, one backfill per source, and the
-housekeeping DAGs (monitoring, privacy deadlines, late stream events).
+"""Build the Airflow DAGs from conf: one per source, the daily reconciliation, one backfill per source, the
+housekeeping DAGs (monitoring, privacy deadlines, late stream events) and the dbt DAG.
 
 The files in airflow/dags/ only call these functions; everything a DAG runs comes from
 conf/orchestration/pipelines.yaml (stages, pools, schedules, retries) and conf/env/<env>.yaml (EMR Serverless
 applications, role, artifacts, alerts). Runs on Airflow 2.11 and 3.x: version-specific imports are in
-`_airflow()` and `_scheduled_timetable()` only.
+`_airflow()`, `_scheduled_timetable()`, `_asset_class()` and `_bash_operator()` only.
+
+Assets: every task of a stage with `publishes_gold: true` has as outlets one asset (Airflow 3 `Asset`, 2.11
+`Dataset`) per published gold table (orchestration/assets.py), which Airflow updates when the task succeeds;
+`northstar_dbt` is scheduled on the ones its `schedule_on` names.
 
 Windows and business dates, the same on both Airflow lines (they do not depend on a line's default timetable:
 a cron string is a CronDataIntervalTimetable on 2.x but a CronTriggerTimetable, with an empty data interval,
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,8 +33,9 @@ from northstar.config import EnvConfig, conf_dir_set_to, enabled_sources, load_e
 from northstar.config import conf_dir as current_conf_dir
 from northstar.observability.notify import deadline_alert, send, task_failed_alert
 from northstar.orchestration import deadline as dl
+from northstar.orchestration.assets import published_table_uris
 from northstar.orchestration.emr import configuration_overrides, job_driver, require_emr
-from northstar.orchestration.spec import PipelinesSpec, load_pipelines
+from northstar.orchestration.spec import PipelinesSpec, fill, load_pipelines
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 TAGS = ["northstar"]
@@ -78,6 +84,30 @@ def _scheduled_timetable(schedule: str) -> Any:
         ("airflow.timetables.interval:CronDataIntervalTimetable",),  # Airflow 2.x
     )
     return timetable(schedule, timezone="UTC")
+
+
+def _asset_class() -> Any:
+    """Airflow 3's Asset, or Airflow 2's Dataset (its name before 3.0): both take the URI and an `extra` dict."""
+    (asset,) = _first_importable(("airflow.sdk:Asset",), ("airflow.datasets:Dataset",))
+    return asset
+
+
+def _bash_operator() -> Any:
+    """BashOperator from the standard provider (Airflow 3) or from Airflow 2's core."""
+    (bash_operator,) = _first_importable(
+        ("airflow.providers.standard.operators.bash:BashOperator",),
+        ("airflow.operators.bash:BashOperator",),
+    )
+    return bash_operator
+
+
+def gold_assets(env: EnvConfig) -> dict[str, Any]:
+    """gold table name -> the Airflow asset of its warehouse table in `env` (none when nothing is published)."""
+    asset = _asset_class()
+    return {
+        name: asset(uri, extra={"gold_table": f"gold.{name}"})
+        for name, uri in published_table_uris(env).items()
+    }
 
 
 def _first_importable(*alternatives: tuple[str, ...]) -> list[Any]:
@@ -160,11 +190,13 @@ def _stage_tasks(
 ) -> list:
     *_, EmrServerlessStartJobOperator = _airflow()
     emr = require_emr(env)
+    published = list(gold_assets(env).values())
     tasks = []
     for stage_name in stages:
         stage = pipelines.stages[stage_name]
         placeholders = {**window, **({"source": source} if source else {})}
         pool = pipelines.pool_for(source, stage_name)
+        outlets = published if stage.publishes_gold else []
         tasks.append(
             EmrServerlessStartJobOperator(
                 task_id=stage_name,
@@ -179,6 +211,7 @@ def _stage_tasks(
                 waiter_delay=emr.waiter_delay_seconds,
                 waiter_max_attempts=emr.waiter_max_attempts,
                 **({"pool": pool} if pool else {}),
+                **({"outlets": outlets} if outlets else {}),
             )
         )
     return tasks
@@ -363,6 +396,56 @@ def backfill_dags(env_name: str | None = None) -> dict:
             )
         dags[dag_id] = dag
     return dags
+
+
+def dbt_dag(env_name: str | None = None) -> dict:
+    """northstar_dbt: `dbt build` (conf `dbt:`) on a worker, scheduled on the published gold tables it reads."""
+    DAG, *_ = _airflow()
+    BashOperator = _bash_operator()
+    conf_dir = current_conf_dir().resolve()  # what the callbacks, which run in workers, read
+    env = load_env(env_name or current_env_name())
+    pipelines = load_pipelines()
+    spec = pipelines.dbt
+    assets = gold_assets(env)
+    if spec is None or env.snowflake is None or not assets:
+        return {}
+    dag_id = "northstar_dbt"
+    command = [spec.executable, *fill(spec.arguments, env=env.name)]
+    timeout = spec.execution_timeout_minutes or pipelines.defaults.execution_timeout_minutes
+    with DAG(
+        dag_id=dag_id,
+        description=f"dbt on the warehouse when {', '.join(spec.schedule_on)} are published ({env.name})",
+        schedule=[assets[name] for name in spec.schedule_on],
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(pipelines, env, str(conf_dir), timeout),
+        tags=[*TAGS, "dbt", env.name],
+    ) as dag:
+        BashOperator(
+            task_id="dbt_build",
+            bash_command=" ".join(shlex.quote(part) for part in command),
+            cwd=spec.working_dir or str(conf_dir.parent),
+            env=dbt_environment(env),
+            append_env=True,
+            **({"pool": spec.pool} if spec.pool else {}),
+        )
+    return {dag_id: dag}
+
+
+def dbt_environment(env: EnvConfig) -> dict[str, str]:
+    """What the dbt process gets besides the worker's environment: the env's name and warehouse coordinates
+    (no credentials: the dbt profile reads those itself)."""
+    assert env.snowflake is not None  # dbt_dag builds nothing without a warehouse
+    spec = env.snowflake
+    return {
+        "NORTHSTAR_ENV": env.name,
+        "NORTHSTAR_SNOWFLAKE_ACCOUNT": spec.account,
+        "NORTHSTAR_SNOWFLAKE_DATABASE": spec.database,
+        "NORTHSTAR_SNOWFLAKE_SCHEMA": spec.analytics_schema,
+        "NORTHSTAR_SNOWFLAKE_WAREHOUSE": spec.warehouse,
+        "NORTHSTAR_SNOWFLAKE_ROLE": spec.role,
+    }
 
 
 def referenced_entry_points(pipelines: PipelinesSpec) -> set[str]:

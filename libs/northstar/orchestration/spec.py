@@ -10,6 +10,7 @@ import re
 from pydantic import Field, field_validator, model_validator
 
 from northstar.config import ConfFile, Identifier, Strict
+from northstar.gold.names import GOLD_TABLE_NAMES
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # what a stage's arguments may name; filled at DAG generation ({source}, {env}) or at run time (the window)
@@ -23,6 +24,10 @@ class StageSpec(Strict):
     entry_point: str = Field(pattern=r"^jobs/[a-z0-9_]+\.py$", description="jobs/<name>.py")
     arguments: list[str] = Field(default_factory=list)
     pool: str | None = Field(default=None, description="Airflow pool capping this stage's concurrency")
+    publishes_gold: bool = Field(
+        default=False,
+        description="the job publishes gold to the warehouse: its task's outlets are the published tables' assets",
+    )
 
     @field_validator("arguments")
     @classmethod
@@ -31,6 +36,12 @@ class StageSpec(Strict):
         if unknown:
             raise ValueError(f"unknown placeholders {unknown}; allowed: {', '.join(PLACEHOLDERS)}")
         return value
+
+    @model_validator(mode="after")
+    def _publishes_only_without_no_publish(self) -> StageSpec:
+        if self.publishes_gold and "--no-publish" in self.arguments:
+            raise ValueError("publishes_gold: true with --no-publish: the job would never update the assets")
+        return self
 
 
 class PoolSpec(Strict):
@@ -86,6 +97,44 @@ class BackfillPipeline(Strict):
     execution_timeout_minutes: float = Field(default=720, gt=0)
 
 
+class DbtPipeline(Strict):
+    """northstar_dbt: `<executable> <arguments>` on an Airflow worker once the gold tables it reads are published.
+
+    The DAG is scheduled on the assets of `schedule_on` (orchestration/assets.py): a run is queued when each of
+    them has been updated since the last run. The dbt project (dbt/) and its venv (.venv-dbt, scripts/setup-dbt.sh)
+    live in the checkout the workers run from.
+    """
+
+    schedule_on: list[Identifier] = Field(
+        min_length=1, description="gold tables (gold/names.py) whose publish triggers the DAG"
+    )
+    executable: str = Field(min_length=1, description="the dbt command: absolute, or relative to working_dir")
+    arguments: list[str] = Field(default_factory=list, description="placeholder: {env}")
+    working_dir: str | None = Field(
+        default=None, description="where the command runs; default: the folder holding the conf folder"
+    )
+    pool: str | None = None
+    execution_timeout_minutes: float | None = Field(default=None, gt=0, description="default: defaults'")
+
+    @field_validator("schedule_on")
+    @classmethod
+    def _gold_tables(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in GOLD_TABLE_NAMES]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)}: not gold tables; gold tables: {', '.join(GOLD_TABLE_NAMES)}"
+            )
+        return value
+
+    @field_validator("arguments")
+    @classmethod
+    def _env_placeholder_only(cls, value: list[str]) -> list[str]:
+        unknown = sorted({p for a in value for p in PLACEHOLDER.findall(a) if p != "env"})
+        if unknown:
+            raise ValueError(f"unknown placeholders {unknown}; allowed: env")
+        return value
+
+
 class PipelinesSpec(Strict):
     """Every DAG the project generates."""
 
@@ -96,6 +145,7 @@ class PipelinesSpec(Strict):
     reconciliation: ReconciliationPipeline | None = None
     backfill: BackfillPipeline | None = None
     housekeeping: dict[Identifier, HousekeepingPipeline] = Field(default_factory=dict)
+    dbt: DbtPipeline | None = None
 
     @model_validator(mode="after")
     def _names_resolve(self) -> PipelinesSpec:
@@ -123,7 +173,8 @@ class PipelinesSpec(Strict):
 
     def _name_problems(self) -> list[str]:
         """Housekeeping DAG names taken by a source's DAG or the reconciliation."""
-        clash = sorted(set(self.housekeeping) & (set(self.sources) | {"daily_reconciliation"}))
+        taken = set(self.sources) | {"daily_reconciliation"} | ({"dbt"} if self.dbt else set())
+        clash = sorted(set(self.housekeeping) & taken)
         if not clash:
             return []
         return [f"housekeeping names {', '.join(clash)} are taken by another DAG (northstar_<name>)"]
@@ -137,6 +188,8 @@ class PipelinesSpec(Strict):
                 if stage not in pipeline.stages:
                     problems.append(f"sources.{name}.pools names stage {stage}, which this DAG does not run")
                 pools_used[f"sources.{name}.pools.{stage}"] = pool
+        if self.dbt and self.dbt.pool:
+            pools_used["dbt.pool"] = self.dbt.pool
         for where, pool in pools_used.items():
             if pool not in self.pools:
                 problems.append(
