@@ -1,5 +1,5 @@
 # One entry point for everything; each target is one line in README.md.
-.PHONY: setup setup-airflow2 services demo test test-fast bench bench-merge bench-extract bench-stream bench-commits bench-freshness lint format clean
+.PHONY: setup setup-airflow2 services demo test test-fast bench bench-merge bench-extract bench-stream bench-commits bench-freshness bench-publish lint format clean
 
 setup:  ## Python venv from requirements.lock + JVM jars via Maven (idempotent)
 	@scripts/setup.sh
@@ -33,6 +33,9 @@ bench-stream: setup  ## event stream: events/s/core through bronze and sessions 
 
 bench-freshness: setup services  ## source change -> Snowflake stand-in per flow through one `northstar cycle`, vs the briefs' targets (ROUNDS=3)
 	.venv/bin/northstar bench-freshness --rounds $${ROUNDS:-3}
+
+bench-publish: setup  ## warehouse publish: full load, the same change into 1M vs 10M rows, noop, bulk vs Python loader (SIZES, CHANGED)
+	.venv/bin/northstar bench-publish --sizes $${SIZES:-1000000 10000000} --changed $${CHANGED:-10000}
 
 bench-commits: setup  ## Delta commit through the DynamoDB commit coordinator vs a file-system commit, s3a on moto (COMMITS=10)
 	.venv/bin/python scripts/bench_commits.py --commits $${COMMITS:-10}

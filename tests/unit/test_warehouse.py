@@ -3,6 +3,7 @@ lake <-> warehouse comparison, the production connector's options, and the env's
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from northstar.config.env import S3Spec, SnowflakeSpec
 from northstar.gold.tables import GOLD
 from northstar.models import orders as orders_model
 from northstar.spark import s3_encryption
-from northstar.warehouse import ddl, publish, reconcile
+from northstar.warehouse import ddl, loaders, publish, reconcile
 from northstar.warehouse.spark_connector import connector_options
 from tests.helpers.envs import make_env
 
@@ -34,6 +35,7 @@ SCHEMA = T.StructType(
 SPEC = dict(
     mode="snowflake", account="xy12345.eu-west-1", database="NORTHSTAR", warehouse="TRANSFORMING",
     role="PUBLISHER", user="env:SF_USER", password="secretsmanager:northstar/snowflake#password",
+    stage_location="s3://northstar-test-lake/warehouse-stage", storage_integration="NORTHSTAR_TEST_STAGE",
 )  # fmt: skip
 
 
@@ -81,19 +83,47 @@ def test_dropped_or_retyped_column_is_refused_with_the_column_and_what_to_do():
         ddl.evolve("DB.S.T", retyped, wanted)
 
 
-def test_merge_updates_only_changed_rows_and_inserts_new_keys():
+def test_merge_deletes_staged_deletes_updates_only_changed_rows_and_inserts_new_keys():
     cols = ddl.columns_of(SCHEMA)[:3]
-    sql = publish.merge_statement("DB.S.T", "DB.S.T__STG_R1", cols, ("order_id",))
+    at = datetime(2026, 3, 2, 4, 5, 6, tzinfo=UTC)
+    sql = publish.merge_statement("DB.S.T", "DB.S.T__STG_R1", cols, ("order_id",), run_id="publish-1", at=at)
+    stamp = "CAST('2026-03-02 04:05:06' AS TIMESTAMP_NTZ)"
     assert sql == (
         "MERGE INTO DB.S.T t USING DB.S.T__STG_R1 s ON t.ORDER_ID = s.ORDER_ID "
+        "WHEN MATCHED AND s._DELETED THEN DELETE "
         "WHEN MATCHED AND (t.ORDER_DATE IS DISTINCT FROM s.ORDER_DATE OR t.TOTAL_AMOUNT IS DISTINCT FROM "
-        "s.TOTAL_AMOUNT) THEN UPDATE SET ORDER_DATE = s.ORDER_DATE, TOTAL_AMOUNT = s.TOTAL_AMOUNT "
-        "WHEN NOT MATCHED THEN INSERT (ORDER_ID, ORDER_DATE, TOTAL_AMOUNT) VALUES (s.ORDER_ID, s.ORDER_DATE, s.TOTAL_AMOUNT)"
+        f"s.TOTAL_AMOUNT) THEN UPDATE SET ORDER_DATE = s.ORDER_DATE, TOTAL_AMOUNT = s.TOTAL_AMOUNT, _LOADED_AT = {stamp}, "
+        "_RUN_ID = 'publish-1' "
+        "WHEN NOT MATCHED AND NOT s._DELETED THEN INSERT (ORDER_ID, ORDER_DATE, TOTAL_AMOUNT, _LOADED_AT, _RUN_ID) "
+        f"VALUES (s.ORDER_ID, s.ORDER_DATE, s.TOTAL_AMOUNT, {stamp}, 'publish-1')"
     )
     assert (
         publish.staging_name("fact_orders", "publish-20261125T0400Z-ab12")
         == "FACT_ORDERS__STG_PUBLISH_20261125T0400Z_AB12"
     )
+
+
+def test_bulk_load_statements_name_the_stage_files_and_the_integration():
+    spec = SnowflakeSpec(**SPEC)
+    assert loaders.stage_url("s3a://b/gold") == "s3://b/gold/"
+    assert loaders.stage_url("/data/stage") == "file:///data/stage/"
+    assert loaders.create_stage_statement(spec) == (
+        "CREATE OR REPLACE STAGE NORTHSTAR.NORTHSTAR_OPS.GOLD_STAGE URL = 's3://northstar-test-lake/warehouse-stage/' "
+        "STORAGE_INTEGRATION = NORTHSTAR_TEST_STAGE FILE_FORMAT = (TYPE = PARQUET)"
+    )
+    files = [f"part-{i:05d}.parquet" for i in range(1001)]
+    statements = loaders.copy_statements("DB.S.T__STG_R", "DB.OPS.GOLD_STAGE", "t__stg_r", files)
+    assert len(statements) == 2  # Snowflake takes at most 1000 names in one FILES list
+    assert statements[1] == (
+        "COPY INTO DB.S.T__STG_R FROM @DB.OPS.GOLD_STAGE/t__stg_r/ FILES = ('part-01000.parquet') "
+        "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE FORCE = TRUE"
+    )
+    with pytest.raises(ValidationError, match="needs storage_integration"):
+        SnowflakeSpec(**{**SPEC, "storage_integration": None})
+    with pytest.raises(ValidationError, match="needs stage_location"):
+        SnowflakeSpec(**{**SPEC, "stage_location": None})
+    local = SnowflakeSpec(**{**SPEC, "mode": "fakesnow", "fakesnow_path": "/tmp/sf", "stage_location": None})
+    assert local.stage_root == "/tmp/sf/stage"
 
 
 def test_masked_columns_are_the_pii_the_models_declare_not_a_guess_from_names():

@@ -157,12 +157,56 @@ class SnowflakeSpec(Strict):
     user: SecretReference = Field(description="secret reference of the user name")
     password: SecretReference = Field(description="secret reference of the password (or key-pair passphrase)")
     fakesnow_path: str | None = Field(default=None, description="fakesnow mode: folder of the database files")
+    ops_schema: str = Field(
+        default="NORTHSTAR_OPS",
+        pattern=SNOWFLAKE_IDENTIFIER,
+        description="the publish's own objects: the gold stage, the version each table holds",
+    )
+    loader: Literal["bulk", "spark_connector", "python"] = Field(
+        default="bulk",
+        description="bulk: changed rows as Parquet on stage_location, COPY INTO from the external stage; "
+        "spark_connector: the Spark Snowflake connector (needs its jar, docs/snowflake.md); python: rows "
+        "through the Python connector (tiny tables only)",
+    )
+    stage_location: str | None = Field(
+        default=None,
+        description="bulk loader: where Spark writes the staged Parquet (s3://bucket/prefix; locally a folder, "
+        "default <fakesnow_path>/stage); the external stage <ops_schema>.GOLD_STAGE points at it",
+    )
+    storage_integration: str | None = Field(
+        default=None,
+        pattern=SNOWFLAKE_IDENTIFIER,
+        description="bulk loader on Snowflake: the storage integration the external stage reads S3 with",
+    )
 
     @model_validator(mode="after")
     def _fakesnow_needs_a_path(self) -> SnowflakeSpec:
         if self.mode == "fakesnow" and not self.fakesnow_path:
             raise ValueError("mode fakesnow needs fakesnow_path (a folder for the local database files)")
+        if self.loader == "bulk" and self.mode == "snowflake" and not self.stage_location:
+            raise ValueError(
+                "loader bulk needs stage_location (where Spark writes the Parquet COPY INTO loads)"
+            )
+        if self.loader == "bulk" and self.mode == "snowflake" and not self.storage_integration:
+            raise ValueError("loader bulk on Snowflake needs storage_integration (the stage's S3 access)")
         return self
+
+    @property
+    def stage_root(self) -> str:
+        """Where the bulk loader writes: stage_location, locally <fakesnow_path>/stage by default."""
+        if self.stage_location:
+            return self.stage_location
+        assert (
+            self.fakesnow_path is not None
+        )  # fakesnow mode requires it; snowflake mode requires stage_location
+        return str(Path(self.fakesnow_path).expanduser().resolve() / "stage")
+
+    @field_validator("stage_location")
+    @classmethod
+    def _absolute_stage(cls, value: str | None) -> str | None:
+        if value is None or "://" in value:
+            return value.rstrip("/") if value else value
+        return str(Path(value).expanduser().resolve())
 
 
 class S3Spec(Strict):

@@ -1,5 +1,5 @@
 """The development commands, outside the deployed release: `northstar demo`, the benchmarks (`bench`,
-`bench-merge`, `bench-extract`, `bench-stream`, `bench-freshness`) and `produce-events` (the Firehose-style event producer)."""
+`bench-merge`, `bench-extract`, `bench-stream`, `bench-freshness`, `bench-publish`) and `produce-events` (the Firehose-style event producer)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,17 @@ def _cmd_bench_freshness(args: argparse.Namespace) -> int:
     from northstar.dev.bench.freshness import run_freshness_bench
 
     print(run_freshness_bench(args.out, rounds=args.rounds))
+    return 0
+
+
+def _cmd_bench_publish(args: argparse.Namespace) -> int:
+    from northstar.dev.bench.publish import run_publish_bench
+
+    print(
+        run_publish_bench(
+            args.out, sizes=tuple(args.sizes), changed=args.changed, python_rows=args.python_rows
+        )
+    )
     return 0
 
 
@@ -121,6 +132,22 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--rounds", type=int, default=3, help="changes measured per flow (after a full load)"
     )
     freshness.set_defaults(action=_cmd_bench_freshness)
+
+    publish = commands.add_parser(
+        "bench-publish",
+        help="warehouse publish: full load, incremental by table size, noop, vs the Python loader",
+    )
+    publish.add_argument(
+        "--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000], help="gold table sizes (rows)"
+    )
+    publish.add_argument(
+        "--changed", type=int, default=10_000, help="rows changed before the incremental publish"
+    )
+    publish.add_argument("--python-rows", type=int, default=5_000, help="rows the Python loader is timed on")
+    publish.add_argument(
+        "--out", type=Path, default=Path("bench-data/publish"), help="working folder (reset)"
+    )
+    publish.set_defaults(action=_cmd_bench_publish)
 
     produce = commands.add_parser("produce-events", help="write Firehose-style event files at a chosen rate")
     produce.add_argument("--source", default="clickstream", help="a source with a stream: section")

@@ -202,7 +202,7 @@ def _run_whole(spark: SparkSession, env: EnvConfig, table: GoldTable, entry: Led
         entry.records_written = counts.written or 0
         entry.details.update(counts.details)
         if not delta.table_exists(spark, path):
-            rows.write.format("delta").save(path)
+            rows.write.format("delta").option(delta.CHANGE_FEED, "true").save(path)
         elif not _merge_by_key(spark, rows, path, table.key):
             entry.status = ledger.NOOP  # the same table: no commit
             return
@@ -216,6 +216,7 @@ def _merge_by_key(spark: SparkSession, rows: DataFrame, path: str, key: tuple[st
     current = spark.read.format("delta").load(path).select(*rows.columns)
     if rows.exceptAll(current).unionByName(current.exceptAll(rows)).isEmpty():
         return False
+    delta.enable_change_feed(spark, path)  # the publish reads what changed from the feed
     on = " AND ".join(f"t.{k} = s.{k}" for k in key)
     changed = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in rows.columns)
     (
@@ -242,10 +243,16 @@ def _audit(
 
 
 def _write(spark: SparkSession, rows: DataFrame, path: str, table: GoldTable, days: set[date] | None) -> int:
-    """Replace the recomputed day partitions (or the whole table) in one Delta commit."""
+    """Replace the recomputed day partitions (or the whole table) in one Delta commit, with the change data
+    feed on (the warehouse publish moves only what the feed says changed)."""
     partition = table.partition
     assert partition is not None  # only day-partitioned tables are written by day
+    exists = delta.table_exists(spark, path)
+    if exists:
+        delta.enable_change_feed(spark, path)
     writer = rows.write.format("delta").mode("overwrite").partitionBy(partition)
+    if not exists:
+        writer = writer.option(delta.CHANGE_FEED, "true")
     if days is not None:
         listed = ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(days))
         writer = writer.option("replaceWhere", f"{partition} IN ({listed})")

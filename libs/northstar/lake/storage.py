@@ -83,6 +83,12 @@ def path_exists(spark: SparkSession, path: str) -> bool:
     return bool(hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration()).exists(hadoop_path))
 
 
+def delete_path(spark: SparkSession, path: str) -> None:
+    """Remove a file or a folder with everything under it (nothing to do when it is not there)."""
+    hadoop_path = jvm(spark).org.apache.hadoop.fs.Path(path)
+    hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(hadoop_path, True)
+
+
 def first_line(spark: SparkSession, path: str) -> str | None:
     """The first line of a file (decompressed when its suffix names a codec, e.g. .gz), or None when empty.
 

@@ -56,13 +56,19 @@ def publish_command(args: argparse.Namespace) -> int:
 
 
 def format_results(run_id: str, results: list[PublishResult]) -> str:
-    """One line per table: version, rows, partitions compared, verdict; then statements skipped locally."""
+    """One line per table: version, what moved, warehouse rows, partitions compared, verdict; then the
+    statements skipped locally."""
     lines = [f"publish {run_id}:"]
     for r in results:
         partitions = len({d.partition for d in r.differences})
-        verdict = "reconciled" if r.reconciled else "DIFFERS"
+        held = "-" if r.from_version is None else f"v{r.from_version}"
+        if r.mode == "noop":
+            moved, verdict = "already there", "unchanged"
+        else:
+            moved = f"+{r.upserted:,} -{r.deleted:,} ({r.mode})"
+            verdict = f"{partitions} partitions {'reconciled' if r.reconciled else 'DIFFER'}"
         lines.append(
-            f"  {r.table:<18} gold v{r.gold_version:<4} {r.rows:>7,} rows  {partitions:>4} partitions  {verdict}"
+            f"  {r.table:<18} {held:>5} -> v{r.gold_version:<4} {moved:<26} {r.rows:>9,} rows  {verdict}"
         )
     skipped = sorted({s.split(" AS ")[0].split("\n")[0][:90] for r in results for s in r.skipped_statements})
     if skipped:

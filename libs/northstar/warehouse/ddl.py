@@ -37,6 +37,13 @@ class Column:
     type: str
 
 
+# Columns only the warehouse tables have: when the publish last wrote the row (UTC) and which publish run it was
+LOADED_AT = Column("_LOADED_AT", "TIMESTAMP_NTZ")
+RUN_ID = Column("_RUN_ID", "VARCHAR")
+# Column only the per-run staging tables have: true = the key leaves the target (changes.DELETED)
+DELETED = Column("_DELETED", "BOOLEAN")
+
+
 def snowflake_type(data_type: T.DataType) -> str:
     """The Snowflake type a Spark type is published as (structs/arrays/maps as VARIANT)."""
     if isinstance(data_type, T.DecimalType):

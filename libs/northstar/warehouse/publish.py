@@ -1,19 +1,24 @@
-"""Publish gold tables to Snowflake: DDL from the gold schema (add-only), a per-run staging table loaded with
-the gold rows of one Delta version, one MERGE (plus the delete of keys gold no longer has) in a transaction
-so the target equals gold, the staging table dropped, masking policies on PII columns, then the lake <->
-warehouse reconciliation written to ops.warehouse_reconciliation. A retry or re-run never duplicates.
+"""Publish gold tables to Snowflake, moving only what changed: the warehouse records the gold version each
+table holds (published.py); a publish reads the change data feed from there to the version being published
+(changes.py), loads the net upserts and deletes into a per-run staging table (loaders.py: Parquet on the S3
+stage + COPY INTO by default), and applies them with one MERGE and the new version record in one transaction.
+A table already at that version is a noop that reads nothing; a first publish, or a range the feed cannot
+cover, loads the whole version and deletes the keys it lacks. DDL comes from the gold schema (add-only), PII
+columns get masking policies, and the touched partitions are reconciled lake <-> warehouse into
+ops.warehouse_reconciliation. A retry or re-run never duplicates and never skips a change.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from snowflake.connector import SnowflakeConnection
 
 from northstar import ledger
@@ -23,14 +28,12 @@ from northstar.gold.tables import GOLD, GoldTable
 from northstar.lake import delta, tables
 from northstar.ledger import LedgerEntry
 from northstar.quality.publish import published_version
-from northstar.warehouse import ddl, reconcile
+from northstar.warehouse import changes, ddl, loaders, published, reconcile
 from northstar.warehouse.connection import execute, execute_governance
 
 log = logging.getLogger(__name__)
 
-INSERT_BATCH = 500
-
-Loader = Callable[[SnowflakeConnection, DataFrame, str, list[ddl.Column]], None]
+FULL, INCREMENTAL, NOOP = "full", "incremental", "noop"
 
 
 @dataclass
@@ -40,6 +43,10 @@ class PublishResult:
     table: str
     gold_version: int
     rows: int
+    mode: str = NOOP
+    from_version: int | None = None  # the version the warehouse held before
+    upserted: int = 0
+    deleted: int = 0
     added_columns: list[str] = field(default_factory=list)
     skipped_statements: list[str] = field(default_factory=list)
     differences: list[reconcile.Difference] = field(default_factory=list)
@@ -58,27 +65,14 @@ def staging_name(table: str, run_id: str) -> str:
     return f"{table.upper()}__STG_{re.sub(r'[^A-Za-z0-9]', '_', run_id).upper()}"
 
 
-def python_loader(
-    conn: SnowflakeConnection, frame: DataFrame, staging: str, columns: list[ddl.Column]
-) -> None:
-    """Local path: rows through the Python connector (what fakesnow serves). Small tables only."""
-    names = ", ".join(c.name for c in columns)
-    marks = ", ".join(["%s"] * len(columns))
-    rows = [tuple(r) for r in frame.toLocalIterator()]
-    cur = conn.cursor()
-    try:
-        for start in range(0, len(rows), INSERT_BATCH):
-            cur.executemany(
-                f"INSERT INTO {staging} ({names}) VALUES ({marks})", rows[start : start + INSERT_BATCH]
-            )
-    finally:
-        cur.close()
-
-
 def ensure_schemas(conn: SnowflakeConnection, spec: SnowflakeSpec, skipped: list[str]) -> None:
-    """Both schemas, and who may read them (grants are governance statements: see connection.py)."""
-    for schema in (spec.analytics_schema, spec.restricted_schema):
+    """The schemas, the publish's own objects (version record, gold stage) and who may read them (grants are
+    governance statements: see connection.py)."""
+    for schema in (spec.analytics_schema, spec.restricted_schema, spec.ops_schema):
         execute(conn, f"CREATE SCHEMA IF NOT EXISTS {spec.database}.{schema}")
+    execute(conn, published.create_statement(spec))
+    if spec.loader == "bulk":
+        execute(conn, loaders.create_stage_statement(spec))
     execute_governance(
         conn,
         spec,
@@ -112,47 +106,54 @@ def existing_columns(conn: SnowflakeConnection, spec: SnowflakeSpec, table: str)
     return [ddl.Column(r[0].upper(), ddl.normalise(r[1], r[2], r[3])) for r in rows] or None
 
 
-def merge_statement(target: str, staging: str, columns: list[ddl.Column], key: tuple[str, ...]) -> str:
-    """One MERGE: insert new keys, update keys whose values differ (unchanged rows are not rewritten)."""
+def merge_statement(
+    target: str, staging: str, columns: list[ddl.Column], key: tuple[str, ...], *, run_id: str, at: datetime
+) -> str:
+    """One MERGE: staged deletes leave, new keys are inserted, keys whose values differ are updated (unchanged
+    rows are not rewritten, so their _LOADED_AT / _RUN_ID stay those of the publish that last changed them)."""
     keys = [k.upper() for k in key]
     on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     values = [c.name for c in columns if c.name not in keys]
     changed = " OR ".join(f"t.{c} IS DISTINCT FROM s.{c}" for c in values) or "FALSE"
-    update = ", ".join(f"{c} = s.{c}" for c in values)
-    names = ", ".join(c.name for c in columns)
-    inserted = ", ".join(f"s.{c.name}" for c in columns)
+    stamp = f"CAST('{at.replace(tzinfo=None).isoformat(sep=' ')}' AS TIMESTAMP_NTZ)"
+    run = "'" + run_id.replace("'", "''") + "'"
+    update = ", ".join(
+        [f"{c} = s.{c}" for c in values] + [f"{ddl.LOADED_AT.name} = {stamp}", f"{ddl.RUN_ID.name} = {run}"]
+    )
+    names = ", ".join([c.name for c in columns] + [ddl.LOADED_AT.name, ddl.RUN_ID.name])
+    inserted = ", ".join([f"s.{c.name}" for c in columns] + [stamp, run])
+    deleted = ddl.DELETED.name
     return (
         f"MERGE INTO {target} t USING {staging} s ON {on} "
+        f"WHEN MATCHED AND s.{deleted} THEN DELETE "
         f"WHEN MATCHED AND ({changed}) THEN UPDATE SET {update} "
-        f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({inserted})"
+        f"WHEN NOT MATCHED AND NOT s.{deleted} THEN INSERT ({names}) VALUES ({inserted})"
     )
 
 
 def delete_statement(target: str, staging: str, key: tuple[str, ...]) -> str:
-    """Keys the published gold version no longer has (a replaced partition lost a row) leave the target."""
+    """A full load: keys the published gold version does not have leave the target."""
     on = " AND ".join(f"t.{k.upper()} = s.{k.upper()}" for k in key)
     return f"DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE {on})"
 
 
 def apply_staging(
     conn: SnowflakeConnection,
-    target: str,
-    staging: str,
-    columns: list[ddl.Column],
-    key: tuple[str, ...],
+    statements: list[tuple[str, tuple | None]],
     *,
     transaction: bool = True,
 ) -> None:
-    """MERGE then DELETE in one transaction: readers see the old table or the new one, never half.
+    """The MERGE (a full load's DELETE) and the version record in one transaction: readers see the old table
+    or the new one, and the recorded version is always the one the table holds.
 
     fakesnow cannot MERGE inside an explicit transaction (DuckDB: "a single transaction can only write to a
-    single attached database"), so locally the two run one after the other; both are idempotent, so a crash
-    between them is repaired by the retry either way."""
+    single attached database"), so locally they run one after the other; each is idempotent and the version
+    is recorded last, so a crash between them is repaired by the retry, which moves the same changes again."""
     if transaction:
         execute(conn, "BEGIN")
     try:
-        execute(conn, merge_statement(target, staging, columns, key))
-        execute(conn, delete_statement(target, staging, key))
+        for statement, params in statements:
+            execute(conn, statement, params)
     except BaseException:
         if transaction:
             execute(conn, "ROLLBACK")
@@ -174,6 +175,15 @@ def drop_stale_staging(conn: SnowflakeConnection, spec: SnowflakeSpec, table: st
         execute(conn, f"DROP TABLE IF EXISTS {spec.database}.{spec.analytics_schema}.{name}")
 
 
+@dataclass(frozen=True)
+class _Changes:
+    """What a publish moves: the rows to stage and the partitions a reconciliation compares (None = all)."""
+
+    mode: str
+    rows: DataFrame | None
+    partitions: list[tuple] | None
+
+
 def publish_table(
     spark: SparkSession,
     env: EnvConfig,
@@ -182,12 +192,12 @@ def publish_table(
     *,
     run_id: str,
     version: int | None = None,
-    loader: Loader = python_loader,
     schemas_ready: bool = False,
 ) -> PublishResult:
     """Make the warehouse table equal to gold.<table> at Delta `version` (None = the version its audit last
-    published, ops.published_versions), then reconcile. `schemas_ready`: the caller already ran
-    `ensure_schemas` on this connection (publish_all does it once per run)."""
+    published, ops.published_versions), moving only the changes since the version it holds, then reconcile
+    the partitions they touched. `schemas_ready`: the caller already ran `ensure_schemas` on this connection
+    (publish_all does it once per run)."""
     spec = env.snowflake
     if spec is None:
         raise ConfigError(f"conf/env/{env.name}.yaml: no snowflake: section (see docs/snowflake.md)")
@@ -198,21 +208,90 @@ def publish_table(
         ensure_schemas(conn, spec, result.skipped_statements)
     target = qualified(spec, table.name)
     existing = existing_columns(conn, spec, table.name)
+    wanted = [*columns, ddl.LOADED_AT, ddl.RUN_ID]
     if existing is None:
-        execute(conn, ddl.create_table(target, columns))
+        execute(conn, ddl.create_table(target, wanted))
     else:
-        for statement in ddl.evolve(target, existing, columns):
+        for statement in ddl.evolve(target, existing, wanted):
             execute(conn, statement)
             result.added_columns.append(statement.rsplit(" ", 2)[-2])
+    held = None if existing is None else published.held_version(conn, spec, table.name)
+    result.from_version = held
     drop_stale_staging(conn, spec, table.name)
+    if held == version:
+        result.rows = _row_count(conn, target)
+        return result  # the warehouse holds this version: nothing to read, nothing to move
+    found = _changes_to_move(spark, env, table, frame, held, version)
+    result.mode = found.mode
+    at = datetime.now(UTC)
+    statements: list[tuple[str, tuple | None]] = []
     staging = qualified(spec, staging_name(table.name, run_id))
-    execute(conn, ddl.create_table(staging, columns, replace=True))
-    loader(conn, frame, staging, columns)
-    apply_staging(conn, target, staging, columns, table.key, transaction=spec.mode != "fakesnow")
+    if found.rows is not None:
+        execute(conn, ddl.create_table(staging, [*columns, ddl.DELETED], replace=True))
+        loaders.LOADERS[spec.loader](conn, spec, found.rows, staging, [*columns, ddl.DELETED])
+        result.upserted, result.deleted = _staged_counts(conn, staging)
+        statements.append((merge_statement(target, staging, columns, table.key, run_id=run_id, at=at), None))
+        if found.mode == FULL:
+            statements.append((delete_statement(target, staging, table.key), None))
+    statements += published.record_statements(
+        spec, table.name, version, run_id=run_id, mode=found.mode, upserted=result.upserted,
+        deleted=result.deleted, at=at,
+    )  # fmt: skip
+    apply_staging(conn, statements, transaction=spec.mode != "fakesnow")
     execute(conn, f"DROP TABLE IF EXISTS {staging}")
-    # columns that identify a person (tokens too: pseudonymous data is still personal data) are masked in the
-    # analytics schema for every role but the PII reader
-    pii = {c.upper() for c in table.pii_columns(frame.columns)}
+    _mask_pii(conn, spec, table, target, columns, result.skipped_statements)
+    result.rows = _row_count(conn, target)
+    result.differences = check_table(conn, spec, table, frame, found.partitions)
+    return result
+
+
+def _changes_to_move(
+    spark: SparkSession, env: EnvConfig, table: GoldTable, frame: DataFrame, held: int | None, version: int
+) -> _Changes:
+    """The net changes after `held` up to `version` from the change feed, or the whole version when there is
+    nothing to start from (first publish, an older version asked for) or the feed does not cover the range."""
+    feed = None
+    if held is not None and held < version:
+        feed = delta.change_feed(spark, table.table.path(env), held + 1, version)
+        if feed is None:
+            log.warning(
+                "gold.%s: the change feed does not cover versions %d..%d; loading the whole version %d",
+                table.name, held + 1, version, version,
+            )  # fmt: skip
+    if feed is None:
+        return _Changes(FULL, changes.whole_table(frame), None)
+    grain = reconcile.partition_columns(frame.columns, table.partition)
+    partitions = (
+        [tuple(r) for r in changes.touched_partitions(feed, grain).collect()] if table.partition else None
+    )
+    net = changes.net_changes(feed, table.key)
+    return _Changes(INCREMENTAL, None if not partitions and table.partition else net, partitions)
+
+
+def _staged_counts(conn: SnowflakeConnection, staging: str) -> tuple[int, int]:
+    """(rows to upsert, keys to delete) in the staging table."""
+    rows = execute(
+        conn,
+        f"SELECT COUNT_IF(NOT {ddl.DELETED.name}), COUNT_IF({ddl.DELETED.name}) FROM {staging}",
+    )
+    return int(rows[0][0] or 0), int(rows[0][1] or 0)
+
+
+def _row_count(conn: SnowflakeConnection, target: str) -> int:
+    return int(execute(conn, f"SELECT COUNT(*) FROM {target}")[0][0])
+
+
+def _mask_pii(
+    conn: SnowflakeConnection,
+    spec: SnowflakeSpec,
+    table: GoldTable,
+    target: str,
+    columns: list[ddl.Column],
+    skipped: list[str],
+) -> None:
+    """Columns that identify a person (tokens too: pseudonymous data is still personal data) are masked in
+    the analytics schema for every role but the PII reader."""
+    pii = {c.upper() for c in table.pii_columns([c.name.lower() for c in columns])}
     for column in columns:
         if column.name in pii and column.type == "VARCHAR":
             execute_governance(
@@ -220,11 +299,8 @@ def publish_table(
                 spec,
                 f"ALTER TABLE {target} MODIFY COLUMN {column.name} SET MASKING POLICY "
                 f"{spec.database}.{spec.analytics_schema}.PII_MASK FORCE",
-                result.skipped_statements,
+                skipped,
             )
-    result.rows = execute(conn, f"SELECT COUNT(*) FROM {target}")[0][0]
-    result.differences = check_table(conn, spec, table, frame)
-    return result
 
 
 def _published_gold(
@@ -252,17 +328,36 @@ def _never_built(spark: SparkSession, env: EnvConfig, table: GoldTable) -> bool:
 
 
 def check_table(
-    conn: SnowflakeConnection, spec: SnowflakeSpec, table: GoldTable, gold: DataFrame
+    conn: SnowflakeConnection,
+    spec: SnowflakeSpec,
+    table: GoldTable,
+    gold: DataFrame,
+    partitions: list[tuple] | None = None,
 ) -> list[reconcile.Difference]:
-    """Counts and money sums per partition of the gold rows vs the warehouse table."""
+    """Counts and money sums per partition of the gold rows vs the warehouse table: every partition, or only
+    `partitions` (grain values: the day, and the currency where the table has one)."""
     grain = reconcile.partition_columns(gold.columns, table.partition)
     target = qualified(spec, table.name)
-    return reconcile.compare(
-        reconcile.lake_figures(gold, grain, table.amounts),
-        reconcile.warehouse_figures(
-            execute(conn, reconcile.warehouse_query(target, grain, table.amounts)), grain, table.amounts
-        ),
+    where = None
+    if partitions is not None:
+        if not partitions:
+            return []
+        days = sorted({p[0] for p in partitions})
+        gold = gold.where(F.col(grain[0]).isin(days))
+        where = reconcile.partition_filter(grain[0], [str(d) for d in days])
+    lake = reconcile.lake_figures(gold, grain, table.amounts)
+    warehouse = reconcile.warehouse_figures(
+        execute(conn, reconcile.warehouse_query(target, grain, table.amounts, where)), grain, table.amounts
     )
+    if partitions is not None:
+        wanted = {tuple(str(v) for v in p) for p in partitions}
+        lake = {k: v for k, v in lake.items() if k in wanted}
+        warehouse = {k: v for k, v in warehouse.items() if k in wanted}
+        for emptied in (
+            wanted - set(lake) - set(warehouse)
+        ):  # every row of it left: 0 on both sides is the check
+            lake[emptied] = warehouse[emptied] = {"rows": 0}
+    return reconcile.compare(lake, warehouse)
 
 
 def publish_all(
@@ -272,7 +367,6 @@ def publish_all(
     *,
     run_id: str,
     versions: Mapping[str, int | None] | None = None,
-    loader: Loader = python_loader,
 ) -> list[PublishResult]:
     """Publish every gold table (versions: table -> Delta version, missing/None = the published one), record the
     reconciliation, and raise ReconciliationError when any partition differs."""
@@ -284,14 +378,12 @@ def publish_all(
             run_id=run_id, job="publish", env=env.name, source="snowflake", table_name=name, layer="publish"
         )
         if _never_built(spark, env, table):
-            entry.status = (
-                ledger.NOOP
-            )  # its inputs do not exist yet (e.g. no Stripe source landed): nothing to load
+            entry.status = ledger.NOOP  # its inputs do not exist yet (e.g. no Stripe source landed)
             entry.details["input_table_missing"] = 1
             ledger.append(spark, env, entry)
             log.info("gold.%s not built (its conformed inputs do not exist yet): not published", name)
             continue
-        with ledger.leased(spark, env, entry):  # read = gold rows, written = warehouse rows after the MERGE
+        with ledger.leased(spark, env, entry):  # read = rows staged, written = rows the MERGE applied
             result = publish_table(
                 spark,
                 env,
@@ -299,18 +391,21 @@ def publish_all(
                 table,
                 run_id=run_id,
                 version=versions.get(name),
-                loader=loader,
                 schemas_ready=schemas_ready,
             )
             schemas_ready = True
-            entry.input_version_start = entry.input_version_end = result.gold_version
-            entry.records_read = sum(int(d.lake or 0) for d in result.differences if d.metric == "rows")
-            entry.records_written = result.rows
+            entry.input_version_start = (result.from_version + 1) if result.from_version is not None else 0
+            entry.input_version_end = result.gold_version
+            entry.records_read = entry.records_written = result.upserted + result.deleted
+            if result.mode == NOOP:
+                entry.status = ledger.NOOP
             entry.details.update(
-                added_columns=len(result.added_columns), skipped_statements=len(result.skipped_statements)
-            )
+                incremental=int(result.mode == INCREMENTAL), full=int(result.mode == FULL),
+                upserted=result.upserted, deleted=result.deleted, warehouse_rows=result.rows,
+                added_columns=len(result.added_columns), skipped_statements=len(result.skipped_statements),
+            )  # fmt: skip
+        record_reconciliation(spark, env, run_id, [result])  # per table, so a later crash keeps it
         results.append(result)
-    record_reconciliation(spark, env, run_id, results)
     bad = [r for r in results if not r.reconciled]
     if bad:
         lines = [
@@ -331,7 +426,7 @@ def record_reconciliation(
     spark: SparkSession, env: EnvConfig, run_id: str, results: list[PublishResult]
 ) -> None:
     """Append every compared figure of this publish run to ops.warehouse_reconciliation (an audit log: a
-    re-run adds its own rows under its own run id)."""
+    re-run adds its own rows under its own run id). Nothing compared (a noop), nothing written."""
     now = datetime.now(UTC)
 
     def amount(value: Decimal | int | None) -> Decimal | None:
@@ -352,5 +447,7 @@ def record_reconciliation(
         for r in results
         for d in r.differences
     ]
+    if not rows:
+        return
     frame = spark.createDataFrame(rows, reconcile.RESULT_SCHEMA)
     frame.write.format("delta").mode("append").save(tables.WAREHOUSE_RECONCILIATION.path(env))

@@ -72,13 +72,23 @@ def lake_figures(frame: DataFrame, partition: list[str], amounts: tuple[str, ...
     }
 
 
-def warehouse_query(qualified: str, partition: list[str], amounts: tuple[str, ...]) -> str:
-    """The same figures as SQL for the warehouse."""
+def warehouse_query(
+    qualified: str, partition: list[str], amounts: tuple[str, ...], where: str | None = None
+) -> str:
+    """The same figures as SQL for the warehouse (of the rows `where` selects, all when None)."""
     keys = ", ".join(f"TO_VARCHAR({p.upper()})" for p in partition)
     sums = "".join(f", SUM({a.upper()})" for a in amounts)
+    rows = f"{qualified} WHERE {where}" if where else qualified
     if not partition:
-        return f"SELECT COUNT(*){sums} FROM {qualified}"
-    return f"SELECT {keys}, COUNT(*){sums} FROM {qualified} GROUP BY {keys}"
+        return f"SELECT COUNT(*){sums} FROM {rows}"
+    return f"SELECT {keys}, COUNT(*){sums} FROM {rows} GROUP BY {keys}"
+
+
+def partition_filter(column: str, values: list[str]) -> str:
+    """`<COLUMN> IN ('2026-03-01', ...)`: the day partitions a publish touched, on the bare column so the
+    warehouse prunes by it."""
+    listed = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f"{column.upper()} IN ({listed})"
 
 
 def warehouse_figures(rows: list[tuple], partition: list[str], amounts: tuple[str, ...]) -> Figures:
