@@ -128,7 +128,7 @@ SHARED_COLUMNS: Mapping[str, str] = {
     "order_date": "UTC calendar day the order was created",
     "status": "the record's status, conformed to the model's accepted values",
     "customer_token": "HMAC-SHA256 token of the customer (pseudonymous; masked for all but PII_READER)",
-    "sales_channel": "the channel the order was sold through; `unknown` when its order is not (yet) known",
+    "sales_channel": "the channel the order was sold through (`unknown` for a line or refund whose order is not yet known)",
     "fulfillment_channel": "who fulfils the order (API v2 only, null before)",
     "ship_to_country": "shipping country, ISO code, upper case (a country alone identifies nobody)",
     "currency": "ISO 4217 currency of the amounts in this row; amounts of different currencies never add up",
