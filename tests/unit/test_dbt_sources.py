@@ -34,9 +34,11 @@ def test_sources_follow_the_gold_metadata():
     for name, table in tables.items():
         gold = GOLD[name]
         assert table["description"] == gold.description
-        assert table["loaded_at_field"] == "_loaded_at"
-        assert table["freshness"]["warn_after"] == {"count": 15, "period": "minute"}
-        assert table["freshness"]["error_after"] == {"count": 30, "period": "minute"}
+        config = table["config"]
+        assert config["loaded_at_field"] == "_loaded_at"
+        assert config["freshness"]["warn_after"] == {"count": 15, "period": "minute"}
+        assert config["freshness"]["error_after"] == {"count": 30, "period": "minute"}
+        assert config["meta"]["gold_key"] == list(gold.key)
         columns = {c["name"]: c for c in table["columns"]}
         assert {c: d["description"] for c, d in columns.items()} == gold.column_descriptions(warehouse=True)
         for key in gold.key:

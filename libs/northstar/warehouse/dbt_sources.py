@@ -101,9 +101,12 @@ def _table(table: GoldTable) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": table.name,
         "description": table.description,
-        "loaded_at_field": LOADED_AT,
-        "freshness": FRESHNESS,
-        "meta": {"gold_key": list(table.key), "partition": table.partition},
+        # under `config:`, where dbt 1.10+ reads them (top level is deprecated)
+        "config": {
+            "loaded_at_field": LOADED_AT,
+            "freshness": FRESHNESS,
+            "meta": {"gold_key": list(table.key), "partition": table.partition},
+        },
     }
     if tests := _table_tests(table):
         entry["data_tests"] = tests
