@@ -1,5 +1,5 @@
 # One entry point for everything; each target is one line in README.md.
-.PHONY: setup setup-airflow2 services demo test test-fast bench bench-merge bench-extract bench-stream bench-commits bench-freshness bench-publish lint format clean
+.PHONY: setup setup-airflow2 setup-dbt services demo test test-fast bench bench-merge bench-extract bench-stream bench-commits bench-freshness bench-publish lint format clean
 
 setup:  ## Python venv from requirements.lock + JVM jars via Maven (idempotent)
 	@scripts/setup.sh
@@ -7,13 +7,16 @@ setup:  ## Python venv from requirements.lock + JVM jars via Maven (idempotent)
 setup-airflow2:  ## .venv-airflow2: Apache Airflow 2.11 to prove the DAGs import on the 2.x line (idempotent)
 	@scripts/setup-airflow2.sh
 
+setup-dbt:  ## .venv-dbt: dbt-core + dbt-snowflake + fakesnow[server] to build dbt/ against `fakesnow -s` (idempotent)
+	@scripts/setup-dbt.sh
+
 demo: setup  ## partner API simulator -> extract -> bronze + silver end to end on the local stack
 	.venv/bin/northstar demo
 
 services:  ## the local PostgreSQL the extraction and CDC tests read (scripts/postgres.sh: install, init, wal_level logical, start; idempotent)
 	@scripts/postgres.sh
 
-test: setup setup-airflow2 services lint  ## lint, then the whole test suite (what CI runs)
+test: setup setup-airflow2 setup-dbt services lint  ## lint, then the whole test suite (what CI runs)
 	.venv/bin/pytest -n 2 --dist loadfile
 
 test-fast: setup  ## unit tests only

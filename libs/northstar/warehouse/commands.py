@@ -77,8 +77,24 @@ def format_results(run_id: str, results: list[PublishResult]) -> str:
     return "\n".join(lines)
 
 
+def dbt_sources_command(args: argparse.Namespace) -> int:
+    """Write the dbt sources.yml of the env's warehouse from the gold metadata."""
+    from pathlib import Path
+
+    from northstar.warehouse import dbt_sources
+
+    env = load_env(args.env)
+    if env.snowflake is None:
+        raise ConfigError(f"conf/env/{args.env}.yaml: no snowflake: section (see docs/snowflake.md)")
+    out = dbt_sources.write(env.snowflake, Path(args.out))
+    print(
+        f"dbt-sources: {len(dbt_sources.GOLD)} tables of {env.snowflake.database}.{env.snowflake.analytics_schema} -> {out}"
+    )
+    return 0
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """`northstar publish`."""
+    """`northstar publish`, `northstar dbt-sources`."""
     publish = commands.add_parser(
         "publish", help="publish gold to Snowflake and reconcile (docs/snowflake.md)"
     )
@@ -92,3 +108,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     publish.add_argument("--run-id", help="reuse a run id to retry the same publish (default: a new one)")
     publish.set_defaults(action=publish_command)
+
+    sources = commands.add_parser(
+        "dbt-sources", help="write the dbt sources.yml of the published tables from the gold metadata (dbt/)"
+    )
+    sources.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")
+    sources.add_argument("--out", default="dbt/models/sources.yml", help="default: dbt/models/sources.yml")
+    sources.set_defaults(action=dbt_sources_command)
