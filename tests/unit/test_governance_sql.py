@@ -1,8 +1,8 @@
 """The masking-policy and grant statements the publish generates, checked by a parser that knows Snowflake's
 grammar (sqlglot's Snowflake dialect): fakesnow rejects them, so locally they are never run (docs/snowflake.md).
 
-The statements are captured from publish.py itself: `ensure_schemas` and `publish_table` run against a fake
-connection with `execute_governance` replaced by a recorder (publish.py is not changed). GRANT and REVOKE parse
+The statements come from publish.py's own builders (`governance_statements`, which `ensure_schemas` runs, and
+`masking_statements`, which `publish_table` runs). GRANT and REVOKE parse
 fully; sqlglot 30.22.0 has no grammar for masking policies, so `CREATE MASKING POLICY` and `ALTER TABLE ...
 MODIFY COLUMN ... SET MASKING POLICY` fall back to an opaque `exp.Command`: the test names exactly those, and
 parses what it can of them (the policy body and the table names), so a sqlglot or a publish change is noticed.
@@ -10,15 +10,13 @@ parses what it can of them (the policy body and the table names), so a sqlglot o
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import sqlglot
 from pyspark.sql import types as T
 from sqlglot import exp
 
 from northstar.config.env import SnowflakeSpec
 from northstar.gold.tables import GOLD
-from northstar.warehouse import publish
+from northstar.warehouse import ddl, publish
 
 SPEC = SnowflakeSpec(
     mode="snowflake",
@@ -28,64 +26,21 @@ SPEC = SnowflakeSpec(
     role="PUBLISHER",
     user="env:SNOWFLAKE_USER",
     password="env:SNOWFLAKE_PASSWORD",
+    stage_location="s3://northstar-test-lake/warehouse-stage",
+    storage_integration="NORTHSTAR_TEST_STAGE",
 )
 POLICY = "NORTHSTAR.ANALYTICS.PII_MASK"
 
 
-class RecordingCursor:
-    """Answers the publish's queries as an empty warehouse would (no table yet, 0 rows after the MERGE)."""
-
-    def __init__(self, log: list[str]) -> None:
-        self.log = log
-        self.description: list | None = None
-        self.rows: list[tuple] = []
-
-    def execute(self, statement: str, params=None) -> None:
-        self.log.append(statement)
-        self.description = [("c",)] if statement.startswith("SELECT") else None
-        self.rows = [(0,)] if statement.startswith("SELECT COUNT(*)") else []
-
-    def fetchall(self) -> list[tuple]:
-        return self.rows
-
-    def close(self) -> None:
-        pass
-
-
-class RecordingConnection:
-    def __init__(self) -> None:
-        self.log: list[str] = []
-
-    def cursor(self) -> RecordingCursor:
-        return RecordingCursor(self.log)
-
-
-def governance_statements(monkeypatch) -> list[str]:
-    """Every statement publish.py sends through execute_governance for a publish of fact_orders and dim_customer
-    (the gold columns as strings: the masking applies to VARCHAR columns)."""
-    recorded: list[str] = []
-    monkeypatch.setattr(publish, "execute_governance", lambda conn, spec, sql, skipped: recorded.append(sql))
-    monkeypatch.setattr(publish, "check_table", lambda *args: [])
-    env = SimpleNamespace(name="prod", snowflake=SPEC)
-    conn = RecordingConnection()
+def governance_statements() -> list[str]:
+    """Every governance statement publish.py sends through execute_governance for a publish of fact_orders and
+    dim_customer (their gold columns as strings: the masking applies to VARCHAR columns)."""
+    statements = publish.governance_statements(SPEC)
     for name in ("fact_orders", "dim_customer"):
         table = GOLD[name]
-        columns = [c for c, _ in table.columns]
-        frame = SimpleNamespace(
-            schema=T.StructType([T.StructField(c, T.StringType()) for c in columns]), columns=columns
-        )
-        monkeypatch.setattr(publish, "_published_gold", lambda *args, f=frame: (7, f))
-        publish.publish_table(
-            None,  # type: ignore[arg-type]  # never used: the gold frame comes from _published_gold
-            env,  # type: ignore[arg-type]
-            conn,  # type: ignore[arg-type]
-            table,
-            run_id="publish-test",
-            loader=lambda *args: None,
-            schemas_ready=name != "fact_orders",
-        )
-    assert any(s.startswith("MERGE INTO NORTHSTAR.ANALYTICS.DIM_CUSTOMER") for s in conn.log)  # it really ran
-    return recorded
+        columns = ddl.columns_of(T.StructType([T.StructField(c, T.StringType()) for c, _ in table.columns]))
+        statements += publish.masking_statements(SPEC, table, publish.qualified(SPEC, name), columns)
+    return statements
 
 
 def masking(table: str, column: str) -> str:
@@ -110,12 +65,12 @@ def parsed(sql: str) -> exp.Expr:
     return sqlglot.parse_one(sql, read="snowflake")
 
 
-def test_the_publish_generates_these_governance_statements(monkeypatch):
-    assert governance_statements(monkeypatch) == EXPECTED
+def test_the_publish_generates_these_governance_statements():
+    assert governance_statements() == EXPECTED
 
 
-def test_grants_and_revokes_parse_fully_with_snowflake_grammar(monkeypatch):
-    statements = governance_statements(monkeypatch)
+def test_grants_and_revokes_parse_fully_with_snowflake_grammar():
+    statements = governance_statements()
     full = {s: parsed(s) for s in statements if not isinstance(parsed(s), exp.Command)}
     assert list(full) == [EXPECTED[1], EXPECTED[2]]
     revoke, grant = full.values()
@@ -130,11 +85,11 @@ def test_grants_and_revokes_parse_fully_with_snowflake_grammar(monkeypatch):
     assert {s: tree.sql(dialect="snowflake") for s, tree in full.items()} == {s: s for s in full}
 
 
-def test_sqlglot_cannot_parse_masking_policies_and_says_exactly_which(monkeypatch):
+def test_sqlglot_cannot_parse_masking_policies_and_says_exactly_which():
     """sqlglot 30.22.0 falls back to exp.Command for CREATE MASKING POLICY and for SET MASKING POLICY (with or
     without FORCE): these are validated only on a real account. If sqlglot learns them, this test fails: then
     assert their trees like the grants'."""
-    statements = governance_statements(monkeypatch)
+    statements = governance_statements()
     opaque = [s for s in statements if isinstance(parsed(s), exp.Command)]
     assert opaque == [EXPECTED[0], *EXPECTED[3:]]
     assert isinstance(parsed("ALTER TABLE A.B.T MODIFY COLUMN C SET MASKING POLICY A.B.P"), exp.Command)

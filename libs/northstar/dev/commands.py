@@ -90,7 +90,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--orders", type=int, default=2000, help="marketplace orders the simulator serves")
     demo.add_argument("--seed", type=int, default=7, help="seed of the simulator and the generators")
     demo.set_defaults(action=_cmd_demo)
+    _add_bench_commands(commands)
+    _add_producer_command(commands)
 
+
+def _add_bench_commands(commands: argparse._SubParsersAction) -> None:
+    """The benchmarks: `bench`, `bench-merge`, `bench-extract`, `bench-stream`, `bench-freshness`, `bench-publish`."""
     bench = commands.add_parser("bench", help="bronze and silver throughput against a plain-Spark baseline")
     bench.add_argument("--records", type=int, default=200_000, help="orders to generate (default 200000)")
     bench.add_argument("--files", type=int, default=8, help="landing files to spread them over")
@@ -149,6 +154,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     publish.set_defaults(action=_cmd_bench_publish)
 
+
+def _add_producer_command(commands: argparse._SubParsersAction) -> None:
+    """`northstar produce-events`."""
     produce = commands.add_parser("produce-events", help="write Firehose-style event files at a chosen rate")
     produce.add_argument("--source", default="clickstream", help="a source with a stream: section")
     produce.add_argument("--env", default="local", help="environment: conf/env/<env>.yaml (default: local)")

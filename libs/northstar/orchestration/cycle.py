@@ -125,6 +125,10 @@ def _publish(spark: SparkSession, env: EnvConfig, report: CycleReport) -> str:
     assert env.snowflake is not None  # run_cycle publishes only to a configured warehouse
     with connect(env.snowflake) as conn:
         report.published = publish_all(spark, env, conn, run_id=ledger.new_run_id("publish"))
-    reconciled = sum(r.reconciled for r in report.published)
-    rows = sum(r.rows for r in report.published)
-    return f"{len(report.published)} gold tables loaded ({rows:,} warehouse rows), {reconciled} reconciled"
+    published = report.published
+    moved = [r for r in published if r.mode != "noop"]
+    upserted, deleted = sum(r.upserted for r in moved), sum(r.deleted for r in moved)
+    return (
+        f"{len(published)} gold tables: {len(moved)} moved +{upserted:,} -{deleted:,} rows, "
+        f"{len(published) - len(moved)} unchanged, {sum(r.reconciled for r in moved)} of {len(moved)} reconciled"
+    )

@@ -64,6 +64,15 @@ def execute(conn: SnowflakeConnection, statement: str, params: Sequence[Any] | N
         cur.close()
 
 
+def execute_only(conn: SnowflakeConnection, statement: str) -> None:
+    """Run one statement whose result is not read (COMMENT ON ...: fakesnow cannot describe its result)."""
+    cur = conn.cursor()
+    try:
+        cur.execute(statement)
+    finally:
+        cur.close()
+
+
 def execute_governance(
     conn: SnowflakeConnection, spec: SnowflakeSpec, statement: str, skipped: list[str]
 ) -> None:

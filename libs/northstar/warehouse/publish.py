@@ -29,7 +29,8 @@ from northstar.lake import delta, tables
 from northstar.ledger import LedgerEntry
 from northstar.quality.publish import published_version
 from northstar.warehouse import changes, ddl, loaders, published, reconcile
-from northstar.warehouse.connection import execute, execute_governance
+from northstar.warehouse.comments import comment_statements
+from northstar.warehouse.connection import execute, execute_governance, execute_only
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +74,34 @@ def ensure_schemas(conn: SnowflakeConnection, spec: SnowflakeSpec, skipped: list
     execute(conn, published.create_statement(spec))
     if spec.loader == "bulk":
         execute(conn, loaders.create_stage_statement(spec))
-    execute_governance(
-        conn,
-        spec,
+    for statement in governance_statements(spec):
+        execute_governance(conn, spec, statement, skipped)
+
+
+def governance_statements(spec: SnowflakeSpec) -> list[str]:
+    """The masking policy PII_MASK (the PII reader sees values, everyone else ***MASKED***), and the restricted
+    schema closed to PUBLIC and opened to the PII reader role."""
+    return [
         f"CREATE MASKING POLICY IF NOT EXISTS {spec.database}.{spec.analytics_schema}.PII_MASK AS "
         f"(val VARCHAR) RETURNS VARCHAR -> CASE WHEN IS_ROLE_IN_SESSION('{spec.pii_reader_role}') THEN val "
         "ELSE '***MASKED***' END",
-        skipped,
-    )
-    execute_governance(
-        conn,
-        spec,
         f"REVOKE ALL ON SCHEMA {spec.database}.{spec.restricted_schema} FROM ROLE PUBLIC",
-        skipped,
-    )
-    execute_governance(
-        conn,
-        spec,
         f"GRANT USAGE ON SCHEMA {spec.database}.{spec.restricted_schema} TO ROLE {spec.pii_reader_role}",
-        skipped,
-    )
+    ]
+
+
+def masking_statements(
+    spec: SnowflakeSpec, table: GoldTable, target: str, columns: list[ddl.Column]
+) -> list[str]:
+    """Columns that identify a person (tokens too: pseudonymous data is still personal data) are masked in
+    the analytics schema for every role but the PII reader."""
+    pii = {c.upper() for c in table.pii_columns([c.name.lower() for c in columns])}
+    return [
+        f"ALTER TABLE {target} MODIFY COLUMN {column.name} SET MASKING POLICY "
+        f"{spec.database}.{spec.analytics_schema}.PII_MASK FORCE"
+        for column in columns
+        if column.name in pii and column.type == "VARCHAR"
+    ]
 
 
 def existing_columns(conn: SnowflakeConnection, spec: SnowflakeSpec, table: str) -> list[ddl.Column] | None:
@@ -207,6 +216,33 @@ def publish_table(
     if not schemas_ready:
         ensure_schemas(conn, spec, result.skipped_statements)
     target = qualified(spec, table.name)
+    created = _ensure_table(conn, spec, table, target, columns, result)
+    held = None if created else published.held_version(conn, spec, table.name)
+    result.from_version = held
+    drop_stale_staging(conn, spec, table.name)
+    if held == version:
+        result.rows = _row_count(conn, target)
+        return result  # the warehouse holds this version: nothing to read, nothing to move
+    found = _changes_to_move(spark, env, table, frame, held, version)
+    result.mode = found.mode
+    _move(conn, spec, table, target, columns, found, result, run_id=run_id)
+    for statement in masking_statements(spec, table, target, columns):
+        execute_governance(conn, spec, statement, result.skipped_statements)
+    result.rows = _row_count(conn, target)
+    result.differences = check_table(conn, spec, table, frame, found.partitions)
+    return result
+
+
+def _ensure_table(
+    conn: SnowflakeConnection,
+    spec: SnowflakeSpec,
+    table: GoldTable,
+    target: str,
+    columns: list[ddl.Column],
+    result: PublishResult,
+) -> bool:
+    """The target with the gold columns plus _LOADED_AT / _RUN_ID: created, or the new columns added (never
+    dropped or retyped); comments written when it is created or widened. True when it was created."""
     existing = existing_columns(conn, spec, table.name)
     wanted = [*columns, ddl.LOADED_AT, ddl.RUN_ID]
     if existing is None:
@@ -215,14 +251,25 @@ def publish_table(
         for statement in ddl.evolve(target, existing, wanted):
             execute(conn, statement)
             result.added_columns.append(statement.rsplit(" ", 2)[-2])
-    held = None if existing is None else published.held_version(conn, spec, table.name)
-    result.from_version = held
-    drop_stale_staging(conn, spec, table.name)
-    if held == version:
-        result.rows = _row_count(conn, target)
-        return result  # the warehouse holds this version: nothing to read, nothing to move
-    found = _changes_to_move(spark, env, table, frame, held, version)
-    result.mode = found.mode
+    if existing is None or result.added_columns:
+        for statement in comment_statements(target, table, [c.name for c in wanted]):
+            execute_only(conn, statement)
+    return existing is None
+
+
+def _move(
+    conn: SnowflakeConnection,
+    spec: SnowflakeSpec,
+    table: GoldTable,
+    target: str,
+    columns: list[ddl.Column],
+    found: _Changes,
+    result: PublishResult,
+    *,
+    run_id: str,
+) -> None:
+    """Stage the rows, then MERGE them (a full load also deletes the keys it lacks) and record the version, in
+    one transaction; drop the staging table."""
     at = datetime.now(UTC)
     statements: list[tuple[str, tuple | None]] = []
     staging = qualified(spec, staging_name(table.name, run_id))
@@ -234,15 +281,11 @@ def publish_table(
         if found.mode == FULL:
             statements.append((delete_statement(target, staging, table.key), None))
     statements += published.record_statements(
-        spec, table.name, version, run_id=run_id, mode=found.mode, upserted=result.upserted,
+        spec, table.name, result.gold_version, run_id=run_id, mode=found.mode, upserted=result.upserted,
         deleted=result.deleted, at=at,
     )  # fmt: skip
     apply_staging(conn, statements, transaction=spec.mode != "fakesnow")
     execute(conn, f"DROP TABLE IF EXISTS {staging}")
-    _mask_pii(conn, spec, table, target, columns, result.skipped_statements)
-    result.rows = _row_count(conn, target)
-    result.differences = check_table(conn, spec, table, frame, found.partitions)
-    return result
 
 
 def _changes_to_move(
@@ -279,28 +322,6 @@ def _staged_counts(conn: SnowflakeConnection, staging: str) -> tuple[int, int]:
 
 def _row_count(conn: SnowflakeConnection, target: str) -> int:
     return int(execute(conn, f"SELECT COUNT(*) FROM {target}")[0][0])
-
-
-def _mask_pii(
-    conn: SnowflakeConnection,
-    spec: SnowflakeSpec,
-    table: GoldTable,
-    target: str,
-    columns: list[ddl.Column],
-    skipped: list[str],
-) -> None:
-    """Columns that identify a person (tokens too: pseudonymous data is still personal data) are masked in
-    the analytics schema for every role but the PII reader."""
-    pii = {c.upper() for c in table.pii_columns([c.name.lower() for c in columns])}
-    for column in columns:
-        if column.name in pii and column.type == "VARCHAR":
-            execute_governance(
-                conn,
-                spec,
-                f"ALTER TABLE {target} MODIFY COLUMN {column.name} SET MASKING POLICY "
-                f"{spec.database}.{spec.analytics_schema}.PII_MASK FORCE",
-                skipped,
-            )
 
 
 def _published_gold(

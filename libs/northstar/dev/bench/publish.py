@@ -142,6 +142,7 @@ def run_publish_bench(
         f"{os.getloadavg()[0]:.1f}",
         f"{'table rows':>12}{'full s':>9}{'rows/s':>11}{'changed':>10}{'incr s':>9}{'parts':>8}{'noop s':>8}",
     ]
+    _size_line(spark, out / "warm-up", 1_000, 100)  # JVM, Delta and fakesnow start-up: not reported
     incremental = []
     for rows in sizes:
         line, inc_s = _size_line(spark, out / f"rows-{rows}", rows, changed)
