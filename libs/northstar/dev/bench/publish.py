@@ -6,7 +6,8 @@ For each table size (a generated gold.fact_orders of N rows over 365 day partiti
   and the ratio of the largest table's to the smallest's (cost follows changed rows, not table size: <= 2x);
 - a noop publish (nothing changed since): seconds.
 Then the Python-connector loader (the old default) on `--python-rows` rows of the same table next to the bulk
-rows/s of the smallest full load: it moves ~60-70 rows/s, so a 1M-row run of it would take hours.
+rows/s of the smallest full load (it moves ~60-130 rows/s, so a 1M-row run of it would take hours), and a noop
+`publish_all` of every gold table (small stand-ins of each, already published).
 
 All figures come from one run on one machine: compare them with each other, not with another machine's.
 """
@@ -30,7 +31,7 @@ from northstar.lake import delta
 from northstar.spark import get_spark
 from northstar.warehouse import ddl, loaders
 from northstar.warehouse.connection import connect, execute
-from northstar.warehouse.publish import PublishResult, publish_table, staging_name
+from northstar.warehouse.publish import PublishResult, publish_all, publish_table, staging_name
 
 FACT = GOLD["fact_orders"]
 DAYS = 365
@@ -124,6 +125,37 @@ def _python_loader_line(spark: SparkSession, folder: Path, rows: int, bulk_rows_
     )
 
 
+def _noop_all_line(spark: SparkSession, folder: Path) -> str:
+    """Every gold table (a small stand-in of its key, day and amount columns) published once, then the timed
+    `publish_all` with nothing changed: what an idle cycle's publish costs (ledger rows, leases, warehouse reads)."""
+    env = _env(folder)
+    assert env.snowflake is not None
+    Path(env.snowflake.fakesnow_path or "").mkdir(parents=True, exist_ok=True)
+    for table in GOLD.values():
+        columns = [F.lit("k").alias(k) for k in table.key if k != table.partition]
+        if table.partition:
+            columns.append(
+                F.date_add(F.lit("2025-01-01").cast("date"), (F.col("id") % 30).cast("int")).alias(
+                    table.partition
+                )
+            )
+        columns += [F.lit(1).cast("decimal(18,2)").alias(a) for a in table.amounts]
+        frame = spark.range(1_000).select(*columns, F.col("id").cast("string").alias("row_id"))
+        key_frame = (
+            frame.withColumn(table.key[-1], F.col("row_id")) if table.key[-1] != table.partition else frame
+        )
+        writer = key_frame.drop("row_id").write.format("delta").option(delta.CHANGE_FEED, "true")
+        writer.save(table.table.path(env))
+    versions = dict.fromkeys(GOLD, 0)
+    with connect(env.snowflake) as conn:
+        publish_all(spark, env, conn, run_id="bench-all-first", versions=versions)
+        started = time.perf_counter()
+        results = publish_all(spark, env, conn, run_id="bench-all-noop", versions=versions)
+        seconds = time.perf_counter() - started
+    modes = sorted({r.mode for r in results})
+    return f"noop publish of all {len(results)} gold tables: {seconds:.1f} s (modes: {', '.join(modes)})"
+
+
 def run_publish_bench(
     out: Path,
     *,
@@ -155,5 +187,6 @@ def run_publish_bench(
     )
     bulk_rate = float(first_full[2].replace(",", ""))
     lines.append(_python_loader_line(spark, out / f"rows-{sizes[0]}", python_rows, bulk_rate))
+    lines.append(_noop_all_line(spark, out / "all-tables"))
     lines.append(f"load average at the end {os.getloadavg()[0]:.1f}")
     return "\n".join(lines)
