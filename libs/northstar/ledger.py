@@ -128,9 +128,18 @@ def append(
 ) -> None:
     """Append the entry. `txn` (app id, version): an idempotent append Delta skips when that version of that
     app was already written (a streaming micro-batch retried after a crash records its row once)."""
-    entry.ended_at = entry.ended_at or datetime.now(UTC)
-    row = asdict(entry)
-    frame = spark.createDataFrame([row], LEDGER_SCHEMA)
+    append_many(spark, env, [entry], txn)
+
+
+def append_many(
+    spark: SparkSession, env: EnvConfig, entries: list[LedgerEntry], txn: tuple[str, int] | None = None
+) -> None:
+    """Append the entries in one Delta commit (a commit costs about a second here, whatever its size)."""
+    if not entries:
+        return
+    for entry in entries:
+        entry.ended_at = entry.ended_at or datetime.now(UTC)
+    frame = spark.createDataFrame([asdict(e) for e in entries], LEDGER_SCHEMA)
     writer = frame.write.format("delta").mode("append")
     if txn is not None:
         writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
@@ -138,8 +147,12 @@ def append(
 
 
 @contextmanager
-def recorded(spark: SparkSession, env: EnvConfig, entry: LedgerEntry) -> Iterator[LedgerEntry]:
-    """Run the body, then write `entry` to the ledger: checked for balance on success, `failed` on error."""
+def recorded(
+    spark: SparkSession, env: EnvConfig, entry: LedgerEntry, deferred: list[LedgerEntry] | None = None
+) -> Iterator[LedgerEntry]:
+    """Run the body, then write `entry` to the ledger: checked for balance on success, `failed` on error.
+    `deferred`: a successful entry is added to this list instead, for the caller to write all of its run's
+    entries in one commit (`append_many`, in a `finally`); a failed one is always written at once."""
     try:
         yield entry
         entry.check_balanced()
@@ -148,15 +161,21 @@ def recorded(spark: SparkSession, env: EnvConfig, entry: LedgerEntry) -> Iterato
         entry.error = f"{type(err).__name__}: {err}"[:4000]
         append(spark, env, entry)
         raise
-    append(spark, env, entry)
+    if deferred is None:
+        append(spark, env, entry)
+    else:
+        entry.ended_at = datetime.now(UTC)
+        deferred.append(entry)
 
 
 @contextmanager
-def leased(spark: SparkSession, env: EnvConfig, entry: LedgerEntry) -> Iterator[LedgerEntry]:
+def leased(
+    spark: SparkSession, env: EnvConfig, entry: LedgerEntry, deferred: list[LedgerEntry] | None = None
+) -> Iterator[LedgerEntry]:
     """`recorded`, inside the run lease of the entry's layer of its source table (lake/run_lock.py): a run that
     finds another one in progress raises RunInProgress before reading or writing anything, ledger included."""
     with run_lock.held(env, entry.layer, entry.source, entry.table_name, entry.run_id) as lease:
-        with recorded(spark, env, entry):
+        with recorded(spark, env, entry, deferred):
             if lease is not None and lease.taken_over_from is not None:
                 entry.details["lease_taken_over"] = 1
             yield entry

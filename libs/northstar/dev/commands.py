@@ -47,7 +47,7 @@ def _cmd_bench_stream(args: argparse.Namespace) -> int:
 def _cmd_bench_freshness(args: argparse.Namespace) -> int:
     from northstar.dev.bench.freshness import run_freshness_bench
 
-    print(run_freshness_bench(args.out, rounds=args.rounds))
+    print(run_freshness_bench(args.out, rounds=args.rounds, flows=tuple(args.flows)))
     return 0
 
 
@@ -136,6 +136,10 @@ def _add_bench_commands(commands: argparse._SubParsersAction) -> None:
     freshness.add_argument(
         "--rounds", type=int, default=3, help="changes measured per flow (after a full load)"
     )
+    freshness.add_argument(
+        "--flows", nargs="+", default=["shop_db", "stripe_events", "marketplace"],
+        choices=["shop_db", "stripe_events", "marketplace"], help="which flows to measure (default: all)",
+    )  # fmt: skip
     freshness.set_defaults(action=_cmd_bench_freshness)
 
     publish = commands.add_parser(

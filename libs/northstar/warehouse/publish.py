@@ -392,41 +392,32 @@ def publish_all(
     """Publish every gold table (versions: table -> Delta version, missing/None = the published one), record the
     reconciliation, and raise ReconciliationError when any partition differs."""
     versions = versions or {}
-    results = []
-    schemas_ready = False  # ensure_schemas runs with the first table's publish, once per run
-    for name, table in GOLD.items():
-        entry = LedgerEntry(
-            run_id=run_id, job="publish", env=env.name, source="snowflake", table_name=name, layer="publish"
-        )
-        if _never_built(spark, env, table):
-            entry.status = ledger.NOOP  # its inputs do not exist yet (e.g. no Stripe source landed)
-            entry.details["input_table_missing"] = 1
-            ledger.append(spark, env, entry)
-            log.info("gold.%s not built (its conformed inputs do not exist yet): not published", name)
-            continue
-        with ledger.leased(spark, env, entry):  # read = rows staged, written = rows the MERGE applied
-            result = publish_table(
-                spark,
-                env,
-                conn,
-                table,
+    results: list[PublishResult] = []
+    done: list[LedgerEntry] = []  # successful ledger rows, written in one commit at the end (even on a crash)
+    try:
+        for name, table in GOLD.items():
+            entry = LedgerEntry(
                 run_id=run_id,
-                version=versions.get(name),
-                schemas_ready=schemas_ready,
+                job="publish",
+                env=env.name,
+                source="snowflake",
+                table_name=name,
+                layer="publish",
             )
-            schemas_ready = True
-            entry.input_version_start = (result.from_version + 1) if result.from_version is not None else 0
-            entry.input_version_end = result.gold_version
-            entry.records_read = entry.records_written = result.upserted + result.deleted
-            if result.mode == NOOP:
-                entry.status = ledger.NOOP
-            entry.details.update(
-                incremental=int(result.mode == INCREMENTAL), full=int(result.mode == FULL),
-                upserted=result.upserted, deleted=result.deleted, warehouse_rows=result.rows,
-                added_columns=len(result.added_columns), skipped_statements=len(result.skipped_statements),
-            )  # fmt: skip
-        record_reconciliation(spark, env, run_id, [result])  # per table, so a later crash keeps it
-        results.append(result)
+            if _never_built(spark, env, table):
+                entry.status = ledger.NOOP  # its inputs do not exist yet (e.g. no Stripe source landed)
+                entry.details["input_table_missing"] = 1
+                done.append(entry)
+                log.info("gold.%s not built (its conformed inputs do not exist yet): not published", name)
+                continue
+            result = _publish_recorded(
+                spark, env, conn, table, entry, done, versions.get(name), bool(results)
+            )
+            if result.mode != NOOP:
+                record_reconciliation(spark, env, run_id, [result])  # per table, so a later crash keeps it
+            results.append(result)
+    finally:
+        ledger.append_many(spark, env, done)
     bad = [r for r in results if not r.reconciled]
     if bad:
         lines = [
@@ -441,6 +432,34 @@ def publish_all(
             + "\nRe-run the publish for the same versions; if it still differs see docs/runbooks/snowflake-load-failure.md"
         )
     return results
+
+
+def _publish_recorded(
+    spark: SparkSession,
+    env: EnvConfig,
+    conn: SnowflakeConnection,
+    table: GoldTable,
+    entry: LedgerEntry,
+    done: list[LedgerEntry],
+    version: int | None,
+    schemas_ready: bool,
+) -> PublishResult:
+    """One table's publish under its run lease, its ledger row added to `done` (read = written = rows staged)."""
+    with ledger.leased(spark, env, entry, done):
+        result = publish_table(
+            spark, env, conn, table, run_id=entry.run_id, version=version, schemas_ready=schemas_ready
+        )
+        entry.input_version_start = (result.from_version + 1) if result.from_version is not None else 0
+        entry.input_version_end = result.gold_version
+        entry.records_read = entry.records_written = result.upserted + result.deleted
+        if result.mode == NOOP:
+            entry.status = ledger.NOOP
+        entry.details.update(
+            incremental=int(result.mode == INCREMENTAL), full=int(result.mode == FULL),
+            upserted=result.upserted, deleted=result.deleted, warehouse_rows=result.rows,
+            added_columns=len(result.added_columns), skipped_statements=len(result.skipped_statements),
+        )  # fmt: skip
+    return result
 
 
 def record_reconciliation(

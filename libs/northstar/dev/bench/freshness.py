@@ -1,13 +1,15 @@
 """Freshness benchmark (`northstar bench-freshness`, `make bench-freshness`): source change -> visible in the
 warehouse, per flow, on the local stack, next to the brief's target.
 
-Two flows, each changed at its real source and followed through one `northstar cycle` (orchestration/cycle.py)
+Three flows, each changed at its real source and followed through one `northstar cycle` (orchestration/cycle.py)
 to the Snowflake stand-in (fakesnow):
 - shop orders (brief 001, 15 min): a new order and its line committed in the local PostgreSQL
   (scripts/postgres.sh) -> keyset extract -> bronze -> silver -> silver.orders / order_lines -> gold ->
   FACT_ORDER_LINES;
 - Stripe webhooks (brief 002, 20 min): a new event file as the webhook receiver lands it -> bronze -> silver
-  (silver.stripe_events_objects, the payments model's input).
+  (silver.stripe_events_objects, the payments model's input);
+- partner orders (brief 000, 30 min to Snowflake): the next hour of the partner API simulator's orders becomes
+  visible -> REST extract -> bronze -> silver -> silver.orders -> gold -> FACT_ORDERS.
 
 Each round changes the source, runs the cycle at once and polls the warehouse until the row is there: the
 measured seconds are what one cycle adds. In production a change also waits for the next schedule tick, so
@@ -25,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -32,6 +35,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from northstar.config import EnvConfig, SourceSpec, load_env, load_source
+from northstar.dev.simulate.partner_api import START, Faults, PartnerApiSimulator
 from northstar.lake import tables
 from northstar.orchestration.cycle import run_cycle
 from northstar.orchestration.spec import load_pipelines
@@ -39,7 +43,8 @@ from northstar.spark import get_spark
 from northstar.warehouse.connection import connect, execute
 from northstar.warehouse.publish import qualified
 
-TARGET_MINUTES = {"shop_db": 15, "stripe_events": 20}  # briefs 001 (shop orders) and 002 (Stripe webhooks)
+# briefs 001 (shop orders), 002 (Stripe webhooks) and 000 (partner orders in Snowflake within 30 minutes)
+TARGET_MINUTES = {"shop_db": 15, "stripe_events": 20, "marketplace": 30}
 SHOP_SCHEMA = """
 create table public.orders (id bigint primary key, customer_id bigint not null, status text not null,
   currency text, amount numeric(12,2) not null, tax_amount numeric(12,2), shipping_amount numeric(12,2),
@@ -200,8 +205,50 @@ def _stripe_events_flow(spark: SparkSession, env: EnvConfig, rounds: int) -> Flo
     )
 
 
-def run_freshness_bench(out: Path, *, rounds: int = 3) -> str:
-    """Measure both flows under `out` (reset) and return the report."""
+def _marketplace_flow(spark: SparkSession, env: EnvConfig, rounds: int) -> FlowResult:
+    """The partner API simulator (no faults: the figure is the pipeline's, not the retries'); each round moves
+    its data clock on by an hour, which makes that hour's new orders visible through the API; visible = one of
+    them in FACT_ORDERS."""
+    os.environ.setdefault("NORTHSTAR_PARTNER_TOKEN", uuid.uuid4().hex)
+    source = load_source("marketplace")
+    assert source.api is not None  # the marketplace source is a REST API
+    limit = source.api.rate_limit
+    sim = PartnerApiSimulator(
+        orders=400, seed=11, faults=Faults(), rate_limit=(limit.requests, limit.per_seconds),
+        token=os.environ["NORTHSTAR_PARTNER_TOKEN"],
+    ).start()  # fmt: skip
+    os.environ["NORTHSTAR_PARTNER_API"] = sim.partner_url  # what the conf's base_url reads
+    sim.set_time(START + timedelta(days=1))
+
+    def change() -> str:
+        before = set(sim.ground_truth("orders"))
+        for _ in range(48):  # at most two simulated days without a new order
+            sim.advance(1)
+            new = sorted(set(sim.ground_truth("orders")) - before)
+            if new:
+                return f"source_system = 'marketplace' AND order_id = '{new[0]}'"
+        raise RuntimeError("the simulator served no new order for two simulated days: give it more orders")
+
+    try:
+        visible = in_warehouse(env, "fact_orders")
+        first = _round(spark, env, source, change, visible)
+        measured = [_round(spark, env, source, change, visible) for _ in range(rounds)]
+    finally:
+        sim.stop()
+    return FlowResult(
+        "partner API order -> FACT_ORDERS", "marketplace", first, measured, _interval_minutes("marketplace")
+    )
+
+
+FLOWS: dict[str, Callable[[SparkSession, EnvConfig, int], FlowResult]] = {
+    "shop_db": _shop_flow,
+    "stripe_events": _stripe_events_flow,
+    "marketplace": _marketplace_flow,
+}
+
+
+def run_freshness_bench(out: Path, *, rounds: int = 3, flows: tuple[str, ...] = tuple(FLOWS)) -> str:
+    """Measure the flows under `out` (reset) and return the report."""
     out = out.resolve()
     shutil.rmtree(out, ignore_errors=True)
     os.environ["NORTHSTAR_DATA_DIR"] = str(out)
@@ -210,7 +257,7 @@ def run_freshness_bench(out: Path, *, rounds: int = 3) -> str:
     os.environ.setdefault("NORTHSTAR_SNOWFLAKE_PASSWORD", "fakesnow-ignores-it")
     env = load_env("local")
     spark = get_spark(env, app_name="northstar-bench-freshness")
-    results = [_shop_flow(spark, env, rounds), _stripe_events_flow(spark, env, rounds)]
+    results = [FLOWS[name](spark, env, rounds) for name in flows]
     load = os.getloadavg()
     header = f"{'flow':<34}{'cycle':>11}{'max':>11}{'interval':>12}{'worst':>13}{'target':>11}\n{'-' * 100}"
     return "\n".join(
