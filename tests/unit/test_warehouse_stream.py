@@ -45,7 +45,8 @@ def test_stream_tables_describe_exactly_the_columns_the_stream_writes(spark):
     }
     for table in (sessions, minutes):
         assert [c for c, _ in table.columns] == built[table.name].columns, table.name
-        assert table.description and all(text.strip() for _, text in table.columns)
+        assert table.description
+        assert all(text.strip() for _, text in table.columns)
         assert set(table.key) <= set(built[table.name].columns)
         assert set(table.amounts) <= set(built[table.name].columns)
         assert list(table.column_descriptions(warehouse=True))[-2:] == ["_loaded_at", "_run_id"]
@@ -131,28 +132,34 @@ def publisher(tmp_path, monkeypatch):
 def test_publishes_after_the_first_batch_then_at_most_every_interval(publisher):
     p, calls, clock, _, _ = publisher
     p(0)
-    assert len(calls) == 1 and not p.pending
+    assert len(calls) == 1
+    assert not p.pending
     clock.now += 10
     p(1)  # within the interval: pending
-    assert len(calls) == 1 and p.pending
+    assert len(calls) == 1
+    assert p.pending
     p.flush()  # still within the interval
     assert len(calls) == 1
     clock.now += 50
     p.flush()  # a quiet stream: the pending batch is published by the wait loop's flush
-    assert len(calls) == 2 and not p.pending
+    assert len(calls) == 2
+    assert not p.pending
     p.flush()  # nothing pending: no publish
     clock.now += 10
     p(2)
     p.finish()  # the stream stopped: what is pending goes now
     assert len(calls) == 3
-    assert len(set(calls)) == 3 and all(r.startswith("stream-publish-clickstream-") for r in calls)
+    assert len(set(calls)) == 3
+    assert all(r.startswith("stream-publish-clickstream-") for r in calls)
 
 
 def test_a_failed_publish_is_surfaced_the_stream_goes_on_and_too_many_in_a_row_stop_it(publisher):
     p, calls, clock, state, sent = publisher
     state["down"] = True
     p(0)  # fails: alert, no raise
-    assert p.failures == 1 and p.pending and [a.kind for a in sent] == ["stream_publish_failed"]
+    assert p.failures == 1
+    assert p.pending
+    assert [a.kind for a in sent] == ["stream_publish_failed"]
     assert "warehouse unreachable" in sent[0].message
     clock.now += 60
     p(1)
@@ -160,7 +167,9 @@ def test_a_failed_publish_is_surfaced_the_stream_goes_on_and_too_many_in_a_row_s
     state["down"] = False
     clock.now += 60
     p(2)  # back: everything pending goes in one publish, the failure count resets
-    assert p.failures == 0 and not p.pending and len(calls) == 1
+    assert p.failures == 0
+    assert not p.pending
+    assert len(calls) == 1
     state["down"] = True
     for batch in range(3, 5):
         clock.now += 60
