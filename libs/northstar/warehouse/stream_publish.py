@@ -54,7 +54,6 @@ class StreamPublisher:
     failures: int = 0
     published: list[list[PublishResult]] = field(default_factory=list)  # the recent publishes' results
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _schemas_ready: bool = False
 
     def __post_init__(self) -> None:
         if self.env.snowflake is None:
@@ -88,10 +87,9 @@ class StreamPublisher:
         started = time.monotonic()
         try:
             with (self.connector or self._connect)() as conn:
-                results = publish_stream(
-                    self.spark, self.env, conn, self.source.name, run_id=run_id,
-                    schemas_ready=self._schemas_ready,
-                )  # fmt: skip
+                # ensure_schemas on every publish: a new connection each time, and fakesnow's stage lives
+                # with the connection that created it (and a warehouse that was down may have been rebuilt)
+                results = publish_stream(self.spark, self.env, conn, self.source.name, run_id=run_id)
         except Exception as err:  # surfaced (ledger, log, alert), and the stream goes on
             self.failures += 1
             log.error(
@@ -114,7 +112,6 @@ class StreamPublisher:
             if self.failures >= self.max_failures:
                 raise
             return
-        self._schemas_ready = True
         self.failures = 0
         self.pending = False
         self.published = [*self.published[-9:], results]

@@ -6,7 +6,8 @@ published next to the batch gold tables: silver.<source>_sessions (session facts
 as they are; `StreamTable` is the same shape for a stream table. Its metadata lives here, once: the stream code
 defines how the rows are built, this module what they mean in the warehouse (key, reconciled counts, PII).
 Neither stream table has a date column (their times are timestamps), so both are reconciled as a whole
-(partition None), like the customer dimension.
+(partition None), like the customer dimension. Table descriptions carry no single quote (fakesnow 0.12.1 cannot
+store a table comment with one: tests/unit/test_warehouse_comments.py).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def sessions(source: str) -> StreamTable:
         pii=("visitor_key", "user_token", "device_token"),
         description=(
             "Product-event sessions, one row per visitor session (closed after 30 minutes without events); "
-            "refreshed from the event stream's micro-batches."
+            "refreshed by the micro-batches of the event stream."
         ),
         columns=(
             ("session_id", "SHA-256 of the visitor key and the session start: the session's key"),
@@ -111,7 +112,7 @@ def minutes(source: str) -> StreamTable:
         pii=(),
         description=(
             "Operational dashboard figures per minute of event time (events, checkout funnel, errors, "
-            "visitors); refreshed from the event stream's micro-batches, late events correct their minute."
+            "visitors); refreshed by the micro-batches of the event stream, late events correct their minute."
         ),
         columns=(
             ("minute", "the minute of event time, UTC (truncated)"),
