@@ -224,7 +224,10 @@ def test_event_time_to_warehouse_latency_on_the_operational_path(spark, tmp_path
         probe = json.dumps(
             {"event_id": f"probe-{n}", "event_time": stamp, "event_type": "page_view", "device_id": "probe"}
         )
-        write_firehose_file(env.landing, prefix, [*batch.lines, probe], now, 1_000_000 + n)
+        # the generated visits run on from their start: keep only events up to now, so the newest event time
+        # of the file is the probe's
+        lines = [line for line in batch.lines if json.loads(line)["event_time"] <= stamp]
+        write_firehose_file(env.landing, prefix, [*lines, probe], now, 1_000_000 + n)
         produced.append(now.replace(tzinfo=None, microsecond=now.microsecond // 1000 * 1000))
         n += 1
 
