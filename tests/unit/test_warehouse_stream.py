@@ -11,11 +11,14 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+import northstar.cli  # assembling the commands registers the stream publisher
 from northstar.config import load_source
 from northstar.config.env import SnowflakeSpec
 from northstar.gold.tables import GOLD
+from northstar.streaming import commands as streaming_commands
 from northstar.streaming import transforms as tx
 from northstar.streaming.apply import UPDATED_AT
+from northstar.warehouse import commands as warehouse_commands
 from northstar.warehouse import stream_publish
 from northstar.warehouse.stream_tables import Publishable, stream_tables
 from tests.helpers.envs import make_env
@@ -178,3 +181,14 @@ def test_a_failed_publish_is_surfaced_the_stream_goes_on_and_too_many_in_a_row_s
     clock.now += 60
     with pytest.raises(ConnectionError):  # the third in a row stops the query (restart + paging take over)
         p(5)
+
+
+def test_stream_run_gets_the_warehouse_publisher_from_the_command_assembly():
+    """The streaming layer cannot import the warehouse: cli hands `stream run` the publisher factory."""
+    assert streaming_commands._PUBLISHER["factory"] is warehouse_commands.stream_publisher
+    args = northstar.cli.build_parser().parse_args(["stream", "run", "--no-publish"])
+    assert args.no_publish
+    assert (
+        northstar.cli.build_parser().parse_args(["publish", "--stream", "clickstream"]).stream
+        == "clickstream"
+    )
