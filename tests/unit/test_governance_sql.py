@@ -17,6 +17,7 @@ from sqlglot import exp
 from northstar.config.env import SnowflakeSpec
 from northstar.gold.tables import GOLD
 from northstar.warehouse import ddl, publish
+from northstar.warehouse.stream_tables import stream_tables
 
 SPEC = SnowflakeSpec(
     mode="snowflake",
@@ -34,12 +35,12 @@ POLICY = "NORTHSTAR.ANALYTICS.PII_MASK"
 
 def governance_statements() -> list[str]:
     """Every governance statement publish.py sends through execute_governance for a publish of fact_orders and
-    dim_customer (their gold columns as strings: the masking applies to VARCHAR columns)."""
+    dim_customer, and of the clickstream stream's sessions and minutes (their columns as strings: the masking
+    applies to VARCHAR columns)."""
     statements = publish.governance_statements(SPEC)
-    for name in ("fact_orders", "dim_customer"):
-        table = GOLD[name]
+    for table in [GOLD["fact_orders"], GOLD["dim_customer"], *stream_tables("clickstream")]:
         columns = ddl.columns_of(T.StructType([T.StructField(c, T.StringType()) for c, _ in table.columns]))
-        statements += publish.masking_statements(SPEC, table, publish.qualified(SPEC, name), columns)
+        statements += publish.masking_statements(SPEC, table, publish.qualified(SPEC, table.name), columns)
     return statements
 
 
@@ -58,6 +59,10 @@ EXPECTED = [
     masking("DIM_CUSTOMER", "CUSTOMER_PHONE_TOKEN"),
     masking("DIM_CUSTOMER", "CUSTOMER_NAME_TOKEN"),
     masking("DIM_CUSTOMER", "SHIP_TO_CITY_TOKEN"),
+    # the stream's sessions: the visitor key and both tokens (user, device); the minute table has no user key
+    masking("CLICKSTREAM_SESSIONS", "VISITOR_KEY"),
+    masking("CLICKSTREAM_SESSIONS", "USER_TOKEN"),
+    masking("CLICKSTREAM_SESSIONS", "DEVICE_TOKEN"),
 ]
 
 

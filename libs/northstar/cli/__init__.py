@@ -48,6 +48,10 @@ COMMAND_GROUPS: tuple[ModuleType, ...] = (
 )
 
 
+# `stream run` publishes its tables through the warehouse layer, which sits above the streaming one.
+streaming.use_publisher(warehouse.stream_publisher)
+
+
 class CommandParser(argparse.ArgumentParser):
     """Every command (and subcommand) takes `--conf-dir`: the conf folder for this invocation."""
 

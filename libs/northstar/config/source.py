@@ -296,6 +296,12 @@ class StreamSpec(Strict):
         default="10 seconds", description="processingTime trigger of the operational path"
     )
     max_files_per_trigger: int = Field(default=1000, ge=1)
+    publish_seconds: int = Field(
+        default=60,
+        ge=0,
+        description="the operational stream publishes its session and minute tables to the warehouse at most "
+        "this often, after a micro-batch (0: after every micro-batch); dashboards < 2 min (docs/streaming.md)",
+    )
     user_token_key: SecretReference = Field(
         description="secret reference of the user-token key (env:NAME or secretsmanager:ID[#key])"
     )

@@ -4,13 +4,28 @@ runs `northstar stream run`."""
 from __future__ import annotations
 
 import argparse
+import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from northstar.config import ConfigError, EnvConfig, SourceSpec, load_env, load_source
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pyspark.sql import SparkSession
+
+    # (spark, env, source) -> the after-batch publisher (with .flush() and .finish()), or None: no warehouse
+    PublisherFactory = Callable[[SparkSession, EnvConfig, SourceSpec], Any]
+
+_PUBLISHER: dict[str, PublisherFactory] = {}  # "factory" -> the one set by use_publisher
+FLUSH_SECONDS = 5  # how often the wait loop lets the publisher publish what a quiet stream left pending
+
+
+def use_publisher(factory: PublisherFactory) -> None:
+    """Set the warehouse publisher `stream run` hands to query 2. The warehouse layer sits above this one, so
+    the command assembly (cli) passes it in (warehouse.commands.stream_publisher)."""
+    _PUBLISHER["factory"] = factory
 
 
 def _when(text: str, flag: str) -> datetime:
@@ -42,10 +57,17 @@ def _cmd_stream_run(args: argparse.Namespace) -> int:
     from northstar.streaming import run
 
     spark, env, source = _context(args, "stream")
+    publisher = None
+    if not args.no_publish and "factory" in _PUBLISHER:
+        publisher = _PUBLISHER["factory"](spark, env, source)
+    after_batch = publisher
     if args.trigger == run.AVAILABLE_NOW:
         result = run.run_available_now(
-            spark, env, source, tag=args.checkpoint_tag, starting_version=args.starting_version
-        )
+            spark, env, source, tag=args.checkpoint_tag, starting_version=args.starting_version,
+            after_batch=after_batch,
+        )  # fmt: skip
+        if publisher is not None:
+            publisher.finish()
         print(
             f"stream {source.name} [available-now, checkpoint {args.checkpoint_tag}]: {result.bronze_batches} bronze "
             f"and {result.silver_batches} silver micro-batches; {result.dropped_late} events behind the watermark "
@@ -60,18 +82,31 @@ def _cmd_stream_run(args: argparse.Namespace) -> int:
         run.PROCESSING_TIME,
         tag=args.checkpoint_tag,
         starting_version=args.starting_version,
+        after_batch=after_batch,
     )
+    stream = source.require_stream()
+    published = f", warehouse publish every {stream.publish_seconds} s" if publisher is not None else ""
     print(
-        f"stream {source.name}: running every {source.require_stream().trigger_interval}; Ctrl-C stops it cleanly"
+        f"stream {source.name}: running every {stream.trigger_interval}{published}; Ctrl-C stops it cleanly"
     )
+    deadline = time.monotonic() + args.seconds if args.seconds else None
     try:
-        spark.streams.awaitAnyTermination(
-            args.seconds
-        ) if args.seconds else spark.streams.awaitAnyTermination()
+        while deadline is None or time.monotonic() < deadline:
+            wait = (
+                FLUSH_SECONDS
+                if deadline is None
+                else max(0.1, min(FLUSH_SECONDS, deadline - time.monotonic()))
+            )
+            if spark.streams.awaitAnyTermination(wait):
+                break  # a query stopped (its error is raised by awaitAnyTermination)
+            if publisher is not None:
+                publisher.flush()  # a quiet stream's last batch is published within publish_seconds too
     except KeyboardInterrupt:
         pass
     for query in (bronze, silver):
         query.stop()
+    if publisher is not None:
+        publisher.finish()
     return 0
 
 
@@ -112,6 +147,12 @@ def add_stream_arguments(run: argparse.ArgumentParser) -> None:
         help="with a new --checkpoint-tag: read bronze from this Delta version",
     )
     run.add_argument("--seconds", type=int, help="processing-time: stop after this many seconds")
+    run.add_argument(
+        "--no-publish",
+        action="store_true",
+        help="do not publish the session and minute tables to the env's warehouse (default: every "
+        "stream.publish_seconds when the env has a snowflake: section)",
+    )
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

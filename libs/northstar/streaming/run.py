@@ -38,9 +38,19 @@ from northstar.lake import delta, tables
 from northstar.ledger import LedgerEntry
 from northstar.secrets import resolve
 from northstar.streaming import transforms as tx
-from northstar.streaming.apply import apply_events, create_if_missing, recompute_minutes, recompute_sessions
+from northstar.streaming.apply import (
+    apply_events,
+    create_if_missing,
+    ensure_change_feed,
+    recompute_minutes,
+    recompute_sessions,
+)
 
 AVAILABLE_NOW, PROCESSING_TIME = "available-now", "processing-time"
+
+# Called by query 2 after each micro-batch's MERGEs and ledger row, with the batch id (e.g. the warehouse
+# publish of the session and minute tables, warehouse/stream_publish.py: this layer does not import it).
+AfterBatch = Callable[[int], None]
 
 
 def token_key(source: SourceSpec) -> bytes:
@@ -168,14 +178,20 @@ def bronze_batch_writer(
 
 
 def silver_batch_writer(
-    spark: SparkSession, env: EnvConfig, source: SourceSpec, tag: str
+    spark: SparkSession, env: EnvConfig, source: SourceSpec, tag: str, after_batch: AfterBatch | None = None
 ) -> Callable[[DataFrame, int], None]:
-    """foreachBatch of query 2: silver events, sessions, minute aggregates; one ledger row per batch."""
+    """foreachBatch of query 2: silver events, sessions, minute aggregates; one ledger row per batch; then
+    `after_batch(batch_id)` (also for a batch that brought nothing, so a timed publish still runs)."""
     key = token_key(source)
     app_id = f"northstar-stream-silver-{source.name}-{tag}"
     table = source.require_stream().table
 
     def write(batch: DataFrame, batch_id: int) -> None:
+        apply(batch, batch_id)
+        if after_batch is not None:
+            after_batch(batch_id)
+
+    def apply(batch: DataFrame, batch_id: int) -> None:
         applied = apply_events(spark, env, source, batch, key)
         if applied.offered == 0:
             return
@@ -231,11 +247,14 @@ def start_silver(
     tag: str = "main",
     starting_version: int | None = None,
     max_files_per_trigger: int | None = None,
+    after_batch: AfterBatch | None = None,
 ) -> StreamingQuery:
     """Query 2: bronze (Delta stream) -> dedup within the watermark -> silver, sessions, minute aggregates.
 
-    `starting_version` (with a new `tag`, i.e. a new checkpoint): restart from that bronze version."""
+    `starting_version` (with a new `tag`, i.e. a new checkpoint): restart from that bronze version.
+    `after_batch`: called with the batch id after each batch's writes (the warehouse publish)."""
     stream = source.require_stream()
+    ensure_change_feed(spark, env, source)
     reader = (
         spark.readStream.format("delta")
         .option("skipChangeCommits", "true")
@@ -252,7 +271,7 @@ def start_silver(
     writer = (
         deduped.writeStream.queryName(f"{source.name}-silver-{tag}")
         .option("checkpointLocation", tables.checkpoint_folder(env, source.name, "silver", tag))
-        .foreachBatch(silver_batch_writer(spark, env, source, tag))
+        .foreachBatch(silver_batch_writer(spark, env, source, tag, after_batch))
     )
     return _trigger(writer, mode, stream.trigger_interval).start()
 
@@ -291,8 +310,10 @@ def run_available_now(
     tag: str = "main",
     max_files_per_trigger: int | None = None,
     starting_version: int | None = None,
+    after_batch: AfterBatch | None = None,
 ) -> StreamRun:
-    """The batch path: both queries with availableNow, one after the other, until the input is consumed."""
+    """The batch path: both queries with availableNow, one after the other, until the input is consumed.
+    `after_batch`: see start_silver."""
     run = StreamRun()
     bronze = start_bronze(
         spark, env, source, AVAILABLE_NOW, tag=tag, max_files_per_trigger=max_files_per_trigger
@@ -309,6 +330,7 @@ def run_available_now(
         tag=tag,
         starting_version=starting_version,
         max_files_per_trigger=max_files_per_trigger,
+        after_batch=after_batch,
     )
     silver.awaitTermination()
     _progress_counts(silver, run, "silver")

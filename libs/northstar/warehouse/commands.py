@@ -7,11 +7,15 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from northstar.config import ConfigError, load_env
+from northstar.config import ConfigError, load_env, load_source
 from northstar.errors import EXIT_FAILED
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from northstar.config import EnvConfig, SourceSpec
     from northstar.warehouse.publish import PublishResult
+    from northstar.warehouse.stream_publish import StreamPublisher
 
 
 def parse_versions(pairs: list[str]) -> dict[str, int]:
@@ -31,23 +35,38 @@ def parse_versions(pairs: list[str]) -> dict[str, int]:
     return versions
 
 
+def stream_publisher(spark: SparkSession, env: EnvConfig, source: SourceSpec) -> StreamPublisher | None:
+    """The publisher `northstar stream run` hands to its silver query (cli passes this to the streaming
+    commands, which sit below the warehouse layer)."""
+    from northstar.warehouse.stream_publish import publisher_for
+
+    return publisher_for(spark, env, source)
+
+
 def publish_command(args: argparse.Namespace) -> int:
     from northstar import ledger
     from northstar.spark import get_spark
     from northstar.warehouse.connection import connect
     from northstar.warehouse.ddl import SchemaChangeRefused
-    from northstar.warehouse.publish import publish_all
+    from northstar.warehouse.publish import publish_all, publish_stream
     from northstar.warehouse.reconcile import ReconciliationError
 
     env = load_env(args.env)
     if env.snowflake is None:
         raise ConfigError(f"conf/env/{args.env}.yaml: no snowflake: section (see docs/snowflake.md)")
+    if args.stream and args.version:
+        raise ConfigError("--stream publishes the stream tables at their latest version: drop --version")
     versions = parse_versions(args.version)
-    run_id = args.run_id or ledger.new_run_id("publish")
+    if args.stream:
+        load_source(args.stream).require_stream()  # a source without a stream: section stops here
+    run_id = args.run_id or ledger.new_run_id("stream-publish" if args.stream else "publish")
     spark = get_spark(env, app_name="northstar-publish")
     try:
         with connect(env.snowflake) as conn:
-            results = publish_all(spark, env, conn, run_id=run_id, versions=versions)
+            if args.stream:
+                results = publish_stream(spark, env, conn, args.stream, run_id=run_id)
+            else:
+                results = publish_all(spark, env, conn, run_id=run_id, versions=versions)
     except (SchemaChangeRefused, ReconciliationError) as err:
         print(f"publish {run_id} failed: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -107,6 +126,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="gold Delta version to publish (default: latest)",
     )
     publish.add_argument("--run-id", help="reuse a run id to retry the same publish (default: a new one)")
+    publish.add_argument(
+        "--stream",
+        metavar="SOURCE",
+        help="publish a streamed source's session and minute tables (latest version) instead of gold; "
+        "`northstar stream run` does this every stream.publish_seconds (docs/streaming.md)",
+    )
     publish.set_defaults(action=publish_command)
 
     sources = commands.add_parser(

@@ -1,11 +1,11 @@
-"""Table and column comments of a published warehouse table, from the gold metadata (`GoldTable.description`,
-`GoldTable.columns`, `WAREHOUSE_COLUMNS`): pure SQL text, no connection. Snowflake shows them in
+"""Table and column comments of a published warehouse table, from the table's metadata (`GoldTable` or
+`StreamTable`: `.description`, `.column_descriptions()`, `WAREHOUSE_COLUMNS`): pure SQL text, no connection. Snowflake shows them in
 `SHOW TABLES` / `DESCRIBE TABLE` / information_schema, and dbt docs read the same descriptions from sources.yml.
 """
 
 from __future__ import annotations
 
-from northstar.gold.tables import GoldTable
+from northstar.warehouse.stream_tables import Publishable
 
 
 def quoted(text: str) -> str:
@@ -13,7 +13,7 @@ def quoted(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def comment_statements(target: str, table: GoldTable, columns: list[str]) -> list[str]:
+def comment_statements(target: str, table: Publishable, columns: list[str]) -> list[str]:
     """`COMMENT ON TABLE <target> IS '...'`, then one `COMMENT ON COLUMN <target>.<COL> IS '...'` per column of
     `columns` (the warehouse table's columns, any case) that the metadata describes, in the order given. A
     column without a description gets no statement (the caller's table may be ahead of the metadata)."""

@@ -31,6 +31,7 @@ from northstar.quality.publish import published_version
 from northstar.warehouse import changes, ddl, loaders, published, reconcile
 from northstar.warehouse.comments import comment_statements
 from northstar.warehouse.connection import execute, execute_governance, execute_only
+from northstar.warehouse.stream_tables import Publishable, stream_tables
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def governance_statements(spec: SnowflakeSpec) -> list[str]:
 
 
 def masking_statements(
-    spec: SnowflakeSpec, table: GoldTable, target: str, columns: list[ddl.Column]
+    spec: SnowflakeSpec, table: Publishable, target: str, columns: list[ddl.Column]
 ) -> list[str]:
     """Columns that identify a person (tokens too: pseudonymous data is still personal data) are masked in
     the analytics schema for every role but the PII reader."""
@@ -197,7 +198,7 @@ def publish_table(
     spark: SparkSession,
     env: EnvConfig,
     conn: SnowflakeConnection,
-    table: GoldTable,
+    table: Publishable,
     *,
     run_id: str,
     version: int | None = None,
@@ -236,7 +237,7 @@ def publish_table(
 def _ensure_table(
     conn: SnowflakeConnection,
     spec: SnowflakeSpec,
-    table: GoldTable,
+    table: Publishable,
     target: str,
     columns: list[ddl.Column],
     result: PublishResult,
@@ -260,7 +261,7 @@ def _ensure_table(
 def _move(
     conn: SnowflakeConnection,
     spec: SnowflakeSpec,
-    table: GoldTable,
+    table: Publishable,
     target: str,
     columns: list[ddl.Column],
     found: _Changes,
@@ -289,7 +290,7 @@ def _move(
 
 
 def _changes_to_move(
-    spark: SparkSession, env: EnvConfig, table: GoldTable, frame: DataFrame, held: int | None, version: int
+    spark: SparkSession, env: EnvConfig, table: Publishable, frame: DataFrame, held: int | None, version: int
 ) -> _Changes:
     """The net changes after `held` up to `version` from the change feed, or the whole version when there is
     nothing to start from (first publish, an older version asked for) or the feed does not cover the range."""
@@ -325,7 +326,7 @@ def _row_count(conn: SnowflakeConnection, target: str) -> int:
 
 
 def _published_gold(
-    spark: SparkSession, env: EnvConfig, table: GoldTable, version: int | None
+    spark: SparkSession, env: EnvConfig, table: Publishable, version: int | None
 ) -> tuple[int, DataFrame]:
     """gold.<table> at `version`, or at the version its audit last published (ops.published_versions)."""
     path = table.table.path(env)
@@ -351,7 +352,7 @@ def _never_built(spark: SparkSession, env: EnvConfig, table: GoldTable) -> bool:
 def check_table(
     conn: SnowflakeConnection,
     spec: SnowflakeSpec,
-    table: GoldTable,
+    table: Publishable,
     gold: DataFrame,
     partitions: list[tuple] | None = None,
 ) -> list[reconcile.Difference]:
@@ -396,58 +397,98 @@ def publish_all(
     done: list[LedgerEntry] = []  # successful ledger rows, written in one commit at the end (even on a crash)
     try:
         for name, table in GOLD.items():
-            entry = LedgerEntry(
-                run_id=run_id,
-                job="publish",
-                env=env.name,
-                source="snowflake",
-                table_name=name,
-                layer="publish",
-            )
             if _never_built(spark, env, table):
-                entry.status = ledger.NOOP  # its inputs do not exist yet (e.g. no Stripe source landed)
-                entry.details["input_table_missing"] = 1
-                done.append(entry)
+                done.append(_not_built(env, run_id, name))
                 log.info("gold.%s not built (its conformed inputs do not exist yet): not published", name)
                 continue
-            result = _publish_recorded(
-                spark, env, conn, table, entry, done, versions.get(name), bool(results)
-            )
-            if result.mode != NOOP:
-                record_reconciliation(spark, env, run_id, [result])  # per table, so a later crash keeps it
-            results.append(result)
+            results.append(
+                publish_recorded(
+                    spark,
+                    env,
+                    conn,
+                    table,
+                    run_id=run_id,
+                    version=versions.get(name),
+                    schemas_ready=bool(results),
+                    done=done,
+                )  # fmt: skip
+            )  # ensure_schemas runs with the first table's publish, once per run
     finally:
         ledger.append_many(spark, env, done)
-    bad = [r for r in results if not r.reconciled]
-    if bad:
-        lines = [
-            f"  {r.table} v{r.gold_version} {'/'.join(d.partition)} {d.metric}: lake {d.lake} warehouse {d.warehouse}"
-            for r in bad
-            for d in r.differences
-            if not d.matches
-        ]
-        raise reconcile.ReconciliationError(
-            "warehouse differs from gold after publish (ops.warehouse_reconciliation has every figure):\n"
-            + "\n".join(lines[:20])
-            + "\nRe-run the publish for the same versions; if it still differs see docs/runbooks/snowflake-load-failure.md"
-        )
+    raise_if_different(results)
     return results
 
 
-def _publish_recorded(
+def publish_stream(
     spark: SparkSession,
     env: EnvConfig,
     conn: SnowflakeConnection,
-    table: GoldTable,
-    entry: LedgerEntry,
-    done: list[LedgerEntry],
+    source: str,
+    *,
+    run_id: str,
+    schemas_ready: bool = False,
+) -> list[PublishResult]:
+    """Publish the session facts and minute aggregates of a streamed source at their latest Delta version
+    (there is no audit of stream tables, so the latest version is the published one), incrementally from their
+    change feeds; same ledger rows and reconciliation as publish_all. A table the stream has not written yet
+    is a noop ledger row (`input_table_missing`)."""
+    results: list[PublishResult] = []
+    done: list[LedgerEntry] = []
+    try:
+        for table in stream_tables(source):
+            version = delta.latest_version(spark, table.table.path(env))
+            if version is None:
+                done.append(_not_built(env, run_id, table.name))
+                continue
+            results.append(
+                publish_recorded(
+                    spark,
+                    env,
+                    conn,
+                    table,
+                    run_id=run_id,
+                    version=version,
+                    schemas_ready=schemas_ready,
+                    done=done,
+                )  # fmt: skip
+            )
+            schemas_ready = True
+    finally:
+        ledger.append_many(spark, env, done)
+    raise_if_different(results)
+    return results
+
+
+def _not_built(env: EnvConfig, run_id: str, name: str) -> LedgerEntry:
+    """The noop ledger row of a table that does not exist yet (nothing to publish)."""
+    entry = LedgerEntry(
+        run_id=run_id, job="publish", env=env.name, source="snowflake", table_name=name, layer="publish"
+    )
+    entry.status = ledger.NOOP
+    entry.details["input_table_missing"] = 1
+    return entry
+
+
+def publish_recorded(
+    spark: SparkSession,
+    env: EnvConfig,
+    conn: SnowflakeConnection,
+    table: Publishable,
+    *,
+    run_id: str,
     version: int | None,
     schemas_ready: bool,
+    done: list[LedgerEntry] | None = None,
 ) -> PublishResult:
-    """One table's publish under its run lease, its ledger row added to `done` (read = written = rows staged)."""
+    """publish_table under the table's publish lease, with its ledger row (read = rows staged, written = rows
+    the MERGE applied; a failure is a `failed` row written at once and re-raised; a success goes to `done`
+    when given, for one commit of the run's rows) and its reconciliation figures (none for a noop)."""
+    entry = LedgerEntry(
+        run_id=run_id, job="publish", env=env.name, source="snowflake", table_name=table.name, layer="publish"
+    )
     with ledger.leased(spark, env, entry, done):
         result = publish_table(
-            spark, env, conn, table, run_id=entry.run_id, version=version, schemas_ready=schemas_ready
+            spark, env, conn, table, run_id=run_id, version=version, schemas_ready=schemas_ready
         )
         entry.input_version_start = (result.from_version + 1) if result.from_version is not None else 0
         entry.input_version_end = result.gold_version
@@ -459,7 +500,27 @@ def _publish_recorded(
             upserted=result.upserted, deleted=result.deleted, warehouse_rows=result.rows,
             added_columns=len(result.added_columns), skipped_statements=len(result.skipped_statements),
         )  # fmt: skip
+    if result.mode != NOOP:
+        record_reconciliation(spark, env, run_id, [result])  # per table, so a later crash keeps it
     return result
+
+
+def raise_if_different(results: list[PublishResult]) -> None:
+    """ReconciliationError naming every figure that differs (first 20), when any does."""
+    bad = [r for r in results if not r.reconciled]
+    if not bad:
+        return
+    lines = [
+        f"  {r.table} v{r.gold_version} {'/'.join(d.partition)} {d.metric}: lake {d.lake} warehouse {d.warehouse}"
+        for r in bad
+        for d in r.differences
+        if not d.matches
+    ]
+    raise reconcile.ReconciliationError(
+        "warehouse differs from gold after publish (ops.warehouse_reconciliation has every figure):\n"
+        + "\n".join(lines[:20])
+        + "\nRe-run the publish for the same versions; if it still differs see docs/runbooks/snowflake-load-failure.md"
+    )
 
 
 def record_reconciliation(
