@@ -126,6 +126,11 @@ def _add_bench_commands(commands: argparse._SubParsersAction) -> None:
     stream.add_argument("--out", type=Path, default=Path("bench-data/stream"), help="working folder (reset)")
     stream.set_defaults(action=_cmd_bench_stream)
 
+    _add_end_to_end_bench_commands(commands)
+
+
+def _add_end_to_end_bench_commands(commands: argparse._SubParsersAction) -> None:
+    """The benchmarks that follow rows to the warehouse: `bench-freshness`, `bench-publish`."""
     freshness = commands.add_parser(
         "bench-freshness",
         help="source change -> warehouse per flow through one cycle, next to the brief's target",
